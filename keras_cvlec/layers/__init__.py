@@ -1,0 +1,9 @@
+"""Layers of keras_cvlec, one concept a module."""
+
+from keras_cvlec.layers.layer_scale import LayerScale
+from keras_cvlec.layers.resnet_blocks import (
+    ResNetBasicBlock,
+    ResNetBlock,
+    ResNetBottleneckBlock,
+)
+from keras_cvlec.layers.stochastic_depth import StochasticDepth

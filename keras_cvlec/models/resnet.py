@@ -1,0 +1,227 @@
+"""ResNet (He et al., 2016) in versions v1, v1.5 and v2."""
+
+import os
+
+import keras
+from keras import layers
+
+from keras_cvlec.layers.resnet_blocks import (
+    RESNET_VERSIONS,
+    ResNetBasicBlock,
+    ResNetBottleneckBlock,
+    resnet_batch_norm,
+)
+from keras_cvlec.models.heads import check_head_args, classification_head
+from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
+from keras_cvlec.models.registry import register_model
+from keras_cvlec.utils.validation import (
+    check_choice,
+    check_rate,
+    standardize_data_format,
+)
+
+# One row a variant: the block type, blocks per stage, and the
+# keras.applications models whose ImageNet weights transfer, by version.
+RESNET_VARIANTS = {
+    "resnet18": {"block": ResNetBasicBlock, "stage_blocks": (2, 2, 2, 2)},
+    "resnet34": {"block": ResNetBasicBlock, "stage_blocks": (3, 4, 6, 3)},
+    "resnet50": {
+        "block": ResNetBottleneckBlock,
+        "stage_blocks": (3, 4, 6, 3),
+        "keras_applications": {"v1": "ResNet50", "v2": "ResNet50V2"},
+    },
+    "resnet101": {
+        "block": ResNetBottleneckBlock,
+        "stage_blocks": (3, 4, 23, 3),
+        "keras_applications": {"v1": "ResNet101", "v2": "ResNet101V2"},
+    },
+    "resnet152": {
+        "block": ResNetBottleneckBlock,
+        "stage_blocks": (3, 8, 36, 3),
+        "keras_applications": {"v1": "ResNet152", "v2": "ResNet152V2"},
+    },
+}
+STAGE_FILTERS = (64, 128, 256, 512)
+STEM_FILTERS = 64
+TOTAL_STRIDE = 32
+
+
+def build_resnet(
+    variant="resnet50",
+    *,
+    version="v1",
+    num_classes=1000,
+    include_top=True,
+    pooling=None,
+    input_shape=DEFAULT_INPUT_SHAPE,
+    data_format=None,
+    drop_path_rate=0.0,
+    classifier_activation="softmax",
+    weights=None,
+    name=None,
+):
+    """Builds a ResNet as a functional `keras.Model`.
+
+    The model's layers are named `stem_*`, `stage{s}_block{b}` (a
+    `ResNetBasicBlock` or `ResNetBottleneckBlock`) and, for v2, `post_bn`.
+    Identity layers `stage1_output` ... `stage4_output` mark the last feature
+    map at strides 4, 8, 16 and 32, for segmentation heads:
+    `model.get_layer("stage2_output").output`. (v2 downsamples in the last
+    block of a stage, as keras.applications does, so there `stage{k}_output`
+    is the input of the strided block, and `stage4_output` follows `post_bn`.)
+
+    Args:
+        variant: `"resnet18"`, `"resnet34"`, `"resnet50"`, `"resnet101"` or
+            `"resnet152"`.
+        version: `"v1"` (keras.applications), `"v1.5"` (torchvision) or
+            `"v2"` (pre-activation, keras.applications `ResNet*V2`).
+        num_classes: classifier width when `include_top`.
+        include_top: whether to end with global average pooling and a `Dense`
+            classifier named `predictions`.
+        pooling: `None`, `"avg"` or `"max"`: global pooling of a headless
+            model.
+        input_shape: image shape in `data_format` order; height and width
+            `None` or at least 32.
+        data_format: `"channels_last"` or `"channels_first"`; defaults to
+            `keras.config.image_data_format()`.
+        drop_path_rate: stochastic-depth rate of the last block, in `[0, 1)`;
+            it grows linearly from 0 at the first block.
+        classifier_activation: activation of `predictions` (`None` for
+            logits).
+        weights: `None`, `"imagenet"` (v1 and v2 ResNet-50/101/152, through
+            the keras.applications weights) or the path of a `.weights.h5`
+            file.
+        name: the model's name; defaults to e.g. `"resnet50_v1"`.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    >>> model = keras_cvlec.build_resnet("resnet18", version="v1.5",
+    ...     num_classes=10, input_shape=(64, 64, 3))
+    >>> model.output_shape
+    (None, 10)
+    """
+    spec = RESNET_VARIANTS.get(variant)
+    if spec is None:
+        raise ValueError(
+            f"Unknown ResNet `variant`: {variant!r}. Valid variants: "
+            f"{', '.join(RESNET_VARIANTS)}."
+        )
+    check_choice("version", version, tuple(RESNET_VERSIONS))
+    check_head_args(include_top, num_classes, pooling)
+    drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
+    data_format = standardize_data_format(data_format)
+    application = _check_weights(weights, spec, variant, version, include_top, num_classes)
+
+    inputs = image_input(input_shape, data_format, min_size=TOTAL_STRIDE)
+    if application is not None and input_channels(inputs, data_format) != 3:
+        raise ValueError(
+            f"`weights='imagenet'` needs 3 input channels. Received: "
+            f"input_shape={input_shape}"
+        )
+    settings = RESNET_VERSIONS[version]
+    x = _stem(inputs, version, data_format)
+
+    block_class = spec["block"]
+    total_blocks = sum(spec["stage_blocks"])
+    block_number = 0
+    level = 1
+    for stage, (filters, num_blocks) in enumerate(
+        zip(STAGE_FILTERS, spec["stage_blocks"]), start=1
+    ):
+        for index in range(1, num_blocks + 1):
+            if settings.preactivation:
+                downsample = stage < len(STAGE_FILTERS) and index == num_blocks
+            else:
+                downsample = stage > 1 and index == 1
+            if downsample:
+                x = layers.Identity(name=f"stage{level}_output")(x)
+                level += 1
+            x = block_class(
+                filters,
+                strides=2 if downsample else 1,
+                version=version,
+                drop_path_rate=drop_path_rate * block_number / max(total_blocks - 1, 1),
+                data_format=data_format,
+                name=f"stage{stage}_block{index}",
+            )(x)
+            block_number += 1
+    if settings.preactivation:
+        x = resnet_batch_norm(version, data_format, "post_bn")(x)
+        x = layers.Activation("relu", name="post_relu")(x)
+    x = layers.Identity(name=f"stage{level}_output")(x)
+
+    outputs = classification_head(
+        x,
+        include_top=include_top,
+        num_classes=num_classes,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        data_format=data_format,
+    )
+    model = keras.Model(inputs, outputs, name=name or f"{variant}_{version}")
+    if application is not None:
+        from keras_cvlec.weights import load_imagenet_weights
+
+        load_imagenet_weights(model, application, include_top=include_top)
+    elif weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _check_weights(weights, spec, variant, version, include_top, num_classes):
+    """Validates `weights`; returns the keras.applications name for imagenet."""
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        available = spec.get("keras_applications", {})
+        if version not in available:
+            choices = [
+                f"{name} {v}"
+                for name, row in RESNET_VARIANTS.items()
+                for v in row.get("keras_applications", {})
+            ]
+            raise ValueError(
+                f"No ImageNet weights for variant={variant!r}, version={version!r}. "
+                f"Available: {', '.join(choices)}."
+            )
+        if include_top and num_classes != 1000:
+            raise ValueError(
+                f"`weights='imagenet'` with `include_top=True` needs "
+                f"num_classes=1000. Received: num_classes={num_classes}"
+            )
+        return available[version]
+    if isinstance(weights, str) and weights.endswith(".weights.h5"):
+        if not os.path.exists(weights):
+            raise ValueError(f"`weights` file not found: {weights!r}")
+        return None
+    raise ValueError(
+        f"`weights` must be None, 'imagenet' or the path of a '.weights.h5' "
+        f"file. Received: weights={weights!r}"
+    )
+
+
+def _stem(x, version, data_format):
+    """7x7/2 convolution (+ norm and ReLU before v2) and 3x3/2 max pooling."""
+    settings = RESNET_VERSIONS[version]
+    x = layers.ZeroPadding2D(3, data_format=data_format, name="stem_pad")(x)
+    x = layers.Conv2D(
+        STEM_FILTERS,
+        7,
+        strides=2,
+        use_bias=settings.conv_bias or settings.preactivation,
+        kernel_initializer="he_normal",
+        data_format=data_format,
+        name="stem_conv",
+    )(x)
+    if not settings.preactivation:
+        x = resnet_batch_norm(version, data_format, "stem_bn")(x)
+        x = layers.Activation("relu", name="stem_relu")(x)
+    x = layers.ZeroPadding2D(1, data_format=data_format, name="stem_pool_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, data_format=data_format, name="stem_pool")(x)
+
+
+for _variant in RESNET_VARIANTS:
+    register_model(_variant, build_resnet, variant=_variant)

@@ -1,0 +1,68 @@
+"""Argument checks shared by layers and builders.
+
+Every check raises an error that names the argument, the received value and
+what is allowed, and returns the value unchanged (or as the plain Python type
+it was checked as), so callers can write `self.rate = check_rate("rate", rate)`.
+"""
+
+import numbers
+
+import keras
+
+
+def check_rate(name, value):
+    """A probability in `[0, 1)`, returned as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"`{name}` must be a float in [0, 1). Received: {name}={value!r} "
+            f"of type {type(value).__name__}"
+        )
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value}")
+    return float(value)
+
+
+def check_positive_int(name, value, minimum=1):
+    """An int `>= minimum` (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be an int >= {minimum}. Received: {name}={value!r} "
+            f"of type {type(value).__name__}"
+        )
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}. Received: {name}={value}")
+    return int(value)
+
+
+def check_seed(name, value):
+    """`None` or an int."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be None or an int. Received: {name}={value!r} "
+            f"of type {type(value).__name__}"
+        )
+    return int(value)
+
+
+def check_choice(name, value, allowed):
+    """One of `allowed`; the error lists them all."""
+    if value not in allowed:
+        choices = ", ".join(repr(choice) for choice in allowed)
+        raise ValueError(
+            f"Unknown `{name}`: {value!r}. Allowed values: {choices}."
+        )
+    return value
+
+
+def standardize_data_format(data_format):
+    """`data_format`, or `keras.config.image_data_format()` when None."""
+    if data_format is None:
+        return keras.config.image_data_format()
+    return check_choice("data_format", data_format, ("channels_last", "channels_first"))
+
+
+def channel_axis(data_format):
+    """-1 for `channels_last`, 1 for `channels_first`."""
+    return -1 if data_format == "channels_last" else 1
