@@ -7,3 +7,4 @@ from keras_cvlec.layers.resnet_blocks import (
     ResNetBottleneckBlock,
 )
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
+from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D

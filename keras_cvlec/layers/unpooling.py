@@ -1,0 +1,611 @@
+"""Max pooling that remembers where each maximum came from, and max-unpooling.
+
+SegNet (Badrinarayanan et al., 2017) upsamples its decoder by putting every
+value back at the position of the maximum that the matching encoder pooling
+selected, zeros elsewhere. Keras 3 has no such op in `keras.ops`; this module
+builds both halves from `keras.ops` only, so they run, differentiate and trace
+under XLA on the TensorFlow, JAX and PyTorch backends.
+
+Index convention (the same as `tf.nn.max_pool_with_argmax(...,
+include_batch_in_index=False)`): the index of the maximum at input row `y`,
+column `x`, channel `c` of an image of size `height x width x channels` is
+
+    index = (y * width + x) * channels + c
+
+counted over the *unpadded* input, per image (the batch index is not
+included), as an int32. The index is the same for `channels_first` inputs: it
+always flattens the channels-last layout, so indices do not depend on the data
+format and match TensorFlow's. PyTorch's `max_pool2d(return_indices=True)`
+uses the per-channel index `y * width + x` instead; convert with
+`index // channels`.
+
+Ties: the first maximum in window scan order (row by row, left to right),
+as TensorFlow's CPU kernel and PyTorch's `max_pool2d` both do. A NaN never
+compares greater than a number, so NaNs are not propagated (unlike
+`torch.nn.functional.max_pool2d`).
+
+Windows and padding are those of `keras.layers.MaxPooling2D`: `"valid"`
+drops the rows/columns that do not fill a window, `"same"` produces
+`ceil(size / stride)` outputs and pads with -inf, putting the smaller half of
+the padding before (top/left) and the larger half after, as TensorFlow does.
+"""
+
+import numbers
+
+import keras
+from keras import ops
+
+from keras_cvlec.utils.validation import check_choice, standardize_data_format
+
+_PADDINGS = ("valid", "same")
+
+
+# --------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------
+
+
+def _check_pair(name, value, allow_none=False):
+    """An int or a pair of ints, each >= 1, returned as a tuple of 2 ints."""
+    if value is None and allow_none:
+        return None
+    allowed = "None, " if allow_none else ""
+    message = (
+        f"`{name}` must be {allowed}a positive int or a tuple of 2 positive "
+        f"ints. Received: {name}={value!r}"
+    )
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(message)
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
+            raise TypeError(message)
+        if item < 1:
+            raise ValueError(message)
+    return (int(value[0]), int(value[1]))
+
+
+def _check_padding(padding):
+    if not isinstance(padding, str):
+        raise TypeError(
+            f"`padding` must be 'valid' or 'same'. Received: padding={padding!r}"
+        )
+    return check_choice("padding", padding.lower(), _PADDINGS)
+
+
+# --------------------------------------------------------------------------
+# Geometry along one spatial axis. `size` is a Python int, or a scalar tensor
+# for a dimension that is unknown while tracing (TensorFlow graphs).
+# --------------------------------------------------------------------------
+
+
+def _is_int(*values):
+    return all(isinstance(value, int) for value in values)
+
+
+def _non_negative(value):
+    return max(value, 0) if _is_int(value) else ops.maximum(value, 0)
+
+
+def _pool_geometry(size, pool, stride, padding):
+    """(output size, padding before, padding after), as Keras/TF compute them."""
+    if padding == "valid":
+        return (size - pool) // stride + 1, 0, 0
+    output = (size + stride - 1) // stride
+    total = _non_negative((output - 1) * stride + pool - size)
+    return output, total // 2, total - total // 2
+
+
+def _pooled_size(size, pool, stride, padding):
+    """The pooled size of a static size (None stays None)."""
+    if size is None:
+        return None
+    return _pool_geometry(size, pool, stride, padding)[0]
+
+
+def _inferred_size(pooled, pool, stride, padding):
+    """The unpooled size when no output size is given (see MaxUnpooling2D)."""
+    if pooled is None:
+        return None
+    if padding == "valid":
+        return (pooled - 1) * stride + pool
+    return pooled * stride
+
+
+def _spatial_axes(data_format):
+    return (1, 2) if data_format == "channels_last" else (2, 3)
+
+
+def _channel_axis(data_format):
+    return 3 if data_format == "channels_last" else 1
+
+
+def _check_pooled_size(output_size, pooled_size, pool, stride, padding, what):
+    """Static check: `output_size` pools back to `pooled_size` (ints or None)."""
+    for axis, (size, pooled) in enumerate(zip(output_size, pooled_size)):
+        if not _is_int(size, pooled):
+            continue
+        expected = _pooled_size(size, pool[axis], stride[axis], padding)
+        if expected != pooled:
+            raise ValueError(
+                f"MaxUnpooling2D: an output size of {tuple(output_size)} ({what}) "
+                f"pools to {expected} along spatial axis {axis}, but the values "
+                f"have size {pooled} there (pool_size={tuple(pool)}, "
+                f"strides={tuple(stride)}, padding={padding!r})."
+            )
+
+
+def _window_base(out_h, out_w, top, left, strides, width, channels, data_format):
+    """The flat index of each window's top-left corner, per channel.
+
+    `((oy * stride_h - top) * width + (ox * stride_w - left)) * channels + c`,
+    shaped `(out_h, out_w, channels)` or `(channels, out_h, out_w)`.
+    """
+    rows = ops.arange(out_h, dtype="int32") * strides[0] - top
+    cols = ops.arange(out_w, dtype="int32") * strides[1] - left
+    chans = ops.arange(channels, dtype="int32")
+    pixel = rows[:, None] * width + cols[None, :]
+    if data_format == "channels_last":
+        return pixel[:, :, None] * channels + chans[None, None, :]
+    return pixel[None, :, :] * channels + chans[:, None, None]
+
+
+def _strided_window(x, axes, starts, counts, strides):
+    """`x[..., start::stride][:count]` along both spatial axes."""
+    index = [slice(None)] * 4
+    for axis, start, count, stride in zip(axes, starts, counts, strides):
+        index[axis] = slice(start, start + (count - 1) * stride + 1, stride)
+    return x[tuple(index)]
+
+
+# --------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class MaxPoolingWithArgmax2D(keras.layers.Layer):
+    """2D max pooling that also returns the flat index of every maximum.
+
+    The pooled values equal `keras.layers.MaxPooling2D` with the same
+    arguments; the indices follow `tf.nn.max_pool_with_argmax(...,
+    include_batch_in_index=False)`: the maximum at row `y`, column `x`,
+    channel `c` of an input of size `height x width x channels` has index
+    `(y * width + x) * channels + c`, counted per image over the unpadded
+    input, as int32. For `channels_first` inputs the index is the same number
+    (it flattens the channels-last layout), so indices do not depend on the
+    data format. Ties go to the first maximum in window scan order (row by
+    row, left to right), as TensorFlow and PyTorch do. Indices are int32, so
+    `height * width * channels` must be below 2**31.
+
+    The gradient reaches only the selected maximum of each window (one
+    position even when several tie).
+
+    Args:
+        pool_size: int or tuple of 2 ints, the window size.
+        strides: int, tuple of 2 ints or None (the default: `pool_size`).
+        padding: `"valid"` (drop incomplete windows) or `"same"` (pad with
+            -inf to `ceil(size / stride)` outputs, as Keras/TF pad).
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Returns:
+        A tuple `(pooled, indices)` of two tensors of the same shape: the
+        pooled values in the layer's compute dtype and the int32 indices.
+
+    Example:
+
+    >>> x = keras.ops.reshape(keras.ops.arange(16, dtype="float32"), (1, 4, 4, 1))
+    >>> pooled, indices = MaxPoolingWithArgmax2D(pool_size=2)(x)
+    >>> keras.ops.convert_to_numpy(pooled)[0, :, :, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    >>> keras.ops.convert_to_numpy(indices)[0, :, :, 0]
+    array([[ 5,  7],
+           [13, 15]], dtype=int32)
+    """
+
+    def __init__(
+        self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.pool_size = _check_pair("pool_size", pool_size)
+        strides = _check_pair("strides", strides, allow_none=True)
+        self.strides = self.pool_size if strides is None else strides
+        self.padding = _check_padding(padding)
+        self.data_format = standardize_data_format(data_format)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+        self.built = True
+
+    def call(self, inputs):
+        x = inputs
+        axes = _spatial_axes(self.data_format)
+        shape = ops.shape(x)
+        height, width = shape[axes[0]], shape[axes[1]]
+        channels = shape[_channel_axis(self.data_format)]
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        out_h, top, bottom = _pool_geometry(height, kh, sh, self.padding)
+        out_w, left, right = _pool_geometry(width, kw, sw, self.padding)
+        if _is_int(out_h, out_w) and (out_h < 1 or out_w < 1):
+            raise ValueError(
+                f"MaxPoolingWithArgmax2D: the input's spatial size "
+                f"{(height, width)} is smaller than pool_size={self.pool_size} "
+                f"with padding='valid'. Received input shape {tuple(x.shape)}."
+            )
+        padded = not (_is_int(top, bottom, left, right) and top == bottom == left == right == 0)
+        if padded:
+            pads = [[0, 0] for _ in range(4)]
+            pads[axes[0]] = [top, bottom]
+            pads[axes[1]] = [left, right]
+            x = ops.pad(x, pads, constant_values=float("-inf"))
+
+        # Scan the window positions in row-major order, keeping the running
+        # maximum and where it came from; strict `>` keeps the first of ties.
+        # Unpadded: track the flat offset (dy * width + dx) * channels
+        # directly. Padded: track the window position k = dy * kw + dx, and
+        # clip the decoded row/column into the image (a padded position can
+        # only win a window whose real values are all -inf).
+        best = arg = None
+        for dy in range(kh):
+            for dx in range(kw):
+                window = _strided_window(x, axes, (dy, dx), (out_h, out_w), (sh, sw))
+                if padded:
+                    code = dy * kw + dx
+                else:
+                    code = (dy * width + dx) * channels
+                code = ops.cast(code, "int32")
+                if best is None:
+                    best = window
+                    arg = ops.zeros_like(window, dtype="int32") + code
+                    continue
+                better = ops.greater(window, best)
+                best = ops.where(better, window, best)
+                arg = ops.where(better, code, arg)
+
+        base = _window_base(
+            out_h, out_w, top, left, self.strides, width, channels, self.data_format
+        )
+        if not padded:
+            return best, base + arg
+        # Rebuild y and x from the window position, clipped into the image.
+        row_shape = [1, 1, 1, 1]
+        row_shape[axes[0]] = -1
+        col_shape = [1, 1, 1, 1]
+        col_shape[axes[1]] = -1
+        rows = ops.reshape(ops.arange(out_h, dtype="int32") * sh - top, row_shape)
+        cols = ops.reshape(ops.arange(out_w, dtype="int32") * sw - left, col_shape)
+        y = ops.clip(rows + arg // kw, 0, height - 1)
+        x_pos = ops.clip(cols + arg % kw, 0, width - 1)
+        chan_shape = [1, 1, 1, 1]
+        chan_shape[_channel_axis(self.data_format)] = -1
+        chans = ops.reshape(ops.arange(channels, dtype="int32"), chan_shape)
+        return best, (y * width + x_pos) * channels + chans
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"MaxPoolingWithArgmax2D expects a 4D input. Received "
+                f"input_shape={input_shape}"
+            )
+        axes = _spatial_axes(self.data_format)
+        output_shape = list(input_shape)
+        for i, axis in enumerate(axes):
+            size = _pooled_size(
+                input_shape[axis], self.pool_size[i], self.strides[i], self.padding
+            )
+            if size is not None and size < 1:
+                raise ValueError(
+                    f"MaxPoolingWithArgmax2D: the input's spatial size is smaller "
+                    f"than pool_size={self.pool_size} with padding='valid'. "
+                    f"Received input_shape={input_shape}"
+                )
+            output_shape[axis] = size
+        output_shape = tuple(output_shape)
+        return output_shape, output_shape
+
+    def compute_output_spec(self, inputs):
+        pooled_shape, index_shape = self.compute_output_shape(inputs.shape)
+        return (
+            keras.KerasTensor(pooled_shape, dtype=self.compute_dtype),
+            keras.KerasTensor(index_shape, dtype="int32"),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pool_size": self.pool_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "data_format": self.data_format,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class MaxUnpooling2D(keras.layers.Layer):
+    """Puts pooled values back where their maxima came from, zeros elsewhere.
+
+    The inverse of `MaxPoolingWithArgmax2D` (and of
+    `tf.nn.max_pool_with_argmax(..., include_batch_in_index=False)`) with the
+    same `pool_size`, `strides` and `padding`: `indices` use that layer's
+    convention, `(y * width + x) * channels + c` per image over the
+    channels-last layout, for both data formats. Where windows overlap
+    (`strides < pool_size`) and one position is the maximum of several
+    windows, its values are summed, so the layer is exactly the transpose of
+    max pooling (what `tf.nn.max_pool_grad` computes); PyTorch's
+    `max_unpool2d` keeps one of them instead. Without overlap both agree.
+
+    The output's spatial size `(height, width)` is, in order of precedence:
+
+    1. the spatial size of the optional third input, the tensor that was
+       pooled (`layer([values, indices, pooling_input])`): this follows
+       dynamic sizes, e.g. in a U-Net/SegNet on any input size. Only its
+       shape is used; no gradient flows into it;
+    2. the constructor's `output_size=(height, width)`, like PyTorch's
+       `output_size` argument;
+    3. inferred from the pooled size `n`: `(n - 1) * stride + pool_size` with
+       `"valid"` padding (PyTorch's default), `n * stride` with `"same"`
+       padding. Both equal `n * pool_size` when `strides == pool_size`.
+       Several sizes pool to the same `n` (a 7x9 input pools to 3x4 with 2x2
+       windows; "valid" padding drops the last row and column): pass the size
+       (1. or 2.) whenever the pooled input's size was not a multiple of the
+       stride, otherwise the indices decode to wrong positions and their
+       values are dropped.
+
+    Values whose index is not a position of its own pooling window are
+    dropped (this happens only for indices from a different geometry).
+    Gradients flow to `values` (one per value, from the position it is put
+    at), never to `indices`.
+
+    Args:
+        pool_size: int or tuple of 2 ints, the pooling window size.
+        strides: int, tuple of 2 ints or None (the default: `pool_size`).
+        padding: `"valid"` or `"same"`, the padding of the pooling.
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+        output_size: None, or the pooled tensor's static spatial size as an
+            int or a tuple `(height, width)`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: a list `[values, indices]` or `[values, indices,
+            pooling_input]`: `values` float `(batch, out_h, out_w, channels)`
+            (or channels first), `indices` an integer tensor of the same
+            shape.
+
+    Returns:
+        A tensor `(batch, height, width, channels)` (or channels first) of
+        the values' dtype.
+
+    Example:
+
+    >>> x = keras.random.normal((2, 7, 9, 3), seed=0)
+    >>> pooled, indices = MaxPoolingWithArgmax2D(pool_size=2)(x)
+    >>> pooled.shape
+    (2, 3, 4, 3)
+    >>> MaxUnpooling2D(pool_size=2)([pooled, indices, x]).shape
+    (2, 7, 9, 3)
+    >>> MaxUnpooling2D(pool_size=2, output_size=(7, 9))([pooled, indices]).shape
+    (2, 7, 9, 3)
+    >>> MaxUnpooling2D(pool_size=2)([pooled, indices]).shape  # inferred
+    (2, 6, 8, 3)
+    """
+
+    def __init__(
+        self,
+        pool_size=2,
+        strides=None,
+        padding="valid",
+        data_format=None,
+        output_size=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.pool_size = _check_pair("pool_size", pool_size)
+        strides = _check_pair("strides", strides, allow_none=True)
+        self.strides = self.pool_size if strides is None else strides
+        self.padding = _check_padding(padding)
+        self.data_format = standardize_data_format(data_format)
+        self.output_size = _check_pair("output_size", output_size, allow_none=True)
+        self.built = True
+
+    # -- inputs ---------------------------------------------------------------
+
+    def _split_inputs(self, inputs, what="inputs"):
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError(
+                "MaxUnpooling2D must be called on a list [values, indices] or "
+                "[values, indices, pooling_input] (indices from "
+                f"MaxPoolingWithArgmax2D). Received a single {what}: "
+                f"{type(inputs).__name__}"
+                + (f" {tuple(inputs)}" if what == "input_shape" else "")
+            )
+        if len(inputs) not in (2, 3) or (
+            what == "input_shape" and not all(isinstance(s, (list, tuple)) for s in inputs)
+        ):
+            raise ValueError(
+                "MaxUnpooling2D must be called on a list [values, indices] or "
+                f"[values, indices, pooling_input]. Received {len(inputs)} "
+                f"{what}: {inputs if what == 'input_shape' else ''}"
+            )
+        values, indices = inputs[0], inputs[1]
+        reference = inputs[2] if len(inputs) == 3 else None
+        return values, indices, reference
+
+    def _output_hw(self, values_hw, reference_hw):
+        """Static (height, width) (ints or None), checked against the values."""
+        if reference_hw is not None:
+            size, what = tuple(reference_hw), "the pooling input"
+            if self.output_size is not None and all(s is not None for s in size):
+                if size != self.output_size:
+                    raise ValueError(
+                        f"MaxUnpooling2D: output_size={self.output_size} differs "
+                        f"from the spatial size {size} of the third input (the "
+                        "pooling input)."
+                    )
+        elif self.output_size is not None:
+            size, what = self.output_size, "output_size"
+        else:
+            size = tuple(
+                _inferred_size(n, k, s, self.padding)
+                for n, k, s in zip(values_hw, self.pool_size, self.strides)
+            )
+            what = "inferred"
+        _check_pooled_size(
+            size, values_hw, self.pool_size, self.strides, self.padding, what
+        )
+        return size
+
+    # -- call -----------------------------------------------------------------
+
+    def call(self, inputs):
+        values, indices, reference = self._split_inputs(inputs)
+        if "int" not in keras.backend.standardize_dtype(indices.dtype):
+            raise TypeError(
+                "MaxUnpooling2D: `indices` must be an integer tensor (from "
+                f"MaxPoolingWithArgmax2D). Received dtype {indices.dtype}"
+            )
+        axes = _spatial_axes(self.data_format)
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        shape = ops.shape(values)
+        in_h, in_w = shape[axes[0]], shape[axes[1]]
+        channels = shape[_channel_axis(self.data_format)]
+        self._output_hw(  # static checks only
+            (values.shape[axes[0]], values.shape[axes[1]]),
+            None
+            if reference is None
+            else (reference.shape[axes[0]], reference.shape[axes[1]]),
+        )
+        if reference is not None:
+            ref_shape = ops.shape(reference)
+            height, width = ref_shape[axes[0]], ref_shape[axes[1]]
+        elif self.output_size is not None:
+            height, width = self.output_size
+        else:
+            height = _inferred_size(in_h, kh, sh, self.padding)
+            width = _inferred_size(in_w, kw, sw, self.padding)
+        _, top, _ = _pool_geometry(height, kh, sh, self.padding)
+        _, left, _ = _pool_geometry(width, kw, sw, self.padding)
+
+        # Offset of each index from its window's top-left corner; window
+        # position (dy, dx) holds the value where it equals
+        # (dy * width + dx) * channels.
+        base = _window_base(
+            in_h, in_w, top, left, self.strides, width, channels, self.data_format
+        )
+        offsets = ops.cast(indices, "int32") - base
+        zeros = ops.zeros_like(values)
+
+        def piece(dy, dx):
+            code = ops.cast((dy * width + dx) * channels, "int32")
+            return ops.where(ops.equal(offsets, code), values, zeros)
+
+        if (sh, sw) == (kh, kw):
+            # Windows tile the padded input: interleave the kh * kw pieces.
+            rows = []
+            for dy in range(kh):
+                row = [piece(dy, dx) for dx in range(kw)]
+                rows.append(_interleave(row, axes[1], self.data_format))
+            canvas = _interleave(rows, axes[0], self.data_format)
+            extent_h, extent_w = in_h * kh, in_w * kw
+        else:
+            # Overlapping windows or gaps: dilate each piece by the strides,
+            # shift it to its window position, and sum.
+            canvas = None
+            for dy in range(kh):
+                for dx in range(kw):
+                    p = _dilate(piece(dy, dx), axes[0], sh, self.data_format)
+                    p = _dilate(p, axes[1], sw, self.data_format)
+                    pads = [[0, 0] for _ in range(4)]
+                    pads[axes[0]] = [dy, kh - 1 - dy]
+                    pads[axes[1]] = [dx, kw - 1 - dx]
+                    p = ops.pad(p, pads)
+                    canvas = p if canvas is None else canvas + p
+            extent_h = (in_h - 1) * sh + kh
+            extent_w = (in_w - 1) * sw + kw
+
+        # The canvas covers the padded input from (-top, -left); cut out the
+        # image, padding with zeros the rows/columns "valid" pooling dropped.
+        missing_h = _non_negative(top + height - extent_h)
+        missing_w = _non_negative(left + width - extent_w)
+        if not (_is_int(missing_h, missing_w) and missing_h == missing_w == 0):
+            pads = [[0, 0] for _ in range(4)]
+            pads[axes[0]] = [0, missing_h]
+            pads[axes[1]] = [0, missing_w]
+            canvas = ops.pad(canvas, pads)
+        index = [slice(None)] * 4
+        index[axes[0]] = slice(top, top + height)
+        index[axes[1]] = slice(left, left + width)
+        return canvas[tuple(index)]
+
+    def compute_output_shape(self, input_shape):
+        values_shape, indices_shape, reference_shape = self._split_inputs(
+            input_shape, what="input_shape"
+        )
+        values_shape = tuple(values_shape)
+        if len(values_shape) != 4 or len(indices_shape) != 4:
+            raise ValueError(
+                "MaxUnpooling2D expects 4D values and indices. Received "
+                f"input_shape={input_shape}"
+            )
+        for a, b in zip(values_shape, indices_shape):
+            if a is not None and b is not None and a != b:
+                raise ValueError(
+                    "MaxUnpooling2D: values and indices must have the same "
+                    f"shape. Received {values_shape} and {tuple(indices_shape)}"
+                )
+        axes = _spatial_axes(self.data_format)
+        hw = self._output_hw(
+            (values_shape[axes[0]], values_shape[axes[1]]),
+            None
+            if reference_shape is None
+            else (reference_shape[axes[0]], reference_shape[axes[1]]),
+        )
+        output_shape = list(values_shape)
+        output_shape[axes[0]], output_shape[axes[1]] = hw
+        return tuple(output_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pool_size": self.pool_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "data_format": self.data_format,
+                "output_size": self.output_size,
+            }
+        )
+        return config
+
+
+def _merge_shape(x, axis):
+    """The shape of `x` with axes `axis` and `axis + 1` merged (batch -1)."""
+    shape = list(ops.shape(x))
+    merged = shape[:axis] + [shape[axis] * shape[axis + 1]] + shape[axis + 2 :]
+    merged[0] = -1
+    return merged
+
+
+def _interleave(pieces, axis, data_format):
+    """Interleave equally shaped tensors along `axis`: out[i * n + j] = pieces[j][i]."""
+    del data_format
+    stacked = ops.stack(pieces, axis=axis + 1)
+    return ops.reshape(stacked, _merge_shape(stacked, axis))
+
+
+def _dilate(x, axis, stride, data_format):
+    """Insert `stride - 1` zeros between the entries along `axis`."""
+    if stride == 1:
+        return x
+    zeros = ops.zeros_like(x)
+    dilated = _interleave([x] + [zeros] * (stride - 1), axis, data_format)
+    size = ops.shape(x)[axis]
+    index = [slice(None)] * 4
+    index[axis] = slice(0, (size - 1) * stride + 1)
+    return dilated[tuple(index)]
