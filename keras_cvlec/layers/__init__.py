@@ -1,5 +1,6 @@
 """Layers of keras_cvlec, one concept a module."""
 
+from keras_cvlec.layers.convnext_block import ChannelLayerNormalization, ConvNeXtBlock
 from keras_cvlec.layers.layer_scale import LayerScale
 from keras_cvlec.layers.resnet_blocks import (
     ResNetBasicBlock,
