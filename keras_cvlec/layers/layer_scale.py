@@ -3,7 +3,11 @@
 import keras
 from keras import ops
 
-from keras_cvlec.utils.validation import channel_axis, standardize_data_format
+from keras_cvlec.utils.validation import (
+    channel_axis,
+    check_float,
+    standardize_data_format,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
@@ -29,16 +33,7 @@ class LayerScale(keras.layers.Layer):
 
     def __init__(self, init_value, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(init_value, bool) or not isinstance(init_value, (int, float)):
-            raise TypeError(
-                f"`init_value` must be a positive float. Received: "
-                f"init_value={init_value!r} of type {type(init_value).__name__}"
-            )
-        if not init_value > 0:
-            raise ValueError(
-                f"`init_value` must be > 0. Received: init_value={init_value}"
-            )
-        self.init_value = float(init_value)
+        self.init_value = check_float("init_value", init_value, 0.0, inclusive=False)
         self.data_format = standardize_data_format(data_format)
         self.supports_masking = True
 

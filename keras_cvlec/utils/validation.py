@@ -22,6 +22,19 @@ def check_rate(name, value):
     return float(value)
 
 
+def check_float(name, value, minimum, inclusive=True):
+    """A real number `>= minimum` (or `> minimum`), returned as a float."""
+    bound = ">=" if inclusive else ">"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"`{name}` must be a float {bound} {minimum}. Received: {name}={value!r} "
+            f"of type {type(value).__name__}"
+        )
+    if not (value >= minimum if inclusive else value > minimum):
+        raise ValueError(f"`{name}` must be {bound} {minimum}. Received: {name}={value}")
+    return float(value)
+
+
 def check_positive_int(name, value, minimum=1):
     """An int `>= minimum` (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

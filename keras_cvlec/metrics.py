@@ -1,0 +1,118 @@
+"""Segmentation metrics that take the model's raw output.
+
+Keras's `MeanIoU` wants class ids (or `sparse_y_pred=False` to take an
+argmax), which breaks for single-logit binary models (tensorflow #32875).
+These metrics accept probabilities or logits with any number of channels and
+reuse Keras's confusion-matrix accumulation.
+"""
+
+import keras
+from keras import ops
+
+from keras_cvlec.utils.validation import check_positive_int
+
+
+def predicted_classes(y_pred, from_logits, axis=-1):
+    """Class ids from scores: argmax, or a threshold for one channel
+    (0 for logits, 0.5 for probabilities)."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    if y_pred.shape[axis] == 1:
+        threshold = 0.0 if from_logits else 0.5
+        return ops.cast(ops.squeeze(y_pred, axis=axis) > threshold, "int32")
+    return ops.argmax(y_pred, axis=axis)
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class MeanIoU(keras.metrics.MeanIoU):
+    """Mean intersection-over-union of predicted class maps.
+
+    Args:
+        num_classes: the number of classes (2 for a single-channel binary
+            model).
+        from_logits: whether predictions are logits; only matters for a
+            single channel (threshold 0 instead of 0.5).
+        ignore_class: optional label whose pixels are not counted.
+        axis: the class axis of predictions.
+        name: the metric's name.
+        dtype: the metric's dtype.
+
+    Classes absent from both labels and predictions are left out of the mean.
+
+    Example:
+
+    >>> metric = MeanIoU(num_classes=3, from_logits=True)
+    >>> metric.update_state([[0, 1]], [[[5.0, 0.0, 0.0], [0.0, 0.0, 5.0]]])
+    >>> float(metric.result())  # class 0: 1/1, class 1: 0/1, class 2: 0/1
+    0.333...
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        from_logits=False,
+        ignore_class=None,
+        axis=-1,
+        name="mean_iou",
+        dtype=None,
+    ):
+        super().__init__(
+            num_classes=check_positive_int("num_classes", num_classes, minimum=2),
+            name=name,
+            dtype=dtype,
+            ignore_class=ignore_class,
+            sparse_y_true=True,
+            sparse_y_pred=True,
+            axis=axis,
+        )
+        self.from_logits = bool(from_logits)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(
+            y_true, predicted_classes(y_pred, self.from_logits, self.axis), sample_weight
+        )
+
+    def _per_class_scores(self, true_positives, true_count, predicted_count):
+        return ops.divide_no_nan(
+            true_positives, true_count + predicted_count - true_positives
+        )
+
+    def result(self):
+        matrix = ops.cast(self.total_cm, "float32")
+        true_count = ops.sum(matrix, axis=1)
+        predicted_count = ops.sum(matrix, axis=0)
+        true_positives = ops.diagonal(matrix)
+        present = ops.cast(true_count + predicted_count > 0, "float32")
+        scores = self._per_class_scores(true_positives, true_count, predicted_count)
+        return ops.divide_no_nan(ops.sum(scores * present), ops.sum(present))
+
+    def get_config(self):
+        return {
+            "num_classes": self.num_classes,
+            "from_logits": self.from_logits,
+            "ignore_class": self.ignore_class,
+            "axis": self.axis,
+            "name": self.name,
+            "dtype": self.dtype,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class Dice(MeanIoU):
+    """Mean Dice coefficient (F1 score) of predicted class maps:
+    `2 * TP / (2 * TP + FP + FN)` per class, averaged over the classes
+    present in labels or predictions. Same arguments as `MeanIoU`.
+
+    Example:
+
+    >>> metric = Dice(num_classes=2)
+    >>> metric.update_state([[0, 1, 1]], [[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+    >>> round(float(metric.result()), 4)  # class 0: 2/3, class 1: 2/3
+    0.6667
+    """
+
+    def __init__(self, num_classes, from_logits=False, ignore_class=None, axis=-1,
+                 name="dice", dtype=None):
+        super().__init__(num_classes, from_logits, ignore_class, axis, name, dtype)
+
+    def _per_class_scores(self, true_positives, true_count, predicted_count):
+        return ops.divide_no_nan(2.0 * true_positives, true_count + predicted_count)
