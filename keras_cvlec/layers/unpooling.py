@@ -416,23 +416,24 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     # -- inputs ---------------------------------------------------------------
 
-    def _split_inputs(self, inputs, what="inputs"):
+    def _split_inputs(self, inputs, shapes=False):
+        """(values, indices, pooling_input or None) from the call's list."""
+        usage = (
+            "MaxUnpooling2D must be called on a list [values, indices] or "
+            "[values, indices, pooling_input], with the indices of "
+            "MaxPoolingWithArgmax2D."
+        )
         if not isinstance(inputs, (list, tuple)):
             raise TypeError(
-                "MaxUnpooling2D must be called on a list [values, indices] or "
-                "[values, indices, pooling_input] (indices from "
-                f"MaxPoolingWithArgmax2D). Received a single {what}: "
-                f"{type(inputs).__name__}"
-                + (f" {tuple(inputs)}" if what == "input_shape" else "")
+                f"{usage} Received a single {type(inputs).__name__} of shape "
+                f"{getattr(inputs, 'shape', None)}"
             )
-        if len(inputs) not in (2, 3) or (
-            what == "input_shape" and not all(isinstance(s, (list, tuple)) for s in inputs)
+        if shapes and all(
+            dim is None or isinstance(dim, numbers.Integral) for dim in inputs
         ):
-            raise ValueError(
-                "MaxUnpooling2D must be called on a list [values, indices] or "
-                f"[values, indices, pooling_input]. Received {len(inputs)} "
-                f"{what}: {inputs if what == 'input_shape' else ''}"
-            )
+            raise TypeError(f"{usage} Received a single input of shape {tuple(inputs)}")
+        if len(inputs) not in (2, 3):
+            raise ValueError(f"{usage} Received {len(inputs)} inputs.")
         values, indices = inputs[0], inputs[1]
         reference = inputs[2] if len(inputs) == 3 else None
         return values, indices, reference
@@ -545,7 +546,7 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         values_shape, indices_shape, reference_shape = self._split_inputs(
-            input_shape, what="input_shape"
+            input_shape, shapes=True
         )
         values_shape = tuple(values_shape)
         if len(values_shape) != 4 or len(indices_shape) != 4:
