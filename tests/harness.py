@@ -104,6 +104,12 @@ def assert_allclose(actual, expected, atol=1e-6, rtol=1e-6, *, msg=""):
     (float16, bfloat16) are compared as float32.
     """
     actual, expected = to_numpy(actual), to_numpy(expected)
+    if isinstance(actual, list) != isinstance(expected, list):
+        # One side is a nested Python list of numbers (or of arrays): stack it.
+        if isinstance(actual, list):
+            actual = np.asarray(actual)
+        else:
+            expected = np.asarray(expected)
     if isinstance(actual, list) or isinstance(expected, list):
         if not isinstance(actual, list) or not isinstance(expected, list):
             raise AssertionError(
@@ -387,9 +393,30 @@ def run_layer_test(
         return layer(as_inputs(items), **kwargs)
 
     def output_shape_of(layer, shapes):
-        if splat:
-            return layer.compute_output_shape(*shapes)
-        return layer.compute_output_shape(as_inputs(shapes))
+        try:
+            if splat:
+                return layer.compute_output_shape(*shapes)
+            return layer.compute_output_shape(as_inputs(shapes))
+        except Exception as error:  # noqa: BLE001
+            check.fail(
+                f"compute_output_shape({as_inputs(shapes)}) raised "
+                f"{type(error).__name__}: {error} (every layer must implement it)"
+            )
+
+    def build_layer(layer, shapes):
+        if not splat:
+            return layer.build(as_inputs(shapes))
+        # Several positional call arguments: build like Keras does, with
+        # `<argument>_shape` keywords, or positionally, or (default build) once.
+        names = _required_call_args(layer_cls)[: len(shapes)]
+        build_args = inspect.signature(layer.build).parameters
+        if all(f"{name}_shape" in build_args for name in names):
+            return layer.build(
+                **{f"{name}_shape": shape for name, shape in zip(names, shapes)}
+            )
+        if len(build_args) >= len(shapes):
+            return layer.build(*shapes)
+        return layer.build(shapes[0])
 
     def eager_inputs():
         return [ops.convert_to_tensor(a) for a in arrays]
@@ -532,10 +559,7 @@ def run_layer_test(
     check.check = "build"
     layer = layer_cls(**init_kwargs)
     try:
-        if splat:
-            layer.build(*concrete_shapes)
-        else:
-            layer.build(as_inputs(concrete_shapes))
+        build_layer(layer, concrete_shapes)
     except Exception as error:  # noqa: BLE001
         check.fail(f"build({as_inputs(concrete_shapes)}) raised {error!r}")
     check.true(layer.built, "layer.built is False after build()")
@@ -773,17 +797,21 @@ def _constructor_args(layer_cls):
     ]
 
 
-def _call_takes_positional(layer_cls, count):
-    """Whether `layer_cls.call` takes `count` required positional inputs."""
+def _required_call_args(layer_cls):
+    """Names of the required positional arguments of `layer_cls.call`."""
     parameters = list(inspect.signature(layer_cls.call).parameters.values())[1:]
-    required = [
-        p
+    return [
+        p.name
         for p in parameters
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         and p.default is p.empty
         and p.name not in ("training", "mask")
     ]
-    return count > 1 and len(required) >= count
+
+
+def _call_takes_positional(layer_cls, count):
+    """Whether `layer_cls.call` takes `count` required positional inputs."""
+    return count > 1 and len(_required_call_args(layer_cls)) >= count
 
 
 def _json_normalize(value):
