@@ -6,9 +6,17 @@ import keras
 from keras import layers
 
 from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
-from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
-from keras_cvlec.models.registry import build_model, list_models, register_model
+from keras_cvlec.models.registry import register_model
+from keras_cvlec.models.segmentation_blocks import (
+    BACKBONE_STAGES,
+    NORM_CHOICES,
+    SegmentationLayers,
+    backbone_features,
+    check_backbone,
+    check_total_stride,
+)
 from keras_cvlec.utils.validation import (
     channel_axis,
     check_choice,
@@ -18,9 +26,7 @@ from keras_cvlec.utils.validation import (
 )
 
 UPSAMPLING_CHOICES = ("transpose", "bilinear", "nearest", "max_unpool")
-NORM_CHOICES = ("batch", "layer", "group", None)
-ENCODER_FAMILIES = ("resnet", "convnext")
-ENCODER_STAGES = 4
+ENCODER_STAGES = BACKBONE_STAGES
 
 
 def build_unet(
@@ -113,19 +119,14 @@ def build_unet(
 
     total_stride = 2 ** (depth + 1) if encoder else 2**depth
     inputs = image_input(input_shape, data_format, min_size=1)
-    spatial = inputs.shape[1:3] if data_format == "channels_last" else inputs.shape[2:4]
-    if any(size is not None and size < total_stride for size in spatial):
-        raise ValueError(
-            f"`depth`={depth} is too large for input_shape={input_shape}: the "
-            f"network's total stride {total_stride} exceeds its height or width."
-        )
+    check_total_stride(inputs, data_format, total_stride, f"`depth`={depth}", input_shape)
     if encoder_weights == "imagenet" and input_channels(inputs, data_format) != 3:
         raise ValueError(
             f"`encoder_weights='imagenet'` needs 3 input channels. Received: "
             f"input_shape={input_shape}"
         )
 
-    builder = _UNetLayers(norm, activation, data_format)
+    builder = SegmentationLayers(norm, activation, data_format)
     x = PadToMultiple2D(total_stride, data_format=data_format, name="pad")(inputs)
     if encoder:
         skips, x = _pretrained_encoder(
@@ -181,66 +182,6 @@ def build_unet(
     return keras.Model(inputs, x, name=name or default_name)
 
 
-class _UNetLayers:
-    """Creates the U-Net's named layers for one norm/activation/data format."""
-
-    def __init__(self, norm, activation, data_format):
-        self.norm = norm
-        self.activation = activation
-        self.data_format = data_format
-
-    def _normalization(self, channels, name):
-        axis = channel_axis(self.data_format)
-        if self.norm == "batch":
-            return layers.BatchNormalization(axis=axis, name=name)
-        if self.norm == "layer":
-            return layers.LayerNormalization(axis=axis, epsilon=1e-5, name=name)
-        return layers.GroupNormalization(
-            groups=math.gcd(32, channels), axis=axis, epsilon=1e-5, name=name
-        )
-
-    def conv(self, x, channels, kernel_size, name):
-        return layers.Conv2D(
-            channels,
-            kernel_size,
-            padding="same",
-            use_bias=self.norm is None,
-            kernel_initializer="he_normal",
-            data_format=self.data_format,
-            name=name,
-        )(x)
-
-    def conv_block(self, x, channels, prefix):
-        """Two 3x3 convolutions, each followed by norm and activation."""
-        for index in (1, 2):
-            x = self.conv(x, channels, 3, f"{prefix}_conv{index}")
-            if self.norm is not None:
-                x = self._normalization(channels, f"{prefix}_norm{index}")(x)
-            x = layers.Activation(self.activation, name=f"{prefix}_act{index}")(x)
-        return x
-
-    def upsample(self, x, channels, method, prefix, indices, skip):
-        """Doubles the resolution of `x` and maps it to `channels`."""
-        if method == "transpose":
-            return layers.Conv2DTranspose(
-                channels,
-                2,
-                strides=2,
-                kernel_initializer="he_normal",
-                data_format=self.data_format,
-                name=f"{prefix}_upconv",
-            )(x)
-        if method == "max_unpool":
-            x = self.conv(x, channels, 3, f"{prefix}_upconv")
-            return MaxUnpooling2D(2, data_format=self.data_format, name=f"{prefix}_unpool")(
-                [x, indices, skip]
-            )
-        x = layers.UpSampling2D(
-            2, interpolation=method, data_format=self.data_format, name=f"{prefix}_upsample"
-        )(x)
-        return self.conv(x, channels, 3, f"{prefix}_upconv")
-
-
 def _check_encoder_args(encoder, encoder_weights, freeze_encoder, upsampling, depth):
     if encoder is None:
         for arg, value, default in (
@@ -252,11 +193,7 @@ def _check_encoder_args(encoder, encoder_weights, freeze_encoder, upsampling, de
                     f"`{arg}`={value!r} needs an `encoder`. Received: encoder=None"
                 )
         return
-    encoders = [m for m in list_models() if m.startswith(ENCODER_FAMILIES)]
-    if encoder not in encoders:
-        raise ValueError(
-            f"Unknown `encoder`: {encoder!r}. Valid encoders: {', '.join(encoders)}."
-        )
+    check_backbone("encoder", encoder)
     if upsampling == "max_unpool":
         raise ValueError(
             f"`upsampling='max_unpool'` needs the argmax indices of the encoder's "
@@ -277,21 +214,10 @@ def _check_encoder_args(encoder, encoder_weights, freeze_encoder, upsampling, de
 
 def _pretrained_encoder(x, encoder, encoder_weights, freeze_encoder, depth, data_format):
     """(skips at strides 4 ... 2**depth, bottleneck) from a backbone."""
-    backbone = build_model(
-        encoder,
-        include_top=False,
-        input_shape=tuple(x.shape[1:]),
-        data_format=data_format,
-        weights=encoder_weights,
+    outputs = backbone_features(
+        x, encoder, encoder_weights, freeze_encoder, range(1, depth + 1), data_format, "encoder"
     )
-    features = [
-        backbone.get_layer(f"stage{stage}_output").output for stage in range(1, depth + 1)
-    ]
-    encoder_model = keras.Model(backbone.input, features, name="encoder")
-    encoder_model.trainable = not freeze_encoder
-    outputs = encoder_model(x)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return list(outputs[:-1]), outputs[-1]
+    return outputs[:-1], outputs[-1]
 
 
 register_model("unet", build_unet)
