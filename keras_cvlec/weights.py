@@ -2,19 +2,55 @@
 
 Layers are matched by name: keras_cvlec's hierarchical names
 (`stage2_block1` with sublayers `conv1`, `bn1`, ...) are translated into the
-flat keras.applications names (`conv3_block1_1_conv`, ...), every weight
-shape is checked, and any layer left over on either side is an error.
+flat keras.applications names (`conv3_block1_1_conv`,
+`convnext_tiny_stage_1_block_0_depthwise_conv`, ...), every weight shape is
+checked, and any layer left over on either side is an error. One table a
+family (`_RESNET_LAYER_NAMES`, `_CONVNEXT_LAYER_NAMES` and the block
+functions below); the family is the type of the model's blocks.
+
+Weights are copied unchanged, except the ConvNeXt depthwise kernels:
+keras.applications implements them as `Conv2D(groups=C)` with kernels shaped
+`(k, k, 1, C)`, keras_cvlec as `DepthwiseConv2D` with `(k, k, C, 1)`; the
+same numbers in the same order, so the conversion is a swap of the last two
+axes.
 """
 
 import re
 
 import keras
+import numpy as np
 
+from keras_cvlec.layers.convnext_block import ConvNeXtBlock
 from keras_cvlec.layers.resnet_blocks import ResNetBlock
 
 # keras_cvlec top-level layer name -> keras.applications layer name, where
-# they differ.
+# they differ. ConvNeXt names start with the source model's name (`{prefix}`,
+# e.g. "convnext_tiny"), as keras.applications names them.
 _RESNET_LAYER_NAMES = {"stem_conv": "conv1_conv", "stem_bn": "conv1_bn"}
+_CONVNEXT_LAYER_NAMES = {
+    "stem_conv": "{prefix}_stem_conv",
+    "stem_norm": "{prefix}_stem_layernorm",
+    "head_norm": "{prefix}_head_layernorm",
+    "predictions": "{prefix}_head_dense",
+}
+# stage{s}_downsample_{norm,conv} (s = 2, 3, 4) -> 0-based downsampling index.
+_CONVNEXT_DOWNSAMPLE = re.compile(r"stage(\d+)_downsample_(norm|conv)")
+_CONVNEXT_DOWNSAMPLE_NAMES = {
+    "norm": "{prefix}_downsampling_layernorm_{index}",
+    "conv": "{prefix}_downsampling_conv_{index}",
+}
+# ConvNeXtBlock sublayer -> keras.applications suffix.
+_CONVNEXT_BLOCK_NAMES = {
+    "depthwise_conv": "depthwise_conv",
+    "norm": "layernorm",
+    "pointwise_conv1": "pointwise_conv_1",
+    "pointwise_conv2": "pointwise_conv_2",
+    "layer_scale": "layer_scale",
+}
+# The classifier of each family's source: skipped when the target has no
+# `predictions` layer (include_top=False).
+_RESNET_TOP = ("predictions",)
+_CONVNEXT_TOP = ("{prefix}_head_layernorm", "{prefix}_head_dense")
 _CLASSIFIER_NAME = "predictions"
 
 
@@ -33,32 +69,108 @@ def _resnet_block_pairs(block):
         yield block.shortcut_norm, f"{prefix}_0_bn"
 
 
-def _layer_pairs(model):
-    """(keras_cvlec layer, keras.applications layer name) for each weighted layer."""
+def _convnext_block_pairs(block, prefix):
+    stage, index = re.fullmatch(r"stage(\d+)_block(\d+)", block.name).groups()
+    block_prefix = f"{prefix}_stage_{int(stage) - 1}_block_{int(index) - 1}"
+    for attribute, suffix in _CONVNEXT_BLOCK_NAMES.items():
+        sublayer = getattr(block, attribute)
+        if sublayer is not None:
+            yield sublayer, f"{block_prefix}_{suffix}"
+
+
+def _convnext_layer_name(name, prefix):
+    match = _CONVNEXT_DOWNSAMPLE.fullmatch(name)
+    if match:
+        stage, kind = match.groups()
+        return _CONVNEXT_DOWNSAMPLE_NAMES[kind].format(
+            prefix=prefix, index=int(stage) - 2
+        )
+    return _CONVNEXT_LAYER_NAMES.get(name, name).format(prefix=prefix)
+
+
+def _is_convnext(model):
+    return any(isinstance(layer, ConvNeXtBlock) for layer in model.layers)
+
+
+def _layer_pairs(model, prefix):
+    """(keras_cvlec layer, keras.applications layer name) for each weighted
+    layer; `prefix` is the source model's name (ConvNeXt layer names)."""
+    convnext = _is_convnext(model)
     for layer in model.layers:
         if isinstance(layer, ResNetBlock):
             yield from _resnet_block_pairs(layer)
+        elif isinstance(layer, ConvNeXtBlock):
+            yield from _convnext_block_pairs(layer, prefix)
         elif layer.weights:
-            yield layer, _RESNET_LAYER_NAMES.get(layer.name, layer.name)
+            if convnext:
+                yield layer, _convnext_layer_name(layer.name, prefix)
+            else:
+                yield layer, _RESNET_LAYER_NAMES.get(layer.name, layer.name)
+
+
+def _flat_layers(model):
+    """The layers of `model`, with nested models (keras.applications ConvNeXt
+    wraps its stem and downsampling layers in `Sequential`s) expanded."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
+
+
+def _convert(target, source_weights):
+    """Source weights in the target's layout (depthwise kernels, see above)."""
+    if isinstance(target, keras.layers.DepthwiseConv2D):
+        kernel, *rest = source_weights
+        if kernel.ndim == 4 and kernel.shape[2] == 1 and kernel.shape[3] > 1:
+            kernel = np.transpose(kernel, (0, 1, 3, 2))
+        return [kernel, *rest]
+    return source_weights
+
+
+def _skippable_top(model, source_model, prefix):
+    """Source layers a headless `model` does not need: the source's
+    classifier, and the final `LayerNormalization` that a headless
+    keras.applications ConvNeXt (`include_top=False`) appends after its last
+    stage (keras_cvlec's headless ConvNeXt returns the raw stage-4 features,
+    as `stage4_output`)."""
+    if any(layer.name == _CLASSIFIER_NAME for layer in model.layers):
+        return set()
+    if not _is_convnext(model):
+        return set(_RESNET_TOP)
+    names = {name.format(prefix=prefix) for name in _CONVNEXT_TOP}
+    last = source_model.layers[-1]
+    if isinstance(last, keras.layers.LayerNormalization):
+        names.add(last.name)
+    return names
 
 
 def from_keras_applications(model, source_model):
     """Copies the weights of a keras.applications model into `model`.
 
     Supported sources: `ResNet50/101/152` into `build_resnet(..., version="v1")`
-    and `ResNet50V2/101V2/152V2` into `version="v2"` of the same depth. The
-    source's classifier is skipped when `model` has none (`include_top=False`).
+    and `ResNet50V2/101V2/152V2` into `version="v2"` of the same depth;
+    `ConvNeXtTiny/Small/Base/Large/XLarge` into `build_convnext` of the same
+    variant (any data format; `layer_scale_init_value` not None). The
+    source's classifier is skipped when `model` has none
+    (`include_top=False`), and so is the extra final layer norm of a headless
+    keras.applications ConvNeXt. Layers without weights are not matched: the
+    input `Normalization` of keras.applications ConvNeXt
+    (`include_preprocessing=True`) has none and is not copied; a keras_cvlec
+    ConvNeXt takes inputs already normalised (see `build_convnext`).
 
     Args:
         model: a keras_cvlec model.
         source_model: the keras.applications model, built with any weights.
+            ConvNeXt layer names start with the source model's name, as
+            keras.applications builds them.
 
     Returns:
         `model`, with the source's weights.
 
     Raises:
         ValueError: when a layer is missing on either side or a weight shape
-            differs (e.g. a different depth, version or `num_classes`).
+            differs (e.g. a different depth, width, version or `num_classes`).
 
     Example:
 
@@ -66,9 +178,10 @@ def from_keras_applications(model, source_model):
     >>> model = keras_cvlec.build_resnet("resnet50")
     >>> _ = keras_cvlec.weights.from_keras_applications(model, source)
     """
-    source_layers = {layer.name: layer for layer in source_model.layers}
+    prefix = source_model.name
+    source_layers = {layer.name: layer for layer in _flat_layers(source_model)}
     assignments = []
-    for target, source_name in _layer_pairs(model):
+    for target, source_name in _layer_pairs(model, prefix):
         source = source_layers.pop(source_name, None)
         if source is None:
             raise ValueError(
@@ -76,7 +189,7 @@ def from_keras_applications(model, source_model):
                 f"{model.name!r}: the source has no layer {source_name!r} for "
                 f"layer {target.path!r}."
             )
-        source_weights = source.get_weights()
+        source_weights = _convert(target, source.get_weights())
         target_shapes = [tuple(w.shape) for w in target.weights]
         source_shapes = [tuple(w.shape) for w in source_weights]
         if target_shapes != source_shapes:
@@ -87,11 +200,12 @@ def from_keras_applications(model, source_model):
                 f"{source_shapes}."
             )
         assignments.append((target, source_weights))
-    leftover = [name for name, layer in source_layers.items() if layer.weights]
-    if leftover == [_CLASSIFIER_NAME] and _CLASSIFIER_NAME not in (
-        layer.name for layer in model.layers
-    ):
-        leftover = []
+    skippable = _skippable_top(model, source_model, prefix)
+    leftover = [
+        name
+        for name, layer in source_layers.items()
+        if layer.weights and name not in skippable
+    ]
     if leftover:
         raise ValueError(
             f"Cannot transfer weights from {source_model.name!r} into "

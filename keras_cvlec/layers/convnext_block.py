@@ -40,10 +40,24 @@ def check_layer_scale_init_value(value):
     return float(value)
 
 
-def _check_bool(name, value):
+def check_bool(name, value):
+    """True or False (not a truthy value), returned unchanged."""
     if not isinstance(value, bool):
         raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
     return value
+
+
+def kernel_initializer():
+    """ConvNeXt's initialisation of conv and dense kernels: N(0, 0.02^2).
+
+    The official code calls `trunc_normal_(std=.02)`, whose bounds are +-2
+    in absolute value (100 standard deviations), so it draws a plain normal;
+    Keras's `TruncatedNormal` would cut at 2 standard deviations and is 2-10x
+    slower to draw on the TensorFlow and torch CPU backends. Biases start at
+    zero. A new initializer a layer, so that no two layers draw the same
+    numbers.
+    """
+    return keras.initializers.RandomNormal(stddev=0.02)
 
 
 def _check_epsilon(value):
@@ -152,6 +166,8 @@ class ConvNeXtBlock(keras.layers.Layer):
       JAX, and equally fast on TensorFlow (which transposes NCHW
       convolutions on CPU anyway), measured here on one block, batch
       16x96x28x28.
+    - Kernels start from `kernel_initializer()` (normal, std 0.02), biases
+      at zero, as in the official implementation.
     - GELU is the exact `x * Phi(x)` (erf) by default, as in the paper and
       keras.applications; `gelu_approximate=True` uses the tanh approximation.
 
@@ -190,7 +206,7 @@ class ConvNeXtBlock(keras.layers.Layer):
         self.layer_scale_init_value = check_layer_scale_init_value(
             layer_scale_init_value
         )
-        self.gelu_approximate = _check_bool("gelu_approximate", gelu_approximate)
+        self.gelu_approximate = check_bool("gelu_approximate", gelu_approximate)
         self.data_format = standardize_data_format(data_format)
         self.seed = check_seed("seed", seed)
         self.drop_path = StochasticDepth(
@@ -202,6 +218,7 @@ class ConvNeXtBlock(keras.layers.Layer):
         self.depthwise_conv = keras.layers.DepthwiseConv2D(
             KERNEL_SIZE,
             padding="same",
+            depthwise_initializer=kernel_initializer(),
             data_format=self.data_format,
             dtype=self.dtype_policy,
             name="depthwise_conv",
@@ -216,11 +233,17 @@ class ConvNeXtBlock(keras.layers.Layer):
         )
         self.norm.build(last_shape)
         self.pointwise_conv1 = keras.layers.Dense(
-            EXPANSION * channels, dtype=self.dtype_policy, name="pointwise_conv1"
+            EXPANSION * channels,
+            kernel_initializer=kernel_initializer(),
+            dtype=self.dtype_policy,
+            name="pointwise_conv1",
         )
         self.pointwise_conv1.build(last_shape)
         self.pointwise_conv2 = keras.layers.Dense(
-            channels, dtype=self.dtype_policy, name="pointwise_conv2"
+            channels,
+            kernel_initializer=kernel_initializer(),
+            dtype=self.dtype_policy,
+            name="pointwise_conv2",
         )
         self.pointwise_conv2.build(last_shape[:-1] + (EXPANSION * channels,))
         self.layer_scale = None

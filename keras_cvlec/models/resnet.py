@@ -1,7 +1,5 @@
 """ResNet (He et al., 2016) in versions v1, v1.5 and v2."""
 
-import os
-
 import keras
 from keras import layers
 
@@ -14,6 +12,11 @@ from keras_cvlec.layers.resnet_blocks import (
 from keras_cvlec.models.heads import check_head_args, classification_head
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
+from keras_cvlec.models.weights_arg import (
+    check_imagenet_channels,
+    check_weights_arg,
+    load_weights_arg,
+)
 from keras_cvlec.utils.validation import (
     check_choice,
     check_rate,
@@ -116,11 +119,8 @@ def build_resnet(
     application = _check_weights(weights, spec, variant, version, include_top, num_classes)
 
     inputs = image_input(input_shape, data_format, min_size=TOTAL_STRIDE)
-    if application is not None and input_channels(inputs, data_format) != 3:
-        raise ValueError(
-            f"`weights='imagenet'` needs 3 input channels. Received: "
-            f"input_shape={input_shape}"
-        )
+    if application is not None:
+        check_imagenet_channels(input_channels(inputs, data_format), input_shape)
     settings = RESNET_VERSIONS[version]
     x = _stem(inputs, version, data_format)
 
@@ -162,44 +162,22 @@ def build_resnet(
         data_format=data_format,
     )
     model = keras.Model(inputs, outputs, name=name or f"{variant}_{version}")
-    if application is not None:
-        from keras_cvlec.weights import load_imagenet_weights
-
-        load_imagenet_weights(model, application, include_top=include_top)
-    elif weights is not None:
-        model.load_weights(weights)
-    return model
+    return load_weights_arg(model, weights, application, include_top)
 
 
 def _check_weights(weights, spec, variant, version, include_top, num_classes):
     """Validates `weights`; returns the keras.applications name for imagenet."""
-    if weights is None:
-        return None
-    if weights == "imagenet":
-        available = spec.get("keras_applications", {})
-        if version not in available:
-            choices = [
-                f"{name} {v}"
-                for name, row in RESNET_VARIANTS.items()
-                for v in row.get("keras_applications", {})
-            ]
-            raise ValueError(
-                f"No ImageNet weights for variant={variant!r}, version={version!r}. "
-                f"Available: {', '.join(choices)}."
-            )
-        if include_top and num_classes != 1000:
-            raise ValueError(
-                f"`weights='imagenet'` with `include_top=True` needs "
-                f"num_classes=1000. Received: num_classes={num_classes}"
-            )
-        return available[version]
-    if isinstance(weights, str) and weights.endswith(".weights.h5"):
-        if not os.path.exists(weights):
-            raise ValueError(f"`weights` file not found: {weights!r}")
-        return None
-    raise ValueError(
-        f"`weights` must be None, 'imagenet' or the path of a '.weights.h5' "
-        f"file. Received: weights={weights!r}"
+    return check_weights_arg(
+        weights,
+        imagenet_source=spec.get("keras_applications", {}).get(version),
+        description=f"variant={variant!r}, version={version!r}",
+        available=[
+            f"{name} {v}"
+            for name, row in RESNET_VARIANTS.items()
+            for v in row.get("keras_applications", {})
+        ],
+        include_top=include_top,
+        num_classes=num_classes,
     )
 
 
