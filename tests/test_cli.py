@@ -2,23 +2,39 @@ import pytest
 
 import keras_cvlec
 from keras_cvlec import cli
+from keras_cvlec.utils import count_flops
 
 
-def test_info_lists_parameter_counts(capsys):
-    assert cli.main(["info", "resnet18", "resnet34"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    rows = {line.split()[0]: line.split()[1] for line in lines[2:]}
+def _rows(output, skip):
+    return [line.split() for line in output.splitlines()[skip:]]
+
+
+def test_info_lists_parameters_and_gmacs(capsys):
+    assert cli.main(["info", "resnet18", "resnet34", "--image-size", "64"]) == 0
+    rows = {row[0]: row[1:] for row in _rows(capsys.readouterr().out, 2)}
     for name in ("resnet18", "resnet34"):
-        expected = keras_cvlec.build_model(name).count_params()
-        assert rows[name] == f"{expected:,}"
+        model = keras_cvlec.build_model(name)
+        assert rows[name][0] == f"{model.count_params():,}"
+        assert rows[name][1] == f"{count_flops(model, input_shape=(64, 64, 3)) / 1e9:.2f}"
     # torchvision's 11,689,512 trainable, plus v1's conv biases and the BN
     # moving statistics: each adds one value per BN channel (4,800 channels).
-    assert rows["resnet18"] == f"{11_689_512 + 4_800 + 2 * 4_800:,}"
+    assert rows["resnet18"][0] == f"{11_689_512 + 4_800 + 2 * 4_800:,}"
+
+
+def test_info_compare_side_by_side(capsys):
+    assert cli.main(["info", "--compare", "resnet18", "convnext_atto", "--image-size", "32"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["resnet18", "convnext_atto"]
+    params = out[2].split()[1:]
+    assert params == [f"{keras_cvlec.build_model(n).count_params():,}" for n in ("resnet18", "convnext_atto")]
+    assert out[3].startswith("GMACs at 32x32")
 
 
 def test_info_rejects_unknown_model():
     with pytest.raises(SystemExit, match="unknown model.*resnet7.*resnet18"):
         cli.main(["info", "resnet7"])
+    with pytest.raises(SystemExit, match="unknown model.*vgg"):
+        cli.main(["info", "--compare", "resnet18", "vgg"])
 
 
 def test_parser_requires_a_command():
