@@ -234,42 +234,53 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
                 f"{(height, width)} is smaller than pool_size={self.pool_size} "
                 f"with padding='valid'. Received input shape {tuple(x.shape)}."
             )
-        padded = not (_is_int(top, bottom, left, right) and top == bottom == left == right == 0)
-        if padded:
-            pads = [[0, 0] for _ in range(4)]
-            pads[axes[0]] = [top, bottom]
-            pads[axes[1]] = [left, right]
-            x = ops.pad(x, pads, constant_values=float("-inf"))
+        # Only "same" padding adds positions (-inf) that a window can select.
+        clip = self.padding == "same" and not (
+            _is_int(top, bottom, left, right) and top == bottom == left == right == 0
+        )
+        tiled = sh >= kh and sw >= kw
+        if tiled:
+            # Windows do not overlap: cover out * stride rows/columns from
+            # (-top, -left) and reshape, so each window position is a plain
+            # (non-strided) slice; strided slices are slow on TensorFlow.
+            extent = (out_h * sh, out_w * sw)
+        else:
+            extent = ((out_h - 1) * sh + kh, (out_w - 1) * sw + kw)
+        x = _pad_and_crop(x, axes, (-top, -left), extent, (height, width), float("-inf"))
+        if tiled:
+            window = _tiled_windows(x, self.data_format, (out_h, out_w), (sh, sw), channels)
+        else:
+
+            def window(dy, dx):
+                return _strided_window(x, axes, (dy, dx), (out_h, out_w), (sh, sw))
 
         # Scan the window positions in row-major order, keeping the running
-        # maximum and where it came from; strict `>` keeps the first of ties.
-        # Unpadded: track the flat offset (dy * width + dx) * channels
-        # directly. Padded: track the window position k = dy * kw + dx, and
-        # clip the decoded row/column into the image (a padded position can
-        # only win a window whose real values are all -inf).
+        # maximum and where it came from; strict `>` keeps the first of ties,
+        # and `where` sends the gradient to that one position. Without
+        # padding, track the flat offset (dy * width + dx) * channels
+        # directly; with "same" padding, track the window position
+        # k = dy * kw + dx and clip the decoded row/column into the image (a
+        # padded position can only win a window whose real values are all
+        # -inf).
         best = arg = None
         for dy in range(kh):
             for dx in range(kw):
-                window = _strided_window(x, axes, (dy, dx), (out_h, out_w), (sh, sw))
-                if padded:
-                    code = dy * kw + dx
-                else:
-                    code = (dy * width + dx) * channels
+                values = window(dy, dx)
+                code = dy * kw + dx if clip else (dy * width + dx) * channels
                 code = ops.cast(code, "int32")
                 if best is None:
-                    best = window
-                    arg = ops.zeros_like(window, dtype="int32") + code
+                    best = values
+                    arg = ops.zeros_like(values, dtype="int32") + code
                     continue
-                better = ops.greater(window, best)
-                best = ops.where(better, window, best)
+                better = ops.greater(values, best)
+                best = ops.where(better, values, best)
                 arg = ops.where(better, code, arg)
 
-        base = _window_base(
-            out_h, out_w, top, left, self.strides, width, channels, self.data_format
-        )
-        if not padded:
+        if not clip:
+            base = _window_base(
+                out_h, out_w, top, left, self.strides, width, channels, self.data_format
+            )
             return best, base + arg
-        # Rebuild y and x from the window position, clipped into the image.
         row_shape = [1, 1, 1, 1]
         row_shape[axes[0]] = -1
         col_shape = [1, 1, 1, 1]
@@ -493,56 +504,48 @@ class MaxUnpooling2D(keras.layers.Layer):
         _, top, _ = _pool_geometry(height, kh, sh, self.padding)
         _, left, _ = _pool_geometry(width, kw, sw, self.padding)
 
-        # Offset of each index from its window's top-left corner; window
-        # position (dy, dx) holds the value where it equals
-        # (dy * width + dx) * channels.
-        base = _window_base(
-            in_h, in_w, top, left, self.strides, width, channels, self.data_format
-        )
-        offsets = ops.cast(indices, "int32") - base
-        zeros = ops.zeros_like(values)
+        indices = ops.cast(indices, "int32")
+        fmt = self.data_format
+        zero = ops.zeros((), dtype=values.dtype)
+        if sh >= kh and sw >= kw:
+            # Windows do not overlap, so output position (y, x) can only come
+            # from window ((y + top) // stride, (x + left) // stride):
+            # upsample values and indices by the strides (nearest neighbour),
+            # cut out the image, and keep each value where its index equals
+            # the position's own flat index.
+            extent = (in_h * sh, in_w * sw)
+            up_values = _pad_and_crop(
+                _upsample(values, (sh, sw), fmt), axes, (top, left),
+                (height, width), extent, 0,
+            )
+            up_indices = _pad_and_crop(
+                _upsample(indices, (sh, sw), fmt), axes, (top, left),
+                (height, width), extent, -1,
+            )
+            grid = _window_base(height, width, 0, 0, (1, 1), width, channels, fmt)
+            return ops.where(ops.equal(up_indices, grid), up_values, zero)
 
-        def piece(dy, dx):
-            code = ops.cast((dy * width + dx) * channels, "int32")
-            return ops.where(ops.equal(offsets, code), values, zeros)
-
-        if (sh, sw) == (kh, kw):
-            # Windows tile the padded input: interleave the kh * kw pieces.
-            rows = []
-            for dy in range(kh):
-                row = [piece(dy, dx) for dx in range(kw)]
-                rows.append(_interleave(row, axes[1], self.data_format))
-            canvas = _interleave(rows, axes[0], self.data_format)
-            extent_h, extent_w = in_h * kh, in_w * kw
-        else:
-            # Overlapping windows or gaps: dilate each piece by the strides,
-            # shift it to its window position, and sum.
-            canvas = None
-            for dy in range(kh):
-                for dx in range(kw):
-                    p = _dilate(piece(dy, dx), axes[0], sh, self.data_format)
-                    p = _dilate(p, axes[1], sw, self.data_format)
-                    pads = [[0, 0] for _ in range(4)]
-                    pads[axes[0]] = [dy, kh - 1 - dy]
-                    pads[axes[1]] = [dx, kw - 1 - dx]
-                    p = ops.pad(p, pads)
-                    canvas = p if canvas is None else canvas + p
-            extent_h = (in_h - 1) * sh + kh
-            extent_w = (in_w - 1) * sw + kw
-
-        # The canvas covers the padded input from (-top, -left); cut out the
-        # image, padding with zeros the rows/columns "valid" pooling dropped.
-        missing_h = _non_negative(top + height - extent_h)
-        missing_w = _non_negative(left + width - extent_w)
-        if not (_is_int(missing_h, missing_w) and missing_h == missing_w == 0):
-            pads = [[0, 0] for _ in range(4)]
-            pads[axes[0]] = [0, missing_h]
-            pads[axes[1]] = [0, missing_w]
-            canvas = ops.pad(canvas, pads)
-        index = [slice(None)] * 4
-        index[axes[0]] = slice(top, top + height)
-        index[axes[1]] = slice(left, left + width)
-        return canvas[tuple(index)]
+        # Overlapping windows: window position (dy, dx) holds the value where
+        # the index minus the window's top-left corner equals
+        # (dy * width + dx) * channels. Dilate each such piece by the
+        # strides, shift it to its window position, and sum.
+        base = _window_base(in_h, in_w, top, left, self.strides, width, channels, fmt)
+        offsets = indices - base
+        canvas = None
+        for dy in range(kh):
+            for dx in range(kw):
+                code = ops.cast((dy * width + dx) * channels, "int32")
+                piece = ops.where(ops.equal(offsets, code), values, zero)
+                piece = _dilate(piece, axes[0], sh)
+                piece = _dilate(piece, axes[1], sw)
+                pads = [[0, 0] for _ in range(4)]
+                pads[axes[0]] = [dy, kh - 1 - dy]
+                pads[axes[1]] = [dx, kw - 1 - dx]
+                piece = ops.pad(piece, pads)
+                canvas = piece if canvas is None else canvas + piece
+        extent = ((in_h - 1) * sh + kh, (in_w - 1) * sw + kw)
+        # The canvas covers the padded input: the image starts at (top, left).
+        return _pad_and_crop(canvas, axes, (top, left), (height, width), extent, 0)
 
     def compute_output_shape(self, input_shape):
         values_shape, indices_shape, reference_shape = self._split_inputs(
@@ -585,28 +588,91 @@ class MaxUnpooling2D(keras.layers.Layer):
         return config
 
 
-def _merge_shape(x, axis):
-    """The shape of `x` with axes `axis` and `axis + 1` merged (batch -1)."""
-    shape = list(ops.shape(x))
-    merged = shape[:axis] + [shape[axis] * shape[axis + 1]] + shape[axis + 2 :]
-    merged[0] = -1
-    return merged
+def _pad_and_crop(x, axes, starts, lengths, sizes, value):
+    """Rows/columns `[start, start + length)` of `x`, whose spatial size is `sizes`.
+
+    Out-of-range positions (a negative start, or past the end) are padded
+    with `value`. Python ints are handled statically; tensors (sizes unknown
+    while tracing on TensorFlow) dynamically.
+    """
+    pads = [[0, 0] for _ in range(4)]
+    index = [slice(None)] * 4
+    needs_pad = needs_crop = False
+    for axis, start, length, size in zip(axes, starts, lengths, sizes):
+        before = _non_negative(-start)
+        after = _non_negative(start + length - size)
+        pads[axis] = [before, after]
+        needs_pad = needs_pad or not (_is_int(before, after) and before == after == 0)
+        offset = start + before  # where the range starts once padded, >= 0
+        index[axis] = slice(offset, offset + length)
+        needs_crop = needs_crop or not (
+            _is_int(offset, length, size, before, after)
+            and offset == 0
+            and length == size + before + after
+        )
+    if needs_pad:
+        x = ops.pad(x, pads, constant_values=value)
+    if needs_crop:
+        x = x[tuple(index)]
+    return x
 
 
-def _interleave(pieces, axis, data_format):
-    """Interleave equally shaped tensors along `axis`: out[i * n + j] = pieces[j][i]."""
-    del data_format
-    stacked = ops.stack(pieces, axis=axis + 1)
-    return ops.reshape(stacked, _merge_shape(stacked, axis))
+def _tiled_windows(x, data_format, out_size, strides, channels):
+    """`window(dy, dx)`: the pooled-size tensor of window position (dy, dx).
+
+    `x` covers exactly `out * stride` rows and columns. Reshaped, a window
+    position is one piece of an unstack (rows) and a split (columns), whose
+    gradients are a stack and a concatenation: on TensorFlow much cheaper
+    than strided slices and their gradients.
+    """
+    (out_h, out_w), (sh, sw) = out_size, strides
+    if data_format == "channels_last":
+        x = ops.reshape(x, [-1, out_h, sh, out_w, sw * channels])
+        rows = ops.unstack(x, axis=2)
+        pieces = [ops.split(row, sw, axis=-1) for row in rows]
+    else:
+        x = ops.reshape(x, [-1, channels, out_h, sh, out_w, sw])
+        rows = ops.unstack(x, axis=3)
+        pieces = [ops.unstack(row, axis=-1) for row in rows]
+
+    def window(dy, dx):
+        return pieces[dy][dx]
+
+    return window
 
 
-def _dilate(x, axis, stride, data_format):
+def _upsample(x, factors, data_format):
+    """Nearest-neighbour upsampling of the spatial axes by integer factors.
+
+    One axis at a time: the gradient then reduces one axis at a time, which
+    TensorFlow does several times faster than both at once.
+    """
+    fh, fw = factors
+    if data_format == "channels_last":
+        batch, height, width, channels = ops.shape(x)
+        x = ops.reshape(x, [-1, height, 1, width * channels])
+        x = ops.broadcast_to(x, [batch, height, fh, width * channels])
+        x = ops.reshape(x, [-1, height * fh, width, 1, channels])
+        x = ops.broadcast_to(x, [batch, height * fh, width, fw, channels])
+        return ops.reshape(x, [-1, height * fh, width * fw, channels])
+    batch, channels, height, width = ops.shape(x)
+    x = ops.reshape(x, [-1, channels, height, 1, width])
+    x = ops.broadcast_to(x, [batch, channels, height, fh, width])
+    x = ops.reshape(x, [-1, channels, height * fh, width, 1])
+    x = ops.broadcast_to(x, [batch, channels, height * fh, width, fw])
+    return ops.reshape(x, [-1, channels, height * fh, width * fw])
+
+
+def _dilate(x, axis, stride):
     """Insert `stride - 1` zeros between the entries along `axis`."""
     if stride == 1:
         return x
-    zeros = ops.zeros_like(x)
-    dilated = _interleave([x] + [zeros] * (stride - 1), axis, data_format)
     size = ops.shape(x)[axis]
+    stacked = ops.stack([x] + [ops.zeros_like(x)] * (stride - 1), axis=axis + 1)
+    shape = list(ops.shape(stacked))
+    merged = shape[:axis] + [size * stride] + shape[axis + 2 :]
+    merged[0] = -1
+    dilated = ops.reshape(stacked, merged)
     index = [slice(None)] * 4
     index[axis] = slice(0, (size - 1) * stride + 1)
     return dilated[tuple(index)]
