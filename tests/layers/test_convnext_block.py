@@ -97,7 +97,9 @@ def num_block_params(channels, layer_scale):
         ("channels_first", None, 0.2, True),
     ],
 )
-def test_layer_contract(data_format, layer_scale_init_value, drop_path_rate, gelu_approximate):
+def test_layer_contract(
+    data_format, layer_scale_init_value, drop_path_rate, gelu_approximate
+):
     shape = SHAPE_LAST if data_format == "channels_last" else (2, CHANNELS, 9, 7)
     layer = harness.run_layer_test(
         ConvNeXtBlock,
@@ -204,7 +206,9 @@ def test_gelu_exact_and_tanh():
     approx = harness.to_numpy(ops.gelu(grid, approximate=True))
     reference = gelu_exact(grid.astype(np.float64))
     harness.assert_allclose(exact, reference, atol=2e-6, rtol=1e-6)
-    harness.assert_allclose(approx, gelu_tanh(grid.astype(np.float64)), atol=2e-6, rtol=1e-6)
+    harness.assert_allclose(
+        approx, gelu_tanh(grid.astype(np.float64)), atol=2e-6, rtol=1e-6
+    )
     difference = np.max(np.abs(approx - reference))
     assert 1e-5 < difference < 1e-3
 
