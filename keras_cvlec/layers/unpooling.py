@@ -395,16 +395,19 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     Example:
 
-    >>> x = keras.random.normal((2, 7, 9, 3), seed=0)
+    >>> x = keras.random.normal((2, 7, 9, 3), seed=0)  # odd size
     >>> pooled, indices = MaxPoolingWithArgmax2D(pool_size=2)(x)
-    >>> pooled.shape
+    >>> tuple(pooled.shape)
     (2, 3, 4, 3)
-    >>> MaxUnpooling2D(pool_size=2)([pooled, indices, x]).shape
+    >>> tuple(MaxUnpooling2D(pool_size=2)([pooled, indices, x]).shape)
     (2, 7, 9, 3)
-    >>> MaxUnpooling2D(pool_size=2, output_size=(7, 9))([pooled, indices]).shape
+    >>> unpool = MaxUnpooling2D(pool_size=2, output_size=(7, 9))
+    >>> tuple(unpool([pooled, indices]).shape)
     (2, 7, 9, 3)
-    >>> MaxUnpooling2D(pool_size=2)([pooled, indices]).shape  # inferred
-    (2, 6, 8, 3)
+    >>> x = keras.random.normal((2, 8, 8, 3), seed=0)  # a multiple of 2
+    >>> pooled, indices = MaxPoolingWithArgmax2D(pool_size=2)(x)
+    >>> tuple(MaxUnpooling2D(pool_size=2)([pooled, indices]).shape)  # inferred
+    (2, 8, 8, 3)
     """
 
     def __init__(
@@ -453,13 +456,15 @@ class MaxUnpooling2D(keras.layers.Layer):
         """Static (height, width) (ints or None), checked against the values."""
         if reference_hw is not None:
             size, what = tuple(reference_hw), "the pooling input"
-            if self.output_size is not None and all(s is not None for s in size):
-                if size != self.output_size:
+            if self.output_size is not None:
+                if any(s is not None and s != o for s, o in zip(size, self.output_size)):
                     raise ValueError(
                         f"MaxUnpooling2D: output_size={self.output_size} differs "
                         f"from the spatial size {size} of the third input (the "
                         "pooling input)."
                     )
+                # Unknown sizes of the pooling input: output_size is the size.
+                size = self.output_size
         elif self.output_size is not None:
             size, what = self.output_size, "output_size"
         else:

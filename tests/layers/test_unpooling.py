@@ -237,15 +237,15 @@ def test_unpool_matches_torch_max_unpool2d(geometry, data_format):
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=geometry_id)
 def test_unpool_of_pool_equals_scatter_add_reference(geometry):
-    """Every geometry (overlapping windows sum), channels_last and channels_first."""
+    """Every geometry; where windows overlap, values of a shared maximum sum."""
     (h, w), pool, stride, padding = geometry
     x = random_input((2, h, w, 3), ties=True, seed=5)
     ref_pooled, ref_indices = tf_pool_with_argmax(x, pool, stride, padding)
     expected = numpy_unpool(ref_pooled, ref_indices, x.shape)
-    for data_format, convert, back in [
-        ("channels_last", lambda a: a, lambda a: a),
-        ("channels_first", to_channels_first, to_channels_last),
-    ]:
+    formats = [("channels_last", lambda a: a, lambda a: a)]
+    if stride < pool:  # channels_first without overlap: the torch test above
+        formats.append(("channels_first", to_channels_first, to_channels_last))
+    for data_format, convert, back in formats:
         pool_layer = MaxPoolingWithArgmax2D(pool, stride, padding, data_format)
         unpool_layer = MaxUnpooling2D(pool, stride, padding, data_format)
         pooled, indices = pool_layer(convert(x))
@@ -300,11 +300,17 @@ def torch_default_size_applies(stride, pool):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize(
-    "geometry",
-    [GEOMETRIES[1], GEOMETRIES[2], GEOMETRIES[4], GEOMETRIES[6], GEOMETRIES[8]],
-    ids=geometry_id,
+    "geometry, data_format",
+    [
+        (GEOMETRIES[1], "channels_last"),  # 7x9, pool 2, valid
+        (GEOMETRIES[1], "channels_first"),
+        (GEOMETRIES[2], "channels_last"),  # 7x9, pool 2, same
+        (GEOMETRIES[4], "channels_first"),  # 7x9, pool 3, same
+        (GEOMETRIES[6], "channels_last"),  # 7x9, pool 3, stride 2, same
+        (GEOMETRIES[8], "channels_first"),  # 6x7, pool 3, stride 1, same
+    ],
+    ids=lambda v: geometry_id(v) if isinstance(v, tuple) else v,
 )
 def test_gradient_reaches_only_the_maxima(geometry, data_format):
     """d sum(w * unpool(pool(x))) / dx = w * (number of windows whose max is x).
@@ -527,6 +533,28 @@ def traced_call(model, x):
 
         return jax.jit(lambda t: model(t))(x)
     return model(x)
+
+
+def test_unpool_output_shape_with_unknown_reference_size():
+    """Unknown pooling-input sizes: output_size fills them in, else None."""
+    shapes = [(None, 3, 4, 2), (None, 3, 4, 2), (None, None, None, 2)]
+    assert MaxUnpooling2D(2).compute_output_shape(shapes) == (None, None, None, 2)
+    assert MaxUnpooling2D(2, output_size=(7, 9)).compute_output_shape(shapes) == (
+        None, 7, 9, 2
+    )
+    assert MaxUnpooling2D(2).compute_output_shape(shapes[:2]) == (None, 6, 8, 2)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from keras_cvlec.layers import unpooling
+
+    result = doctest.testmod(
+        unpooling, extraglobs={"keras": keras}, optionflags=doctest.NORMALIZE_WHITESPACE
+    )
+    assert result.attempted >= 10
+    assert result.failed == 0
 
 
 # --------------------------------------------------------------------------
