@@ -20,7 +20,7 @@ uses the per-channel index `y * width + x` instead; convert with
 `index // channels`.
 
 Ties: the first maximum in window scan order (row by row, left to right),
-as TensorFlow's CPU kernel and PyTorch's `max_pool2d` both do. A NaN never
+as the CPU kernels of TensorFlow and PyTorch (`max_pool2d`) do. A NaN never
 compares greater than a number, so NaNs are not propagated (unlike
 `torch.nn.functional.max_pool2d`).
 
@@ -246,9 +246,13 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
             extent = (out_h * sh, out_w * sw)
         else:
             extent = ((out_h - 1) * sh + kh, (out_w - 1) * sw + kw)
-        x = _pad_and_crop(x, axes, (-top, -left), extent, (height, width), float("-inf"))
+        x = _pad_and_crop(
+            x, axes, (-top, -left), extent, (height, width), float("-inf")
+        )
         if tiled:
-            window = _tiled_windows(x, self.data_format, (out_h, out_w), (sh, sw), channels)
+            window = _tiled_windows(
+                x, self.data_format, (out_h, out_w), (sh, sw), channels
+            )
         else:
 
             def window(dy, dx):
@@ -457,7 +461,8 @@ class MaxUnpooling2D(keras.layers.Layer):
         if reference_hw is not None:
             size, what = tuple(reference_hw), "the pooling input"
             if self.output_size is not None:
-                if any(s is not None and s != o for s, o in zip(size, self.output_size)):
+                pairs = zip(size, self.output_size)
+                if any(s is not None and s != o for s, o in pairs):
                     raise ValueError(
                         f"MaxUnpooling2D: output_size={self.output_size} differs "
                         f"from the spatial size {size} of the third input (the "

@@ -105,7 +105,9 @@ def test_pool_channels_first_gives_the_same_indices(geometry):
     ref_pooled, ref_indices = tf_pool_with_argmax(x, pool, stride, padding)
     layer = MaxPoolingWithArgmax2D(pool, stride, padding, data_format="channels_first")
     pooled, indices = layer(to_channels_first(x))
-    np.testing.assert_array_equal(harness.to_numpy(pooled), to_channels_first(ref_pooled))
+    np.testing.assert_array_equal(
+        harness.to_numpy(pooled), to_channels_first(ref_pooled)
+    )
     np.testing.assert_array_equal(
         harness.to_numpy(indices), to_channels_first(ref_indices)
     )
@@ -228,7 +230,9 @@ def test_unpool_matches_torch_max_unpool2d(geometry, data_format):
         values = to_channels_first(pooled)
         idx = to_channels_first(indices).astype("int32")
         reference = to_channels_first(x)
-    kwargs = dict(pool_size=pool, strides=stride, padding=padding, data_format=data_format)
+    kwargs = dict(
+        pool_size=pool, strides=stride, padding=padding, data_format=data_format
+    )
     from_reference = MaxUnpooling2D(**kwargs)([values, idx, reference])
     from_size = MaxUnpooling2D(**kwargs, output_size=(h, w))([values, idx])
     np.testing.assert_array_equal(harness.to_numpy(from_reference), expected)
@@ -409,7 +413,9 @@ def test_pool_layer_contract(init_kwargs, input_shape, expected_shape):
     )
 
 
-@pytest.mark.parametrize("with_reference", [False, True], ids=["output_size", "reference"])
+@pytest.mark.parametrize(
+    "with_reference", [False, True], ids=["output_size", "reference"]
+)
 @pytest.mark.parametrize(
     "init_kwargs, input_shape",
     [
@@ -574,7 +580,11 @@ def test_docstring_examples_run():
         ({"strides": True}, TypeError, r"strides=True"),
         ({"padding": "full"}, ValueError, r"padding.*'full'"),
         ({"padding": 1}, TypeError, r"padding=1"),
-        ({"data_format": "channels_middle"}, ValueError, r"data_format.*channels_middle"),
+        (
+            {"data_format": "channels_middle"},
+            ValueError,
+            r"data_format.*channels_middle",
+        ),
     ],
 )
 def test_bad_arguments(layer_cls, kwargs, error, match):
