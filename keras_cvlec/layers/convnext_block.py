@@ -13,6 +13,7 @@ from keras_cvlec.layers.layer_scale import LayerScale
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.utils.validation import (
     channel_axis,
+    check_float,
     check_rate,
     check_seed,
     standardize_data_format,
@@ -60,12 +61,6 @@ def kernel_initializer():
     return keras.initializers.RandomNormal(stddev=0.02)
 
 
-def _check_epsilon(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`epsilon` must be a float > 0. Received: epsilon={value!r}")
-    return float(value)
-
-
 def _known_channels(layer, input_shape, data_format):
     channels = input_shape[channel_axis(data_format)]
     if len(input_shape) != 4 or channels is None:
@@ -106,7 +101,7 @@ class ChannelLayerNormalization(keras.layers.Layer):
 
     def __init__(self, epsilon=EPSILON, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.epsilon = _check_epsilon(epsilon)
+        self.epsilon = check_float("epsilon", epsilon, 0.0, inclusive=False)
         self.data_format = standardize_data_format(data_format)
         self.supports_masking = True
 

@@ -3,8 +3,10 @@ from keras.applications ConvNeXt.
 
 References: parameter counts of keras.applications `ConvNeXtTiny` ...
 `ConvNeXtXLarge` (REFERENCES.md) and of timm's `convnext_atto` ...
-`convnext_nano` (3.70 M, 5.22 M, 9.05 M, 15.59 M, timm's published
-`param_count`); output sizes from the convolution formula
+`convnext_nano` (3.70 M, 5.22 M, 9.05 M, 15.59 M: the `param_count` column
+of timm's `results/results-imagenet.csv` for `convnext_atto.d2_in1k`,
+`convnext_femto.d1_in1k`, `convnext_pico.d1_in1k`, `convnext_nano.d1h_in1k`;
+timm's blocks have the same parameters as these); output sizes from the convolution formula
 `floor((n - k) / s) + 1`; keras.applications `ConvNeXtTiny` built here with
 `weights=None` and random weights for the transfer; channels_first against
 channels_last with the same weights.
