@@ -169,7 +169,12 @@ def fit_one_step(model, inputs, targets, loss="mse"):
             "[fit_one_step] the model does not support jit_compile=True on "
             f"{backend_name()}: some layer has supports_jit=False"
         )
-    first = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+    if isinstance(inputs, dict):
+        first = next(iter(inputs.values()))
+    elif isinstance(inputs, (list, tuple)):
+        first = inputs[0]
+    else:
+        first = inputs
     batch_size = int(np.shape(to_numpy(first))[0])
     history = model.fit(
         inputs, targets, batch_size=batch_size, epochs=1, shuffle=False, verbose=0
@@ -587,6 +592,25 @@ def run_layer_test(
         check.check = "symbolic call vs expected_output_shape"
         check_shapes(symbolic_outputs, expected_shapes, "expected_output_shape")
     symbolic_dtypes = [_dtype_name(o.dtype) for o in _flatten_outputs(symbolic_outputs)]
+    if all(shape and shape[0] is not None for shape in symbolic_shapes):
+        # The same with an unknown batch size, as in a functional model.
+        check.check = "symbolic call with batch None vs compute_output_shape"
+        unbatched = [(None, *shape[1:]) for shape in symbolic_shapes]
+        layer = layer_cls(**init_kwargs)
+        try:
+            outputs = call_layer(
+                layer,
+                [keras.KerasTensor(s, dtype=d) for s, d in zip(unbatched, dtypes)],
+            )
+        except Exception as error:  # noqa: BLE001
+            check.fail(f"calling on KerasTensors {unbatched} raised {error!r}")
+        computed, _ = _as_shape_list(output_shape_of(layer, unbatched))
+        got = [tuple(o.shape) for o in _flatten_outputs(outputs)]
+        check.true(
+            got == computed,
+            f"symbolic output shapes {got} != compute_output_shape {computed} "
+            f"for inputs {unbatched}",
+        )
 
     # ---- 5. eager call -----------------------------------------------------
     check.check = "eager call vs compute_output_shape"
@@ -631,6 +655,7 @@ def run_layer_test(
         targets = [
             rng.standard_normal(tuple(o.shape)).astype("float32") for o in outputs
         ]
+        before = [to_numpy(w).copy() for w in model.trainable_weights]
         try:
             fit_one_step(
                 model, as_inputs(arrays), targets if len(targets) > 1 else targets[0]
@@ -639,6 +664,16 @@ def run_layer_test(
             check.fail(str(error))
         except Exception as error:  # noqa: BLE001
             check.fail(f"fit raised {type(error).__name__}: {error}")
+        changed = [
+            not np.array_equal(to_numpy(w), b)
+            for w, b in zip(model.trainable_weights, before)
+        ]
+        check.true(
+            any(changed),
+            "no trainable weight changed in one SGD step: no gradient flows "
+            "through the layer (weights: "
+            f"{[w.path for w in model.trainable_weights]})",
+        )
 
     # ---- 7. mixed precision ------------------------------------------------
     # A seeded layer called with training=True draws different numbers in

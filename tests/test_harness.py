@@ -142,6 +142,14 @@ class InfWhenTraining(Scale):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class ZeroGradient(Scale):
+    """Outputs zeros: every gradient is 0 and one step changes no weight."""
+
+    def call(self, inputs):
+        return super().call(inputs) * 0.0
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class NoJit(Scale):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -375,6 +383,14 @@ def test_non_finite_training_loss_fails():
     with pytest.raises(AssertionError, match=r"training.*not finite"):
         run_layer_test(
             InfWhenTraining, {}, (2, 4), run_mixed_precision_check=False,
+            run_saving_check=False,
+        )
+
+
+def test_layer_blocking_gradients_fails_the_training_check():
+    with pytest.raises(AssertionError, match=r"training.*no trainable weight changed"):
+        run_layer_test(
+            ZeroGradient, {}, (2, 4), run_mixed_precision_check=False,
             run_saving_check=False,
         )
 
