@@ -106,7 +106,7 @@ def build_resnet(
     >>> model.output_shape
     (None, 10)
     """
-    spec = RESNET_VARIANTS.get(variant)
+    spec = RESNET_VARIANTS.get(variant) if isinstance(variant, str) else None
     if spec is None:
         raise ValueError(
             f"Unknown ResNet `variant`: {variant!r}. Valid variants: "

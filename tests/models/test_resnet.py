@@ -1,15 +1,19 @@
 """`keras_cvlec.build_resnet` (v1, v1.5, v2) and its registry entries.
 
 References: parameter counts of keras.applications `ResNet50/101/152` and
-`ResNet50V2` (built here with `weights=None`) and of torchvision
-`resnet18/34/50` (trainable parameters, REFERENCES.md); output sizes from
-PyTorch's convolution formula `floor((n + 2 p - k) / s) + 1`; pooling,
-softmax and the classifier recomputed in NumPy; channels_first against
-channels_last with the same weights.
+`ResNet50V2` and of torchvision `resnet18/34/50` (trainable parameters;
+REFERENCES.md; tests/test_weights.py compares outputs with keras.applications);
+v1.5 logits against a torch.nn.functional re-implementation of torchvision's
+ResNet; output sizes from PyTorch's convolution formula
+`floor((n + 2 p - k) / s) + 1`; pooling, softmax and the classifier
+recomputed in NumPy; channels_first against channels_last with the same
+weights.
 
-Cost: every large model is built once per process (one parametrized test);
-the other tests use ResNet-18 at 32..64 pixels. Training under XLA compiles
-one ResNet-18 step per version (about 30 s each on a 2-core CPU on TF/JAX).
+Cost: every large model is built once per process (one parametrized test,
+the ResNet-50s kept in a module-scoped cache for the shape tests); the other
+tests share one random ResNet-18 per version and use 32..96 pixels, batch 2.
+Training under XLA compiles one ResNet-18 step per version (about 15 s of
+CPU each on TF/JAX).
 """
 
 import numpy as np
@@ -209,7 +213,8 @@ def test_one_model_takes_several_input_sizes(version, shared_models):
     assert [tuple(out.shape) for out in features.outputs] == [
         (None, None, None, width) for width in STAGE_WIDTHS
     ] + [(None, 7)]
-    for batch, (height, width) in zip((1, 2, 3), ((32, 32), (33, 47), (64, 40))):
+    batch = 2  # the same batch as other tests: JAX reuses its compiled ops
+    for height, width in ((32, 32), (33, 47), (64, 40)):
         outputs = features(_random_images((batch, height, width, 3)), training=False)
         expected = [
             (batch, h, w, channels)
@@ -243,7 +248,7 @@ def test_odd_static_input_shape():
 
 @pytest.mark.parametrize(
     "input_shape, images_shape",
-    [((32, 32, 1), (2, 32, 32, 1)), ((None, None, 4), (2, 40, 36, 4))],
+    [((32, 32, 1), (2, 32, 32, 1)), ((None, None, 4), (2, 33, 47, 4))],
     ids=["1-channel", "4-channel"],
 )
 def test_any_channel_count(input_shape, images_shape):
@@ -289,6 +294,87 @@ def test_channels_first_matches_channels_last(version, shared_models):
     harness.assert_allclose(out_first[4], logits, atol=1e-4, rtol=1e-4)
 
 
+def _torch_v15_reference(model, images, stage_blocks, bottleneck):
+    """torchvision's ResNet (v1.5) forward pass written with
+    torch.nn.functional, reading `model`'s weights by path; returns the
+    globally pooled features and the logits."""
+    import torch
+    import torch.nn.functional as F
+
+    weights = {
+        w.path: torch.from_numpy(np.array(harness.to_numpy(w), dtype="float32"))
+        for w in model.weights
+    }
+
+    def conv(x, name, stride, padding):
+        kernel = weights.pop(f"{name}/kernel").permute(3, 2, 0, 1)  # OIHW
+        return F.conv2d(x, kernel, weights.pop(f"{name}/bias", None), stride, padding)
+
+    def bn(x, name):
+        return F.batch_norm(
+            x, weights.pop(f"{name}/moving_mean"), weights.pop(f"{name}/moving_variance"),
+            weights.pop(f"{name}/gamma"), weights.pop(f"{name}/beta"),
+            training=False, eps=1e-5,
+        )
+
+    kernel_sizes = (1, 3, 1) if bottleneck else (3, 3)
+    expansion = 4 if bottleneck else 1
+    with torch.no_grad():
+        x = torch.from_numpy(images).permute(0, 3, 1, 2)
+        x = F.relu(bn(conv(x, "stem_conv", 2, 3), "stem_bn"))
+        x = F.max_pool2d(x, 3, 2, 1)
+        channels = 64
+        for stage, (width, blocks) in enumerate(zip(STAGE_WIDTHS, stage_blocks), 1):
+            for index in range(1, blocks + 1):
+                name = f"stage{stage}_block{index}"
+                stride = 2 if stage > 1 and index == 1 else 1
+                out = x
+                for number, kernel_size in enumerate(kernel_sizes, start=1):
+                    last = number == len(kernel_sizes)
+                    strided = number == kernel_sizes.index(3) + 1  # first 3x3
+                    out = conv(
+                        out, f"{name}/conv{number}", stride if strided else 1,
+                        kernel_size // 2,
+                    )
+                    out = bn(out, f"{name}/bn{number}")
+                    out = out if last else F.relu(out)
+                if stride != 1 or channels != width * expansion:
+                    shortcut = bn(conv(x, f"{name}/shortcut_conv", stride, 0),
+                                  f"{name}/shortcut_bn")
+                else:
+                    shortcut = x
+                x = F.relu(out + shortcut)
+                channels = width * expansion
+        pooled = x.mean(dim=(2, 3))
+        logits = F.linear(pooled, weights.pop("predictions/kernel").T,
+                          weights.pop("predictions/bias"))
+    assert weights == {}, f"weights the reference did not use: {sorted(weights)}"
+    return pooled.numpy(), logits.numpy()
+
+
+@pytest.mark.parametrize("variant", ["resnet18", "resnet50"])
+def test_v15_matches_torch_functional_reference(variant, shared_models):
+    """v1.5 is torchvision's ResNet: the same logits as a torch.nn.functional
+    re-implementation (symmetric padding of strided convs, stride on the 3x3
+    convolution, BN epsilon 1e-5)."""
+    model = shared_models(variant, "v1.5")
+    if variant == "resnet50":  # the default model: randomise its weights
+        _randomize_weights(model, seed=12)
+    images = _random_images((2, 33, 47, 3), seed=13)
+    pooled, logits = _torch_v15_reference(
+        model, images, RESNET_VARIANTS[variant]["stage_blocks"],
+        bottleneck=variant == "resnet50",
+    )
+    assert logits.std() > 1e-2
+    outputs = keras.Model(
+        model.input, [model.get_layer("avg_pool").output, model.output]
+    )(images, training=False)
+    harness.assert_allclose(outputs[0], pooled, atol=1e-4, rtol=1e-4)
+    if variant == "resnet50":  # the default classifier_activation="softmax"
+        logits = _softmax(logits)
+    harness.assert_allclose(outputs[1], logits, atol=1e-4, rtol=1e-4)
+
+
 def test_data_format_defaults_to_keras_config_and_name():
     keras.config.set_image_data_format("channels_first")
     try:
@@ -323,20 +409,20 @@ def test_head_pooling_and_classifier_activation(shared_models):
         assert logits_model.count_params() - model.count_params() == 512 * 7 + 7
         model.set_weights(weights[:-2])
 
-    images = _random_images((3, 64, 96, 3), seed=4)
+    images = _random_images((2, 64, 96, 3), seed=4)
     features, logits = _feature_model(logits_model, extra=("predictions",))(
         images, training=False
     )[3:]
     features, logits = harness.to_numpy(features), harness.to_numpy(logits)
-    assert features.shape == (3, 2, 3, 512)
+    assert features.shape == (2, 2, 3, 512)
     avg = harness.to_numpy(headless["avg"](images, training=False))
     maximum = harness.to_numpy(headless["max"](images, training=False))
-    assert avg.shape == maximum.shape == (3, 512)
+    assert avg.shape == maximum.shape == (2, 512)
     harness.assert_allclose(avg, features.mean(axis=(1, 2)), atol=1e-5, rtol=1e-5)
     harness.assert_allclose(maximum, features.max(axis=(1, 2)), atol=1e-6, rtol=1e-6)
     assert np.abs(avg - maximum).max() > 1e-2  # the two poolings differ here
 
-    assert logits.shape == (3, 7)
+    assert logits.shape == (2, 7)
     expected_logits = features.mean(axis=(1, 2)) @ kernel + bias
     harness.assert_allclose(logits, expected_logits, atol=1e-4, rtol=1e-4)
     assert np.abs(logits.sum(axis=-1) - 1.0).max() > 1e-2  # not probabilities
@@ -427,6 +513,8 @@ def test_weights_from_file(tmp_path, shared_models):
 BAD_ARGUMENTS = [
     (dict(variant="resnet20"), ValueError,
      r"variant.*'resnet20'.*resnet18, resnet34, resnet50, resnet101, resnet152"),
+    (dict(variant=["resnet50"]), ValueError,
+     r"variant.*\['resnet50'\].*resnet18, resnet34, resnet50, resnet101"),
     (dict(version="v3"), ValueError, r"version.*'v3'.*'v1', 'v1.5', 'v2'"),
     (dict(input_shape=(16, 16, 3)), ValueError,
      r"at least 32.*input_shape=\(16, 16, 3\)"),
@@ -493,10 +581,10 @@ def test_registry_and_softmax(shared_models):
     logits_model = shared_models("resnet18", "v1")
     assert model.count_params() == logits_model.count_params()
     model.set_weights(logits_model.get_weights())
-    images = _random_images((3, 32, 32, 3), seed=11)
+    images = _random_images((2, 32, 32, 3), seed=11)
     logits = harness.to_numpy(logits_model(images, training=False))
     probabilities = harness.to_numpy(model(images, training=False))
-    assert probabilities.shape == (3, 7)
+    assert probabilities.shape == (2, 7)
     assert probabilities.min() >= 0.0
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
     harness.assert_allclose(probabilities, _softmax(logits), atol=1e-5, rtol=1e-4)
