@@ -107,6 +107,38 @@ class SegmentationLayers:
         return self.conv(x, channels, 3, f"{prefix}_upconv")
 
 
+def check_final_activation(final_activation):
+    """`None`, or an activation that `keras.activations.get` knows."""
+    if final_activation is None:
+        return None
+    try:
+        keras.activations.get(final_activation)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"Unknown `final_activation`: {final_activation!r}. Use None, a "
+            f"keras.activations name such as 'softmax' or 'sigmoid', or a callable."
+        ) from error
+    return final_activation
+
+
+def apply_final_activation(x, final_activation, data_format):
+    """`final_activation` on the scores `x`, in float32, as layer `final_activation`.
+
+    Softmax and log-softmax normalise over the channel axis, also for
+    `channels_first` (where `keras.layers.Activation` would use the width).
+    """
+    if final_activation is None:
+        return x
+    function = keras.activations.get(final_activation)
+    if data_format == "channels_first" and function is keras.activations.softmax:
+        return layers.Softmax(axis=1, dtype="float32", name="final_activation")(x)
+    if data_format == "channels_first" and function is keras.activations.log_softmax:
+        x = layers.Permute((2, 3, 1), dtype="float32", name="final_activation_in")(x)
+        x = layers.Activation(final_activation, dtype="float32", name="final_activation")(x)
+        return layers.Permute((3, 1, 2), dtype="float32", name="final_activation_out")(x)
+    return layers.Activation(final_activation, dtype="float32", name="final_activation")(x)
+
+
 def spatial_shape(inputs, data_format):
     """The static (height, width) of an image tensor (ints or None)."""
     shape = inputs.shape
