@@ -124,7 +124,8 @@ def build_fcn(
             the backbone (see `build_resnet` / `build_convnext`).
         freeze_backbone: whether the backbone's weights are frozen (its batch
             norms then also run in inference mode).
-        final_activation: `None` (logits), `"softmax"`, `"sigmoid"`, ...
+        final_activation: `None` (logits), `"softmax"` (over the channel axis
+            in either data format), `"sigmoid"`, ...
         data_format: `"channels_last"` or `"channels_first"`; defaults to
             `keras.config.image_data_format()`.
         name: the model's name; defaults to e.g. `"fcn8s_resnet50"`.

@@ -87,7 +87,8 @@ def build_segnet(
         norm: `"batch"` (the paper), `"layer"`, `"group"` or `None`
             (convolutions then have biases).
         activation: activation after each normalised convolution.
-        final_activation: `None` (logits), `"softmax"`, `"sigmoid"`, ...
+        final_activation: `None` (logits), `"softmax"` (over the channel axis
+            in either data format), `"sigmoid"`, ...
         data_format: `"channels_last"` or `"channels_first"`; defaults to
             `keras.config.image_data_format()`.
         name: the model's name; defaults to `"segnet"`.

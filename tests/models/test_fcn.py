@@ -214,6 +214,17 @@ def test_training_reduces_the_loss():
     )
 
 
+def test_keras_file_round_trip(tmp_path):
+    model = build_fcn(backbone="convnext_atto", variant="16s", num_classes=2)
+    _randomize_scores(model)
+    x = _images((1, 33, 40, 3))
+    path = str(tmp_path / "fcn.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.get_layer("upscore16").kernel_initializer, BilinearUpsamplingKernel)
+    harness.assert_allclose(_predict(loaded, x), _predict(model, x), atol=1e-6, rtol=1e-6)
+
+
 def test_registry():
     for variant in FCN_VARIANTS:
         assert f"fcn{variant}" in list_models()

@@ -57,9 +57,11 @@ def test_any_input_size_through_one_model():
     assert _predict(fixed, _images((2, 37, 53, 1))).shape == (2, 37, 53, 3)
 
 
-def test_channels_first_matches_channels_last():
-    last = build_segnet(**TINY, final_activation="softmax")
-    first = build_segnet(**TINY, final_activation="softmax", data_format="channels_first")
+@pytest.mark.parametrize("final_activation", ["softmax", "log_softmax"])
+def test_channels_first_matches_channels_last(final_activation):
+    # (Also checks that the softmax normalises the channels, not the width.)
+    last = build_segnet(**TINY, final_activation=final_activation)
+    first = build_segnet(**TINY, final_activation=final_activation, data_format="channels_first")
     assert first.input_shape == (None, 3, None, None)
     rng = np.random.default_rng(1)
     # Random weights everywhere, BN statistics included, so that nothing is trivial.
@@ -75,6 +77,8 @@ def test_channels_first_matches_channels_last():
     actual = _predict(first, x.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
     assert expected.shape == (2, 13, 22, 3)
     harness.assert_allclose(actual, expected, atol=1e-5, rtol=1e-5)
+    probabilities = expected if final_activation == "softmax" else np.exp(expected)
+    harness.assert_allclose(probabilities.sum(axis=-1), np.ones((2, 13, 22)), atol=1e-5)
 
 
 def _conv_params(pairs, norm):
@@ -156,6 +160,23 @@ def test_training_reduces_the_loss():
     losses = model.fit(x, y, batch_size=4, epochs=10, shuffle=False, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.85 * losses[0], losses
+
+
+def test_mixed_precision_and_keras_file(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = build_segnet(**TINY, final_activation="softmax")
+    assert model.get_layer("encoder1_conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("encoder1_pool").output[1].dtype == "int32"
+    assert model.output.dtype == "float32"
+    keras.config.set_dtype_policy("float32")
+    x = _images((1, 13, 18, 3))
+    output = _predict(model, x)
+    assert output.dtype == np.float32 and np.all(np.isfinite(output))
+    path = str(tmp_path / "segnet.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    harness.assert_allclose(_predict(loaded, x), output, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize(
