@@ -22,6 +22,7 @@ import collections
 import keras
 from keras import ops
 
+from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.utils.validation import (
     channel_axis,
@@ -42,30 +43,6 @@ RESNET_VERSIONS = {
     "v1.5": ResNetVersion(False, False, True, 1e-5, 0.9),
     "v2": ResNetVersion(True, False, True, 1.001e-5, 0.99),
 }
-
-
-class BiasFirstConv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D` that adds its bias as `bias + outputs`.
-
-    keras 3.15's TensorFlow `ops.add(outputs, bias)` becomes `tf.nn.bias_add`
-    and guesses NHWC whenever the last axis has the bias's size, so a
-    `channels_first` output whose width equals its channels (e.g. 4 filters
-    on a 4x4 map) gets the bias added along the width. With the bias first
-    `ops.add` is a plain broadcasting add on every backend. Same weights
-    (`kernel`, `bias`) and names as `Conv2D`.
-    """
-
-    def call(self, inputs):
-        outputs = self.convolution_op(inputs, self.kernel)
-        if self.use_bias:
-            bias_shape = [1] * len(outputs.shape)
-            bias_shape[-1 if self.data_format == "channels_last" else 1] = (
-                self.filters
-            )
-            outputs = ops.add(ops.reshape(self.bias, bias_shape), outputs)
-        if self.activation is not None:
-            outputs = self.activation(outputs)
-        return outputs
 
 
 def resnet_batch_norm(version, data_format, name, dtype=None):
