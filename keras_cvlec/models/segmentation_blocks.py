@@ -18,6 +18,7 @@ from keras import layers
 # Imported for their side effect: they register the backbone names.
 import keras_cvlec.models.convnext  # noqa: F401
 import keras_cvlec.models.resnet  # noqa: F401
+from keras_cvlec.layers.convnext_block import ChannelLayerNormalization
 from keras_cvlec.layers.unpooling import MaxUnpooling2D
 from keras_cvlec.models.registry import build_model, list_models
 from keras_cvlec.utils.validation import channel_axis
@@ -47,7 +48,10 @@ class SegmentationLayers:
         if self.norm == "batch":
             return layers.BatchNormalization(axis=axis, name=name)
         if self.norm == "layer":
-            return layers.LayerNormalization(axis=axis, epsilon=1e-5, name=name)
+            # keras.layers.LayerNormalization(axis=1) is wrong on torch.
+            return ChannelLayerNormalization(
+                epsilon=1e-5, data_format=self.data_format, name=name
+            )
         return layers.GroupNormalization(
             groups=math.gcd(32, channels), axis=axis, epsilon=1e-5, name=name
         )
