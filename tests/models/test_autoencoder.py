@@ -36,11 +36,11 @@ def test_output_has_the_input_shape():
     assert _predict(gray, _images((2, 37, 53, 1))).shape == (2, 37, 53, 1)
 
 
-def test_channels_first_matches_channels_last():
-    last = build_autoencoder(**TINY, upsampling="bilinear", final_activation="sigmoid")
-    first = build_autoencoder(
-        **TINY, upsampling="bilinear", final_activation="sigmoid", data_format="channels_first"
-    )
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_channels_first_matches_channels_last(norm):
+    kwargs = dict(TINY, upsampling="bilinear", final_activation="sigmoid", norm=norm)
+    last = build_autoencoder(**kwargs)
+    first = build_autoencoder(**kwargs, data_format="channels_first")
     assert first.input_shape == (None, 3, None, None)
     rng = np.random.default_rng(1)
     last.set_weights([
