@@ -13,8 +13,10 @@ from keras_cvlec.models.segmentation_blocks import (
     BACKBONE_STAGES,
     NORM_CHOICES,
     SegmentationLayers,
+    apply_final_activation,
     backbone_features,
     check_backbone,
+    check_final_activation,
     check_total_stride,
 )
 from keras_cvlec.utils.validation import (
@@ -109,6 +111,7 @@ def build_unet(
     (1, 97, 131, 3)
     """
     check_positive_int("num_classes", num_classes)
+    check_final_activation(final_activation)
     check_positive_int("depth", depth)
     check_positive_int("filters", filters)
     check_choice("upsampling", upsampling, UPSAMPLING_CHOICES)
@@ -176,8 +179,7 @@ def build_unet(
         num_classes, 1, data_format=data_format, dtype="float32", name="head"
     )(x)
     x = CropToMatch2D(data_format=data_format, dtype="float32", name="crop")([x, inputs])
-    if final_activation is not None:
-        x = layers.Activation(final_activation, dtype="float32", name="final_activation")(x)
+    x = apply_final_activation(x, final_activation, data_format)
     default_name = f"unet_{encoder}" if encoder else "unet"
     return keras.Model(inputs, x, name=name or default_name)
 
