@@ -190,6 +190,25 @@ def fit_one_step(model, inputs, targets, loss="mse"):
     return history
 
 
+def randomize_weights(model, seed=0):
+    """Sets every weight of `model` to random values that keep a deep conv
+    net's activations of order one (so a 1e-4 tolerance means something):
+    kernels N(0, 1/fan_in), BN/LN scales and moving variances U(0.5, 1.5),
+    everything else (biases, offsets, moving means) N(0, 0.1)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for weight in model.weights:
+        shape = tuple(weight.shape)
+        if weight.name in ("gamma", "moving_variance"):
+            values.append(rng.uniform(0.5, 1.5, shape))
+        elif weight.name == "kernel":
+            fan_in = int(np.prod(shape[:-1]))
+            values.append(rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape))
+        else:
+            values.append(rng.normal(0.0, 0.1, shape))
+    model.set_weights([value.astype("float32") for value in values])
+
+
 def value_and_gradient(fn, x):
     """`(fn(x), d sum(fn(x)) / dx)` as numpy arrays, on the current backend.
 

@@ -38,25 +38,6 @@ def _random_images(batch=2, seed=0, size=SIZE):
     )
 
 
-def _randomize_weights(model, seed):
-    """Sets every weight (BN moving statistics included) to random values.
-
-    Kernels are scaled by 1/sqrt(fan_in) and BN scales and (positive)
-    variances drawn from [0.5, 1.5], so activations stay of order one through
-    50-100 layers and a 1e-4 tolerance is meaningful.
-    """
-    rng = np.random.default_rng(seed)
-    values = []
-    for weight in model.weights:
-        shape = tuple(weight.shape)
-        if weight.name in ("gamma", "moving_variance"):
-            values.append(rng.uniform(0.5, 1.5, shape))
-        elif weight.name == "kernel":
-            fan_in = int(np.prod(shape[:-1]))
-            values.append(rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape))
-        else:  # biases, BN offsets and moving means
-            values.append(rng.normal(0.0, 0.1, shape))
-    model.set_weights([value.astype("float32") for value in values])
 
 
 def _snapshot(model):
@@ -92,7 +73,7 @@ def zoo():
                     input_shape=(SIZE, SIZE, 3),
                     classifier_activation=None,
                 )
-                _randomize_weights(model, seed=len(self.cache))
+                harness.randomize_weights(model, seed=len(self.cache))
                 self.cache[key] = model
             return self.cache[key]
 

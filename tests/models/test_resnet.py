@@ -34,24 +34,6 @@ def _random_images(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
 
 
-def _randomize_weights(model, seed=0):
-    """Sets every weight (BN moving statistics included) to random values.
-
-    Kernels are scaled by 1/sqrt(fan_in), BN scales and variances are drawn
-    from [0.5, 1.5], so activations stay of order one through the network.
-    """
-    rng = np.random.default_rng(seed)
-    values = []
-    for weight in model.weights:
-        shape = tuple(weight.shape)
-        if weight.name in ("gamma", "moving_variance"):
-            values.append(rng.uniform(0.5, 1.5, shape))
-        elif weight.name == "kernel":
-            fan_in = int(np.prod(shape[:-1]))
-            values.append(rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape))
-        else:
-            values.append(rng.normal(0.0, 0.1, shape))
-    model.set_weights([value.astype("float32") for value in values])
 
 
 def _conv_size(size, kernel, stride, padding):
@@ -116,7 +98,7 @@ def shared_models():
                     "resnet18", version=version, num_classes=7,
                     classifier_activation=None, drop_path_rate=0.2,
                 )
-                _randomize_weights(model, seed=len(cache) + 1)
+                harness.randomize_weights(model, seed=len(cache) + 1)
             else:
                 model = keras_cvlec.build_resnet(variant, version=version)
             cache[key] = model
@@ -366,7 +348,7 @@ def test_v15_matches_torch_functional_reference(variant, shared_models):
     convolution, BN epsilon 1e-5)."""
     model = shared_models(variant, "v1.5")
     if variant == "resnet50":  # the default model: randomise its weights
-        _randomize_weights(model, seed=12)
+        harness.randomize_weights(model, seed=12)
     images = _random_images((2, 33, 47, 3), seed=13)
     pooled, logits = _torch_v15_reference(
         model, images, RESNET_VARIANTS[variant]["stage_blocks"],
