@@ -1,7 +1,12 @@
 """The `keras-cvlec` console script."""
 
 import argparse
+import importlib
 import sys
+
+# Modules that add subcommands besides `info`: each defines
+# `add_commands(subparsers)`, which adds its parsers with a `handler` default.
+COMMAND_MODULES = ()
 
 
 def _model_costs(name, image_size):
@@ -76,6 +81,8 @@ def make_parser():
         "--image-size", type=int, default=224, help="input height and width for GMACs"
     )
     info.set_defaults(handler=_info)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(commands)
     return parser
 
 

@@ -224,4 +224,4 @@ def _conv(filters, size, data_format, name):
 
 
 for _variant in CONVNEXT_VARIANTS:
-    register_model(f"convnext_{_variant}", build_convnext, variant=_variant)
+    register_model(f"convnext_{_variant}", build_convnext, task="classification", variant=_variant)

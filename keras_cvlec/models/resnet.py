@@ -203,4 +203,4 @@ def _stem(x, version, data_format):
 
 
 for _variant in RESNET_VARIANTS:
-    register_model(_variant, build_resnet, variant=_variant)
+    register_model(_variant, build_resnet, task="classification", variant=_variant)
