@@ -1,0 +1,242 @@
+"""The data set registry: `list_datasets()` and `load_dataset()`.
+
+One entry point for every data source the package knows: the embedded
+`"shapes"` data set (NumPy, fed through a `keras.utils.PyDataset`, no
+TensorFlow needed), tensorflow-datasets names (a `tf.data.Dataset`, see
+`keras_cvlec.data.tfds`) and folders of the user's own images (see
+`keras_cvlec.data.folders`). Every source yields `(images, targets)` batches:
+float32 channels-last images in `[0, 1]` and int32 labels `(B,)` or masks
+`(B, H, W)` with values in `0..num_classes-1`.
+"""
+
+import dataclasses
+import numbers
+import os
+
+from keras_cvlec.data import shapes
+from keras_cvlec.data.pydataset import ArrayDataset
+from keras_cvlec.utils.validation import check_choice, check_positive_int, check_seed
+
+SPLITS = ("train", "validation", "test")
+TASKS = ("classification", "segmentation")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a loaded data set holds.
+
+    Attributes:
+        name: the registered name (`"shapes"`, `"cifar10"`, ...) or the
+            folder path.
+        task: `"classification"` (targets are labels `(B,)`) or
+            `"segmentation"` (targets are masks `(B, H, W)`).
+        num_classes: the number of classes; targets are in
+            `0..num_classes-1`.
+        class_names: a tuple of `num_classes` strings.
+        image_size: `(height, width)` of the batches.
+    """
+
+    name: str
+    task: str
+    num_classes: int
+    class_names: tuple
+    image_size: tuple
+
+
+def list_datasets():
+    """Every registered data set name, sorted.
+
+    Returns:
+        A list of strings accepted by `load_dataset` (a folder path is
+        accepted too).
+
+    Example:
+
+    >>> list_datasets()
+    ['cifar10', 'cifar100', 'imagenette', 'oxford_iiit_pet', 'shapes']
+    """
+    from keras_cvlec.data.tfds import TFDS_DATASETS
+
+    return sorted(["shapes", *TFDS_DATASETS])
+
+
+def check_task(name, task, supported):
+    """`task`, or the natural one (`supported[0]`) when None."""
+    if task is None:
+        return supported[0]
+    check_choice("task", task, TASKS)
+    if task not in supported:
+        raise ValueError(
+            f"Data set {name!r} has no {task!r} task. It supports: "
+            f"{', '.join(repr(t) for t in supported)}."
+        )
+    return task
+
+
+def check_image_size(image_size, default):
+    """`image_size` (an int or an `(height, width)` pair, `default` when
+    None) as an `(height, width)` tuple of ints."""
+    if image_size is None:
+        image_size = default
+    if isinstance(image_size, numbers.Integral) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)
+    if not (
+        isinstance(image_size, (tuple, list))
+        and len(image_size) == 2
+        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in image_size)
+        and min(image_size) >= 1
+    ):
+        raise ValueError(
+            "`image_size` must be None, an int >= 1 or a (height, width) pair of "
+            f"ints >= 1. Received: image_size={image_size!r}"
+        )
+    return tuple(int(s) for s in image_size)
+
+
+def check_loader_options(split, batch_size, shuffle, augment, num_images, seed):
+    """Checks the options every loader shares.
+
+    Returns:
+        `(shuffle, augment)`: `shuffle` resolved (None -> True for
+        `"train"`) and `augment` as given.
+    """
+    check_choice("split", split, SPLITS)
+    check_positive_int("batch_size", batch_size)
+    check_seed("seed", seed)
+    if num_images is not None:
+        check_positive_int("num_images", num_images)
+    if shuffle is None:
+        shuffle = split == "train"
+    if not isinstance(shuffle, bool):
+        raise TypeError(f"`shuffle` must be None or a bool. Received: shuffle={shuffle!r}")
+    if not (isinstance(augment, bool) or callable(augment)):
+        raise TypeError(
+            "`augment` must be a bool or a callable (images, targets) -> (images, "
+            f"targets). Received: augment={augment!r}"
+        )
+    if augment is not False and split != "train":
+        raise ValueError(
+            f"`augment` is for training data only. Received: augment={augment!r} "
+            f"with split={split!r}"
+        )
+    return shuffle, augment
+
+
+def resolve_augment(augment, task, num_classes, seed):
+    """The augmentation callable for `augment` (None when False)."""
+    if augment is True:
+        from keras_cvlec.data.augmentation import default_augmentation
+
+        return default_augmentation(task, num_classes=num_classes, seed=seed)
+    return augment or None
+
+
+def _load_shapes(split, *, task, image_size, batch_size, shuffle, augment, num_images, seed):
+    task = check_task("shapes", task, ("segmentation", "classification"))
+    height, width = check_image_size(image_size, 64)
+    if height != width:
+        raise ValueError(
+            "The 'shapes' data set has square images only. Received: "
+            f"image_size={image_size!r}"
+        )
+    images, targets = shapes.shapes_dataset(
+        split, num_images=num_images, image_size=height, task=task, seed=seed
+    )
+    class_names = shapes.CLASS_NAMES if task == "segmentation" else shapes.CLASS_NAMES[1:]
+    info = DatasetInfo("shapes", task, len(class_names), tuple(class_names), (height, width))
+    dataset = ArrayDataset(
+        images,
+        targets,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        transform=resolve_augment(augment, task, info.num_classes, seed),
+    )
+    return dataset, info
+
+
+def load_dataset(
+    name_or_path,
+    split="train",
+    *,
+    task=None,
+    image_size=None,
+    batch_size=32,
+    shuffle=None,
+    augment=False,
+    num_images=None,
+    seed=0,
+    data_dir=None,
+):
+    """Loads a data set as batches of `(images, targets)` for `model.fit`.
+
+    Args:
+        name_or_path: a name from `list_datasets()` or a folder of images
+            (see `keras_cvlec.data.folders.load_folder`).
+        split: `"train"`, `"validation"` or `"test"`.
+        task: `"classification"` or `"segmentation"`; None for the data
+            set's natural task ("shapes": segmentation, also classification;
+            "oxford_iiit_pet": segmentation, also its 37 breeds; cifar and
+            imagenette: classification only).
+        image_size: int or `(height, width)` of the batches; None for the
+            data set's default (shapes 64, cifar 32, pets 128, imagenette
+            160, folders 128).
+        batch_size: int >= 1.
+        shuffle: reshuffle every epoch; None means True for `"train"`.
+        augment: False; True for the task's default augmentation
+            (`keras_cvlec.data.augmentation.default_augmentation`, sparse
+            targets kept); or a callable `(images, targets) -> (images,
+            targets)` such as `classification_augmentation(...)` with MixUp
+            or CutMix. Training split only.
+        num_images: None or an int: use only the first `num_images`
+            examples of the split (tiny runs and tests).
+        seed: int seed of the data (shapes), shuffling and augmentation.
+        data_dir: tensorflow-datasets data directory (tfds names only).
+
+    Returns:
+        `(dataset, info)`: for "shapes" a `keras.utils.PyDataset` (no
+        TensorFlow needed), otherwise a batched `tf.data.Dataset`; `info` is
+        a `DatasetInfo`.
+
+    Example:
+
+    >>> dataset, info = load_dataset("shapes", "test", num_images=8, image_size=32)
+    >>> info.task, info.num_classes, dataset[0][0].shape
+    ('segmentation', 4, (8, 32, 32, 3))
+    """
+    options = dict(
+        task=task,
+        image_size=image_size,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        augment=augment,
+        num_images=num_images,
+        seed=seed,
+    )
+    if name_or_path == "shapes":
+        if data_dir is not None:
+            raise ValueError(
+                f"`data_dir` is for tensorflow-datasets names only. Received: "
+                f"data_dir={data_dir!r} with the 'shapes' data set"
+            )
+        options["shuffle"], options["augment"] = check_loader_options(
+            split, batch_size, shuffle, augment, num_images, seed
+        )
+        return _load_shapes(split, **options)
+    if name_or_path in list_datasets():
+        from keras_cvlec.data.tfds import load_tfds
+
+        return load_tfds(name_or_path, split, data_dir=data_dir, **options)
+    if isinstance(name_or_path, (str, os.PathLike)) and os.path.isdir(name_or_path):
+        if data_dir is not None:
+            raise ValueError(
+                f"`data_dir` is for tensorflow-datasets names only. Received: "
+                f"data_dir={data_dir!r} with the folder {os.fspath(name_or_path)!r}"
+            )
+        from keras_cvlec.data.folders import load_folder
+
+        return load_folder(name_or_path, split, **options)
+    raise ValueError(
+        f"Unknown data set: {name_or_path!r} is neither a registered name nor an "
+        f"existing folder. Registered data sets: {', '.join(list_datasets())}."
+    )
