@@ -1,0 +1,11 @@
+"""Training: the optimizer and schedule, the recipes, and `train`,
+`evaluate` and `predict` behind the `keras-cvlec` commands."""
+
+from keras_cvlec.training.optimizer import (
+    cosine_schedule,
+    make_optimizer,
+    weight_decay_exclusions,
+)
+from keras_cvlec.training.predict import predict
+from keras_cvlec.training.recipes import RECIPES, Recipe, recipe_for, scaled_learning_rate
+from keras_cvlec.training.run import evaluate, train

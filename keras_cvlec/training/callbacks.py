@@ -1,0 +1,66 @@
+"""What a resumable run needs beyond Keras's callbacks: a backup that
+records the epoch in progress, and a CSV log cut back to the restored epoch."""
+
+import csv
+import json
+import os
+
+import keras
+
+from keras_cvlec.training.files import atomic_write_text
+
+
+class EpochAwareBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose mid-epoch backups record the
+    epoch in progress.
+
+    Keras updates the recorded epoch only at epoch ends, so after a restore
+    a backup taken within the first resumed epoch records epoch 0 and a
+    second restart would train from the first epoch again.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+
+def backup_epoch(backup_dir):
+    """The epoch a `BackupAndRestore` in `backup_dir` restarts from (0 when
+    there is no backup)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as file:
+        return int(json.load(file)["epoch"])
+
+
+def _complete_lines(path):
+    """The lines of `path` that end with a newline: a run killed while
+    writing leaves an incomplete last line."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as file:
+        return [line for line in file.read().splitlines(keepends=True) if line.endswith("\n")]
+
+
+def read_log(path):
+    """The complete rows of a `CSVLogger` file as dicts of floats (`epoch`
+    an int); `[]` when there is no file."""
+    rows = []
+    for row in csv.DictReader(_complete_lines(path)):
+        rows.append({key: int(value) if key == "epoch" else float(value)
+                     for key, value in row.items()})
+    return rows
+
+
+def truncate_log(path, epochs):
+    """Keeps the rows of epochs `< epochs` in a `CSVLogger` file.
+
+    A run killed after logging an epoch but before backing it up repeats
+    that epoch when resumed; without this its row would appear twice.
+    """
+    lines = _complete_lines(path)
+    if not lines:
+        return
+    header, rows = lines[0], lines[1:]
+    kept = [line for line in rows if int(line.split(",", 1)[0]) < epochs]
+    atomic_write_text(path, "".join([header, *kept]))

@@ -1,0 +1,131 @@
+"""The `train`, `evaluate` and `predict` commands of `keras-cvlec`."""
+
+import ast
+
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
+
+
+def _model_option(text):
+    """`KEY=VALUE`, the value a Python literal (else a string)."""
+    import argparse
+
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def _image_size(text):
+    sizes = [int(part) for part in text.lower().split("x")]
+    return sizes[0] if len(sizes) == 1 else tuple(sizes)
+
+
+def _user_errors(command, function, *args, **kwargs):
+    """Runs `function`; bad input exits with a one-line message."""
+    try:
+        return function(*args, **kwargs)
+    except USER_ERRORS as error:
+        raise SystemExit(f"keras-cvlec {command}: {error}") from None
+
+
+def _train(args):
+    from keras_cvlec.training.run import prepare_training, run_training
+
+    run = _user_errors(
+        "train", prepare_training, args.model, args.dataset, epochs=args.epochs,
+        batch_size=args.batch_size, image_size=args.image_size, recipe=args.recipe,
+        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision or False,
+        output_dir=args.output, resume=args.resume, seed=args.seed,
+        num_images=args.num_images, model_options=dict(args.model_options),
+        backup_every=args.backup_every,
+    )
+    metrics = run_training(run, verbose=args.verbose)
+    for split in ("validation", "test"):
+        values = ", ".join(f"{name} {value:.4f}" for name, value in metrics[split].items())
+        print(f"{split}: {values}")
+    print(f"run folder: {args.output}")
+    return 0
+
+
+def _evaluate(args):
+    from keras_cvlec.training.run import evaluate
+
+    metrics = _user_errors(
+        "evaluate", evaluate, args.model, args.dataset, split=args.split,
+        batch_size=args.batch_size, image_size=args.image_size, num_images=args.num_images,
+        seed=args.seed, verbose=args.verbose,
+    )
+    print(", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+    return 0
+
+
+def _predict(args):
+    from keras_cvlec.training.predict import predict
+
+    results = _user_errors(
+        "predict", predict, args.model, args.images, args.output, top_k=args.top_k
+    )
+    for result in results:
+        if "top_k" in result:
+            labels = ", ".join(f"{name} {p:.3f}" for name, p in result["top_k"])
+            print(f"{result['image']}: {labels}")
+        else:
+            print(f"{result['image']}: {result['mask']}, {result['overlay']}")
+    return 0
+
+
+def _add_data_arguments(parser, default_verbose):
+    parser.add_argument("--dataset", required=True,
+                        help="a registered data set (shapes, cifar10, ...) or a folder")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=_image_size, metavar="SIZE",
+                        help="image size, e.g. 64 or 64x96 (default: the data set's)")
+    parser.add_argument("--num-images", type=int, metavar="N",
+                        help="use only N images of each split (quick runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=default_verbose,
+                        help="Keras's verbosity: 0 silent, 1 progress bar, 2 a line per epoch")
+
+
+def add_commands(subparsers):
+    """Adds the `train`, `evaluate` and `predict` parsers."""
+    from keras_cvlec.training.recipes import RECIPES
+
+    train = subparsers.add_parser("train", help="train a registered model on a data set")
+    train.add_argument("--model", required=True, help="a registered model name")
+    _add_data_arguments(train, default_verbose=1)
+    train.add_argument("--epochs", type=int, help="default: the recipe's")
+    train.add_argument("--recipe", choices=sorted(RECIPES),
+                       help="default: the model family's")
+    train.add_argument("--jit-compile", action="store_const", const=True, default="auto",
+                       help="compile with XLA (default: Keras's 'auto')")
+    train.add_argument("--mixed-precision", nargs="?", const="mixed_float16",
+                       choices=("mixed_float16", "mixed_bfloat16"),
+                       help="train in mixed precision (default policy mixed_float16)")
+    train.add_argument("--output", required=True, metavar="DIR", help="the run folder")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the unfinished run in --output")
+    train.add_argument("--model-options", nargs="+", type=_model_option, default=[],
+                       metavar="KEY=VALUE", help="builder arguments, e.g. filters=16 depth=3")
+    train.add_argument("--backup-every", type=int, metavar="STEPS",
+                       help="back up every STEPS steps (default: every epoch)")
+    train.set_defaults(handler=_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="evaluate a saved model on a data set")
+    evaluate.add_argument("model", metavar="MODEL.keras")
+    _add_data_arguments(evaluate, default_verbose=0)
+    evaluate.add_argument("--split", default="test",
+                          choices=("train", "validation", "test"))
+    evaluate.set_defaults(handler=_evaluate)
+
+    predict = subparsers.add_parser(
+        "predict", help="masks and overlays, or top-5 labels, for image files"
+    )
+    predict.add_argument("model", metavar="MODEL.keras")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--output", required=True, metavar="DIR")
+    predict.add_argument("--top-k", type=int, default=5)
+    predict.set_defaults(handler=_predict)

@@ -1,0 +1,109 @@
+"""AdamW with a warmup + cosine schedule, without weight decay on biases,
+normalisation parameters and layer-scale gammas (the ConvNeXt/timm recipe)."""
+
+import keras
+
+from keras_cvlec.utils.validation import check_float, check_positive_int
+
+
+def weight_decay_exclusions(model):
+    """The trainable variables of `model` that should not be weight-decayed.
+
+    These are the variables with at most one dimension: biases, the scales
+    and offsets of batch, layer, group and channel normalisation, and
+    `LayerScale` gammas. Decaying them pulls normalised activations towards
+    zero without regularising anything (timm's `param_groups_weight_decay`
+    uses the same rule; keras #16201).
+
+    Args:
+        model: a built `keras.Model` (or layer).
+
+    Returns:
+        A list of `keras.Variable`s.
+
+    Example:
+
+    >>> model = keras_cvlec.build_resnet("resnet18", num_classes=10,
+    ...     input_shape=(32, 32, 3))
+    >>> sorted({v.name for v in weight_decay_exclusions(model)})
+    ['beta', 'bias', 'gamma']
+    """
+    return [v for v in model.trainable_variables if len(v.shape) <= 1]
+
+
+def cosine_schedule(*, learning_rate, total_steps, warmup_steps=0, initial_learning_rate=0.0,
+                    alpha=0.0):
+    """Linear warmup from `initial_learning_rate` to `learning_rate` over
+    `warmup_steps`, then cosine decay to `alpha * learning_rate` at
+    `total_steps` (Keras's `CosineDecay` with `warmup_target`).
+
+    Args:
+        learning_rate: float > 0, the peak learning rate.
+        total_steps: int >= 1, optimizer steps of the whole run.
+        warmup_steps: int in `[0, total_steps)`.
+        initial_learning_rate: float >= 0, the learning rate at step 0.
+        alpha: float >= 0, the final learning rate as a fraction of the peak.
+
+    Returns:
+        A `keras.optimizers.schedules.CosineDecay`.
+    """
+    learning_rate = check_float("learning_rate", learning_rate, 0.0, inclusive=False)
+    total_steps = check_positive_int("total_steps", total_steps)
+    warmup_steps = check_positive_int("warmup_steps", warmup_steps, minimum=0)
+    if warmup_steps >= total_steps:
+        raise ValueError(
+            f"`warmup_steps` must be less than `total_steps`={total_steps}. "
+            f"Received: warmup_steps={warmup_steps}"
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=check_float("initial_learning_rate", initial_learning_rate, 0.0),
+        decay_steps=total_steps - warmup_steps,
+        alpha=check_float("alpha", alpha, 0.0),
+        warmup_target=learning_rate,
+        warmup_steps=warmup_steps,
+    )
+
+
+def make_optimizer(*, learning_rate, weight_decay, total_steps, warmup_steps=0, model=None,
+                   clipnorm=None, initial_learning_rate=0.0, alpha=0.0):
+    """`keras.optimizers.AdamW` on a warmup + cosine schedule.
+
+    Args:
+        learning_rate: float > 0, the peak learning rate (after warmup).
+        weight_decay: float >= 0, decoupled weight decay; each step shrinks a
+            decayed variable by `learning_rate(step) * weight_decay`.
+        total_steps: int >= 1, optimizer steps of the whole run.
+        warmup_steps: int in `[0, total_steps)`, linear warmup steps.
+        model: if given, `weight_decay_exclusions(model)` are excluded from
+            weight decay (before the optimizer is built, as Keras requires).
+        clipnorm: optional float > 0, clips each gradient to this norm.
+        initial_learning_rate: float >= 0, the learning rate at step 0.
+        alpha: float >= 0, the final learning rate as a fraction of the peak.
+
+    Returns:
+        A `keras.optimizers.AdamW`.
+
+    Example:
+
+    >>> optimizer = make_optimizer(learning_rate=1e-3, weight_decay=0.05,
+    ...     total_steps=1000, warmup_steps=100)
+    >>> float(optimizer.learning_rate)  # step 0: the start of the warmup
+    0.0
+    """
+    schedule = cosine_schedule(
+        learning_rate=learning_rate,
+        total_steps=total_steps,
+        warmup_steps=warmup_steps,
+        initial_learning_rate=initial_learning_rate,
+        alpha=alpha,
+    )
+    if clipnorm is not None:
+        clipnorm = check_float("clipnorm", clipnorm, 0.0, inclusive=False)
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=check_float("weight_decay", weight_decay, 0.0),
+        clipnorm=clipnorm,
+    )
+    if model is not None:
+        optimizer.exclude_from_weight_decay(var_list=weight_decay_exclusions(model))
+    return optimizer

@@ -1,0 +1,89 @@
+"""PNG plots of a run: learning curves, and predictions next to the truth."""
+
+import numpy as np
+
+from keras_cvlec.training.files import atomic_write
+
+
+def _save(figure, path):
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
+
+
+def plot_learning_curves(rows, path):
+    """One panel per quantity (loss, accuracy, ...), training and validation
+    values per epoch.
+
+    Args:
+        rows: the epochs' logs, e.g. `callbacks.read_log(...)`: dicts with
+            `"epoch"`, `"loss"`, `"val_loss"`, ...
+        path: where the PNG goes.
+    """
+    from matplotlib.figure import Figure
+
+    names = [key for key in rows[0] if key != "epoch" and not key.startswith("val_")]
+    figure = Figure(figsize=(4 * len(names), 3.2), layout="constrained")
+    epochs = [row["epoch"] + 1 for row in rows]
+    for axes, name in zip(figure.subplots(1, len(names), squeeze=False)[0], names):
+        axes.plot(epochs, [row[name] for row in rows], "o-", label="train")
+        if f"val_{name}" in rows[0]:
+            axes.plot(epochs, [row[f"val_{name}"] for row in rows], "o-", label="validation")
+        axes.set(title=name, xlabel="epoch")
+        axes.legend()
+    _save(figure, path)
+
+
+def mask_colors(num_classes):
+    """`(num_classes, 3)` uint8 colours, class 0 black."""
+    from matplotlib import colormaps
+
+    colors = colormaps["tab10" if num_classes <= 11 else "tab20"](np.arange(num_classes) % 20)
+    colors = (colors[:, :3] * 255).astype("uint8")
+    colors[0] = 0
+    return colors
+
+
+def plot_predictions(images, targets, predictions, class_names, path):
+    """A grid of images with their true and predicted masks (one row each),
+    or with their true and predicted labels in the title.
+
+    Args:
+        images: float `(N, H, W, C)` in `[0, 1]`.
+        targets: int masks `(N, H, W)` or labels `(N,)`.
+        predictions: predicted class ids, the shape of `targets`.
+        class_names: the class names, indexed by class id.
+        path: where the PNG goes.
+    """
+    from matplotlib.figure import Figure
+
+    images = np.clip(images, 0.0, 1.0)
+    if images.shape[-1] == 1:
+        images = images[..., 0]
+    segmentation = np.ndim(targets) == 3
+    count = len(images)
+    if segmentation:
+        colors = mask_colors(len(class_names))
+        figure = Figure(figsize=(6, 2 * count), layout="constrained")
+        grid = figure.subplots(count, 3, squeeze=False)
+        for row, image, target, prediction in zip(grid, images, targets, predictions):
+            for axes, picture, title in zip(
+                row, (image, colors[target], colors[prediction]),
+                ("image", "true mask", "predicted mask"),
+            ):
+                axes.imshow(picture)
+                axes.set_title(title, fontsize=8)
+                axes.axis("off")
+    else:
+        columns = min(count, 4)
+        rows = -(-count // columns)
+        figure = Figure(figsize=(2.2 * columns, 2.4 * rows), layout="constrained")
+        grid = figure.subplots(rows, columns, squeeze=False).ravel()
+        for axes in grid:
+            axes.axis("off")
+        for axes, image, target, prediction in zip(grid, images, targets, predictions):
+            axes.imshow(image)
+            color = "green" if target == prediction else "red"
+            axes.set_title(
+                f"true: {class_names[target]}\npredicted: {class_names[prediction]}",
+                fontsize=8, color=color,
+            )
+    _save(figure, path)

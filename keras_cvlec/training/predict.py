@@ -1,0 +1,112 @@
+"""`predict`: the library function behind `keras-cvlec predict`."""
+
+import os
+
+import numpy as np
+
+from keras_cvlec.training.files import atomic_write, write_json
+from keras_cvlec.training.loading import load_trained_model
+from keras_cvlec.training.plots import mask_colors
+from keras_cvlec.utils.validation import check_positive_int
+
+OVERLAY_OPACITY = 0.5
+
+
+def _read_image(path, input_size, channels):
+    """The image at `path` as float32 `(H, W, channels)` in `[0, 1]` at the
+    model's input size (if fixed), and its original `(width, height)`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB" if channels == 3 else "L")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No image file at {path!r}.") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{path!r} is not an image file PIL can read.") from None
+    size = image.size
+    if input_size is not None:
+        image = image.resize(input_size[::-1], Image.BILINEAR)
+    array = np.asarray(image, "float32") / 255.0
+    return array.reshape(array.shape[:2] + (channels,)), size
+
+
+def _save_png(image, path):
+    atomic_write(path, lambda temporary: image.save(temporary, format="PNG"))
+
+
+def _write_mask(path, original_size, classes, output_dir, num_classes):
+    """Writes `<stem>_mask.png` (class ids) and `<stem>_overlay.png`."""
+    from PIL import Image
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    mask = Image.fromarray(classes.astype("uint8"), mode="L").resize(
+        original_size, Image.NEAREST
+    )
+    mask_path = os.path.join(output_dir, f"{stem}_mask.png")
+    _save_png(mask, mask_path)
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+    colors = Image.fromarray(mask_colors(num_classes)[np.asarray(mask)], mode="RGB")
+    overlay_path = os.path.join(output_dir, f"{stem}_overlay.png")
+    _save_png(Image.blend(image, colors, OVERLAY_OPACITY), overlay_path)
+    return {"image": path, "mask": mask_path, "overlay": overlay_path}
+
+
+def _softmax(logits):
+    exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+def predict(model_path, images, output_dir=None, *, top_k=5):
+    """Runs a saved model on image files.
+
+    Images are read with PIL and resized to the model's input size if it is
+    fixed. Segmentation models write, for each image `NAME.*`, a mask of
+    class ids `NAME_mask.png` (8-bit, the image's size) and `NAME_overlay.png`
+    (the mask's colours over the image) into `output_dir`. Classification
+    models return the `top_k` classes of each image (names from the run's
+    `run.json`, else class indices), also written to
+    `output_dir/predictions.json` when `output_dir` is given.
+
+    Args:
+        model_path: a `.keras` file, e.g. a run's `best.keras`.
+        images: a list of image paths.
+        output_dir: the folder for the outputs (required for segmentation).
+        top_k: int >= 1, the classes listed per image.
+
+    Returns:
+        A list with one dict per image: `{"image", "mask", "overlay"}` paths,
+        or `{"image", "top_k": [[class_name, probability], ...]}`.
+    """
+    if isinstance(images, (str, os.PathLike)) or not all(
+        isinstance(path, (str, os.PathLike)) for path in images
+    ):
+        raise TypeError(f"`images` must be a list of paths. Received: images={images!r}")
+    if not images:
+        raise ValueError("`images` must list at least one image file. Received: images=[]")
+    top_k = check_positive_int("top_k", top_k)
+    trained = load_trained_model(model_path)
+    if trained.task == "segmentation" and output_dir is None:
+        raise ValueError("A segmentation model writes masks: `output_dir` must be given.")
+    channels = trained.model.input_shape[-1]
+    inputs = [_read_image(os.fspath(path), trained.input_size, channels) for path in images]
+    if output_dir is not None:
+        os.makedirs(output_dir, exist_ok=True)
+    results = []
+    for path, (array, size) in zip(images, inputs):
+        scores = np.asarray(trained.model.predict(array[None], verbose=0))[0]
+        if trained.task == "segmentation":
+            results.append(_write_mask(
+                os.fspath(path), size, scores.argmax(-1), output_dir, len(trained.class_names)
+            ))
+            continue
+        probabilities = _softmax(scores) if trained.from_logits else scores
+        best = np.argsort(-probabilities)[:top_k]
+        results.append({
+            "image": os.fspath(path),
+            "top_k": [[trained.class_names[k], float(probabilities[k])] for k in best],
+        })
+    if trained.task == "classification" and output_dir is not None:
+        write_json(os.path.join(output_dir, "predictions.json"), results)
+    return results

@@ -1,0 +1,167 @@
+"""Training recipes as data: the published hyper-parameters per model family.
+
+Learning rates are given at a reference batch size and scaled linearly to the
+batch size of a run (Goyal et al., 2017, "Accurate, Large Minibatch SGD").
+"""
+
+import dataclasses
+
+from keras_cvlec.models.registry import list_models, model_task
+from keras_cvlec.utils.validation import check_choice, check_positive_int
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """The hyper-parameters of one training recipe.
+
+    Args:
+        name: the recipe's key in `RECIPES`.
+        base_learning_rate: AdamW's peak learning rate at
+            `reference_batch_size`.
+        reference_batch_size: the batch size `base_learning_rate` is for.
+        weight_decay: AdamW's decoupled weight decay.
+        warmup_epochs: epochs of linear warmup.
+        epochs: the recipe's number of epochs (the default of a run).
+        label_smoothing: label smoothing of the cross-entropy.
+        drop_path_rate: stochastic depth at the last block (classification
+            models); `drop_path_rates` overrides it per model variant.
+        augment: whether training data is augmented.
+        randaugment_magnitude: RandAugment magnitude of the published recipe.
+        mixup_alpha: MixUp's alpha of the published recipe (0: off).
+        cutmix_alpha: CutMix's alpha of the published recipe (0: off).
+        clipnorm: optional gradient clipping norm.
+        drop_path_rates: `{model name: drop_path_rate}` overrides.
+        source: where the numbers come from.
+    """
+
+    name: str
+    base_learning_rate: float
+    reference_batch_size: int
+    weight_decay: float
+    warmup_epochs: float
+    epochs: int
+    label_smoothing: float
+    drop_path_rate: float = 0.0
+    augment: bool = True
+    randaugment_magnitude: int = 0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    clipnorm: float = None
+    drop_path_rates: dict = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+
+RECIPES = {
+    # Wightman et al., 2021, "ResNet strikes back", procedure A3 (100 epochs):
+    # lr 8e-3 at batch 2048, wd 0.02, 5 warmup epochs, RandAugment m6,
+    # mixup 0.1, cutmix 1.0. A3 uses LAMB and a binary cross-entropy; here
+    # AdamW and torchvision's label smoothing 0.1.
+    "resnet": Recipe(
+        name="resnet",
+        base_learning_rate=8e-3,
+        reference_batch_size=2048,
+        weight_decay=0.02,
+        warmup_epochs=5,
+        epochs=100,
+        label_smoothing=0.1,
+        randaugment_magnitude=6,
+        mixup_alpha=0.1,
+        cutmix_alpha=1.0,
+        source="Wightman et al. 2021, ResNet strikes back, A3 (arXiv:2110.00476)",
+    ),
+    # Liu et al., 2022, "A ConvNet for the 2020s", Table 5 (ImageNet-1K, 300
+    # epochs): AdamW lr 4e-3 at batch 4096, wd 0.05, 20 warmup epochs, label
+    # smoothing 0.1, RandAugment m9, mixup 0.8, cutmix 1.0, stochastic depth
+    # T 0.1, S 0.4, B/L 0.5 (XL 0.5 from the paper's 22K-pretrained setting).
+    # The small timm variants (atto ... nano) train without drop path here.
+    "convnext": Recipe(
+        name="convnext",
+        base_learning_rate=4e-3,
+        reference_batch_size=4096,
+        weight_decay=0.05,
+        warmup_epochs=20,
+        epochs=300,
+        label_smoothing=0.1,
+        randaugment_magnitude=9,
+        mixup_alpha=0.8,
+        cutmix_alpha=1.0,
+        drop_path_rates={
+            "convnext_tiny": 0.1,
+            "convnext_small": 0.4,
+            "convnext_base": 0.5,
+            "convnext_large": 0.5,
+            "convnext_xlarge": 0.5,
+        },
+        source="Liu et al. 2022, A ConvNet for the 2020s, Table 5 (arXiv:2201.03545)",
+    ),
+    # Segmentation models (U-Net, SegNet, FCN) on small data sets: defaults
+    # of this package, not a published recipe.
+    "unet": Recipe(
+        name="unet",
+        base_learning_rate=1e-3,
+        reference_batch_size=32,
+        weight_decay=1e-4,
+        warmup_epochs=1,
+        epochs=20,
+        label_smoothing=0.0,
+        augment=False,
+        source="keras_cvlec defaults",
+    ),
+}
+
+_FAMILY_RECIPES = {"resnet": "resnet", "convnext": "convnext"}
+
+
+def recipe_for(model_name, name=None):
+    """The recipe of a registered model, with the drop-path rate of its
+    variant.
+
+    Args:
+        model_name: a name from `keras_cvlec.list_models()`.
+        name: a key of `RECIPES`; defaults to the model's family:
+            `"resnet"` for ResNets, `"convnext"` for ConvNeXts, `"unet"` for
+            every segmentation model.
+
+    Returns:
+        A `Recipe`.
+
+    Example:
+
+    >>> recipe_for("convnext_tiny").drop_path_rate
+    0.1
+    """
+    check_choice("model_name", model_name, list_models())
+    if name is None:
+        name = _family_recipe(model_name)
+    recipe = RECIPES[check_choice("recipe", name, tuple(RECIPES))]
+    rate = recipe.drop_path_rates.get(model_name, recipe.drop_path_rate)
+    return dataclasses.replace(recipe, drop_path_rate=rate)
+
+
+def _family_recipe(model_name):
+    task = model_task(model_name)
+    if task == "segmentation":
+        return "unet"
+    family = next(
+        (key for prefix, key in _FAMILY_RECIPES.items() if model_name.startswith(prefix)), None
+    )
+    if task != "classification" or family is None:
+        raise ValueError(
+            f"No training recipe for model_name={model_name!r} (task {task!r}). "
+            f"Recipes exist for classification ResNets and ConvNeXts and for "
+            f"segmentation models."
+        )
+    return family
+
+
+def scaled_learning_rate(recipe, batch_size):
+    """The recipe's learning rate scaled linearly to `batch_size`:
+    `base_learning_rate * batch_size / reference_batch_size`.
+
+    Example:
+
+    >>> scaled_learning_rate(RECIPES["convnext"], 128)
+    0.000125
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    return recipe.base_learning_rate * batch_size / recipe.reference_batch_size

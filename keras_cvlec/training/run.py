@@ -1,0 +1,480 @@
+"""`train` and `evaluate`: the library functions behind `keras-cvlec train`
+and `keras-cvlec evaluate`.
+
+A run lives in one folder:
+
+    run.json        model, data set and arguments (checked by `resume`)
+    best.keras      the model of the best validation epoch
+    last.keras      the model after the last epoch
+    log.csv         one row of metrics per epoch (Keras's CSVLogger)
+    logs/           TensorBoard logs (with the tensorboard package installed)
+    backup/         BackupAndRestore state while the run is unfinished
+    metrics.json    best.keras evaluated on the validation and test splits
+    curves.png      learning curves
+    predictions.png test images with true and predicted masks or labels
+"""
+
+import dataclasses
+import importlib.util
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+
+from keras_cvlec.losses import SparseCategoricalCrossentropy
+from keras_cvlec.metrics import MeanIoU
+from keras_cvlec.models.registry import build_model, list_models, model_task
+from keras_cvlec.training import callbacks as run_callbacks
+from keras_cvlec.training.files import read_json, write_json
+from keras_cvlec.training.loading import RUN_FILE, load_trained_model
+from keras_cvlec.training.optimizer import make_optimizer
+from keras_cvlec.training.plots import plot_learning_curves, plot_predictions
+from keras_cvlec.training.recipes import Recipe, recipe_for, scaled_learning_rate
+from keras_cvlec.utils.validation import check_choice, check_positive_int, check_seed
+
+METRICS_FILE = "metrics.json"
+TRAINABLE_TASKS = ("classification", "segmentation")
+# The validation metric that picks best.keras.
+MONITORS = {"classification": "val_accuracy", "segmentation": "val_mean_iou"}
+MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
+# Arguments that may differ when a run is resumed: they change how, not what,
+# is computed.
+_RESUME_FREE_ARGS = ("jit_compile",)
+
+
+@dataclasses.dataclass
+class _Run:
+    """A checked run, ready to train."""
+
+    model_name: str
+    args: dict
+    info: object
+    recipe: Recipe
+    model: keras.Model
+    data: dict
+    output_dir: str
+    resume: bool
+    jit_compile: object
+
+    def path(self, name):
+        return os.path.join(self.output_dir, name)
+
+
+def _check_path(name, value):
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"`{name}` must be a path (str or os.PathLike). Received: {name}={value!r}"
+        )
+    return os.fspath(value)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value
+
+
+def _check_image_size(image_size):
+    """None, an int or a (height, width) pair of ints >= 1, as a tuple."""
+    if image_size is None:
+        return None
+    sizes = (image_size, image_size) if not isinstance(image_size, (tuple, list)) else image_size
+    if len(sizes) != 2:
+        raise ValueError(
+            f"`image_size` must be None, an int or (height, width). "
+            f"Received: image_size={image_size!r}"
+        )
+    for size in sizes:
+        check_positive_int("image_size", size)
+    return tuple(int(size) for size in sizes)
+
+
+def _check_recipe(recipe, model_name):
+    if isinstance(recipe, Recipe):
+        return recipe
+    if recipe is not None and not isinstance(recipe, str):
+        raise TypeError(
+            f"`recipe` must be None, a key of RECIPES or a Recipe. Received: recipe={recipe!r}"
+        )
+    return recipe_for(model_name, recipe)
+
+
+def _check_mixed_precision(mixed_precision):
+    if mixed_precision is False or mixed_precision is None:
+        return None
+    if mixed_precision is True:
+        return "mixed_float16"
+    return check_choice("mixed_precision", mixed_precision, MIXED_PRECISION_POLICIES)
+
+
+def _check_model(model_name):
+    check_choice("model_name", model_name, list_models())
+    task = model_task(model_name)
+    if task not in TRAINABLE_TASKS:
+        raise ValueError(
+            f"`train` does not support {task} models yet. Received: "
+            f"model_name={model_name!r}. Models it trains: "
+            f"{', '.join(m for m in list_models() if model_task(m) in TRAINABLE_TASKS)}."
+        )
+    return task
+
+
+def _check_run_folder(output_dir, args, resume):
+    """Refuses to overwrite a run, or to resume one of other settings."""
+    run_file = os.path.join(output_dir, RUN_FILE)
+    if not resume:
+        if os.path.exists(run_file):
+            stored = read_json(run_file)["args"]
+            raise ValueError(
+                f"`output_dir` {output_dir!r} already holds a run ({stored['model_name']} "
+                f"on {stored['dataset']}). Resume it with resume=True (--resume), or "
+                f"choose another output_dir."
+            )
+        return
+    if not os.path.exists(run_file):
+        raise ValueError(
+            f"resume=True but `output_dir` {output_dir!r} holds no run (no {RUN_FILE})."
+        )
+    stored = read_json(run_file)["args"]
+    if os.path.exists(os.path.join(output_dir, METRICS_FILE)):
+        raise ValueError(
+            f"The run in {output_dir!r} has finished ({METRICS_FILE} exists): nothing "
+            f"to resume. Choose another output_dir for a new run."
+        )
+    differences = [
+        f"{key}={args[key]!r} (the run has {stored.get(key)!r})"
+        for key in args
+        if key not in _RESUME_FREE_ARGS and stored.get(key) != args[key]
+    ]
+    if differences:
+        raise ValueError(
+            f"Cannot resume the run in {output_dir!r} with other settings: "
+            f"{'; '.join(differences)}."
+        )
+
+
+def _num_batches(dataset):
+    try:
+        return len(dataset)
+    except TypeError:  # a tf.data.Dataset of unknown cardinality
+        return sum(1 for _ in dataset)
+
+
+def _first_batch(dataset):
+    if isinstance(dataset, keras.utils.PyDataset):
+        images, targets = dataset[0]
+    else:
+        images, targets = next(iter(dataset))
+    return np.asarray(images), np.asarray(targets)
+
+
+def _load_data(dataset, task, image_size, batch_size, num_images, seed, augment):
+    """The train, validation and test splits and the data set's info."""
+    from keras_cvlec.data import load_dataset
+
+    data = {}
+    for split in ("train", "validation", "test"):
+        data[split], info = load_dataset(
+            dataset, split, task=task, image_size=image_size, batch_size=batch_size,
+            augment=augment and split == "train", num_images=num_images, seed=seed,
+        )
+    if info.task != task:
+        raise ValueError(
+            f"The data set {dataset!r} is for {info.task}, the model for {task}."
+        )
+    return data, info
+
+
+def _build(model_name, task, info, channels, recipe, model_options, policy):
+    options = (
+        {"classifier_activation": None, "drop_path_rate": recipe.drop_path_rate}
+        if task == "classification" else {"final_activation": None}
+    )
+    options.update(model_options)
+    input_shape = (*info.image_size, channels)
+    previous = keras.config.dtype_policy()
+    try:
+        if policy:
+            keras.config.set_dtype_policy(policy)
+        return build_model(
+            model_name, input_shape=input_shape, num_classes=info.num_classes, **options
+        )
+    except (ValueError, TypeError) as error:
+        raise type(error)(
+            f"Cannot build {model_name!r} for {info.name} (input_shape={input_shape}, "
+            f"num_classes={info.num_classes}): {error}"
+        ) from error
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _check_model_options(model_options):
+    if model_options is None:
+        return {}
+    if not isinstance(model_options, dict):
+        raise TypeError(
+            f"`model_options` must be None or a dict. Received: model_options={model_options!r}"
+        )
+    fixed = sorted({"input_shape", "num_classes"} & set(model_options))
+    if fixed:
+        raise ValueError(
+            f"`model_options` cannot set {', '.join(fixed)}: they come from the data set. "
+            f"Received: model_options={model_options!r}"
+        )
+    return dict(model_options)
+
+
+def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_size=None,
+                     recipe=None, jit_compile="auto", mixed_precision=False, output_dir,
+                     resume=False, seed=0, num_images=None, model_options=None,
+                     backup_every=None):
+    """Checks every argument, loads the data and builds the model: all that can
+    fail on bad input, before any training. Arguments as in `train`.
+
+    Returns:
+        An object to pass to `run_training`.
+    """
+    task = _check_model(model_name)
+    dataset = _check_path("dataset", dataset)
+    recipe = _check_recipe(recipe, model_name)
+    output_dir = _check_path("output_dir", output_dir)
+    args = {
+        "model_name": model_name,
+        "dataset": dataset,
+        "epochs": recipe.epochs if epochs is None else check_positive_int("epochs", epochs),
+        "batch_size": check_positive_int("batch_size", batch_size),
+        "image_size": _check_image_size(image_size),
+        "recipe": dataclasses.asdict(recipe),
+        "jit_compile": check_choice("jit_compile", jit_compile, (True, False, "auto")),
+        "mixed_precision": _check_mixed_precision(mixed_precision),
+        "seed": check_seed("seed", seed),
+        "num_images": None if num_images is None else check_positive_int("num_images", num_images),
+        "model_options": _check_model_options(model_options),
+        "backup_every": None if backup_every is None
+        else check_positive_int("backup_every", backup_every),
+    }
+    args = _as_json(args)
+    _check_run_folder(output_dir, args, _check_bool("resume", resume))
+    data, info = _load_data(
+        dataset, task, args["image_size"], args["batch_size"], args["num_images"],
+        args["seed"], recipe.augment,
+    )
+    images, _ = _first_batch(data["train"])
+    keras.utils.set_random_seed(args["seed"] or 0)
+    model = _build(
+        model_name, task, info, images.shape[-1], recipe, args["model_options"],
+        args["mixed_precision"],
+    )
+    return _Run(model_name, args, info, recipe, model, data, output_dir, resume, jit_compile)
+
+
+def _as_json(data):
+    """`data` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(data))
+
+
+def _compile_arguments(task, num_classes, label_smoothing, from_logits=True):
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if task == "segmentation":
+        metrics.append(MeanIoU(num_classes, from_logits=from_logits))
+    return {
+        "loss": SparseCategoricalCrossentropy(
+            label_smoothing=label_smoothing, from_logits=from_logits
+        ),
+        "metrics": metrics,
+    }
+
+
+def _warmup_steps(recipe, steps_per_epoch, total_steps):
+    # A run shorter than the recipe's warmup would never reach the peak
+    # learning rate: warm up over at most half of it.
+    return min(round(recipe.warmup_epochs * steps_per_epoch), total_steps // 2)
+
+
+def _callbacks(run, task):
+    monitor = MONITORS[task]
+    initial_epoch = 0
+    best_so_far = None
+    if run.resume:
+        initial_epoch = run_callbacks.backup_epoch(run.path("backup"))
+        run_callbacks.truncate_log(run.path("log.csv"), initial_epoch)
+        values = [row[monitor] for row in run_callbacks.read_log(run.path("log.csv"))
+                  if monitor in row]
+        best_so_far = max(values) if values else None
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(
+            run.path("best.keras"), monitor=monitor, mode="max", save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
+        keras.callbacks.ModelCheckpoint(run.path("last.keras")),
+        # The log before the backup: a run killed between the two repeats
+        # the epoch, whose row `truncate_log` removes on resume.
+        keras.callbacks.CSVLogger(run.path("log.csv"), append=run.resume),
+        run_callbacks.EpochAwareBackupAndRestore(
+            run.path("backup"), save_freq=run.args["backup_every"] or "epoch"
+        ),
+    ]
+    # Keras's TensorBoard callback writes through tf.summary.
+    if all(importlib.util.find_spec(name) for name in ("tensorboard", "tensorflow")):
+        callbacks.append(keras.callbacks.TensorBoard(run.path("logs")))
+    else:
+        warnings.warn("No TensorBoard logs: they need the tensorboard and tensorflow packages.")
+    return callbacks
+
+
+def _predicted_classes(model, images):
+    return np.argmax(model.predict(images, verbose=0), axis=-1)
+
+
+def run_training(run, verbose="auto"):
+    """Trains a run from `prepare_training` and writes its folder; returns
+    the metrics of `train`."""
+    task = model_task(run.model_name)
+    steps_per_epoch = _num_batches(run.data["train"])
+    total_steps = steps_per_epoch * run.args["epochs"]
+    recipe = run.recipe
+    optimizer = make_optimizer(
+        learning_rate=scaled_learning_rate(recipe, run.args["batch_size"]),
+        weight_decay=recipe.weight_decay,
+        total_steps=total_steps,
+        warmup_steps=_warmup_steps(recipe, steps_per_epoch, total_steps),
+        model=run.model,
+        clipnorm=recipe.clipnorm,
+    )
+    run.model.compile(
+        optimizer=optimizer, jit_compile=run.jit_compile,
+        **_compile_arguments(task, run.info.num_classes, recipe.label_smoothing),
+    )
+    os.makedirs(run.output_dir, exist_ok=True)
+    if not run.resume:
+        write_json(run.path(RUN_FILE), {
+            "args": run.args,
+            "task": task,
+            "num_classes": run.info.num_classes,
+            "class_names": list(run.info.class_names),
+            "image_size": list(run.info.image_size),
+            "backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+        })
+    run.model.fit(
+        run.data["train"], validation_data=run.data["validation"],
+        epochs=run.args["epochs"], callbacks=_callbacks(run, task), verbose=verbose,
+    )
+    best_path = run.path("best.keras")
+    if not os.path.exists(best_path):  # no epoch had a finite validation metric
+        best_path = run.path("last.keras")
+    best = keras.saving.load_model(best_path)
+    metrics = {
+        split: best.evaluate(run.data[split], return_dict=True, verbose=0)
+        for split in ("validation", "test")
+    }
+    metrics = _as_json({
+        split: {name: float(value) for name, value in values.items()}
+        for split, values in metrics.items()
+    })
+    metrics["model"] = os.path.basename(best_path)
+    write_json(run.path(METRICS_FILE), metrics)
+    plot_learning_curves(run_callbacks.read_log(run.path("log.csv")), run.path("curves.png"))
+    images, targets = _first_batch(run.data["test"])
+    images, targets = images[:8], targets[:8]
+    plot_predictions(
+        images, targets, _predicted_classes(best, images), run.info.class_names,
+        run.path("predictions.png"),
+    )
+    return metrics
+
+
+def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, recipe=None,
+          jit_compile="auto", mixed_precision=False, output_dir, resume=False, seed=0,
+          num_images=None, model_options=None, backup_every=None, verbose="auto"):
+    """Trains a registered model on a data set and writes a run folder.
+
+    Every argument, the data set and the model are checked before training
+    starts. The folder (see the module docstring) holds the best and last
+    models, a CSV and a TensorBoard log, `metrics.json` and PNG plots. A run
+    that was killed continues, from its last backup, with `resume=True`.
+
+    Args:
+        model_name: a name from `keras_cvlec.list_models()` (classification
+            or segmentation).
+        dataset: a name from `keras_cvlec.data.list_datasets()` or a folder.
+        epochs: int >= 1; defaults to the recipe's.
+        batch_size: int >= 1; the learning rate scales linearly with it.
+        image_size: None (the data set's), an int or `(height, width)`.
+        recipe: None (`recipe_for(model_name)`), a key of `RECIPES` or a
+            `Recipe`.
+        jit_compile: `True`, `False` or `"auto"`, as in `Model.compile`.
+        mixed_precision: False, True (`"mixed_float16"`),
+            `"mixed_float16"` or `"mixed_bfloat16"`.
+        output_dir: the run folder.
+        resume: continue the unfinished run in `output_dir` (same arguments).
+        seed: int seed of the weights and the data order.
+        num_images: None or the number of images of each split (tiny runs).
+        model_options: dict of builder arguments, e.g. `{"filters": 16}`.
+        backup_every: None (back up after every epoch) or a number of steps.
+        verbose: Keras's `fit` verbosity (`"auto"`: a progress bar).
+
+    Returns:
+        A dict `{"validation": {...}, "test": {...}, "model": "best.keras"}`:
+        the loss and metrics of the best model on each split.
+
+    Example:
+
+    >>> metrics = train("unet", "shapes", epochs=2, image_size=32,
+    ...     num_images=16, model_options={"filters": 4, "depth": 2},
+    ...     output_dir="runs/unet")  # doctest: +SKIP
+    >>> sorted(metrics["test"])  # doctest: +SKIP
+    ['accuracy', 'loss', 'mean_iou']
+    """
+    run = prepare_training(
+        model_name, dataset, epochs=epochs, batch_size=batch_size, image_size=image_size,
+        recipe=recipe, jit_compile=jit_compile, mixed_precision=mixed_precision,
+        output_dir=output_dir, resume=resume, seed=seed, num_images=num_images,
+        model_options=model_options, backup_every=backup_every,
+    )
+    return run_training(run, verbose=verbose)
+
+
+def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=None,
+             num_images=None, seed=0, verbose="auto"):
+    """Evaluates a saved model on a split of a data set.
+
+    Args:
+        model_path: a `.keras` file, e.g. a run's `best.keras`.
+        dataset: a name from `keras_cvlec.data.list_datasets()` or a folder.
+        split: `"train"`, `"validation"` or `"test"`.
+        batch_size: int >= 1.
+        image_size: the image size; defaults to the model's fixed input size,
+            else the run's (from `run.json` next to the model), else the data
+            set's.
+        num_images: None or the number of images to evaluate on.
+        seed: the data set's seed.
+        verbose: Keras's `evaluate` verbosity.
+
+    Returns:
+        A dict of the loss and metrics (as in the model's compile
+        arguments; for a model without them, the loss, accuracy and, for
+        segmentation, mean IoU).
+    """
+    from keras_cvlec.data import load_dataset
+
+    trained = load_trained_model(model_path)
+    image_size = _check_image_size(image_size) or trained.image_size
+    data, info = load_dataset(
+        _check_path("dataset", dataset), split, task=trained.task, image_size=image_size,
+        batch_size=batch_size, num_images=num_images, seed=seed,
+    )
+    if info.num_classes != len(trained.class_names):
+        raise ValueError(
+            f"The model predicts {len(trained.class_names)} classes, the data set "
+            f"{info.name!r} has {info.num_classes}."
+        )
+    model = trained.model
+    if not model.compiled:
+        model.compile(**_compile_arguments(
+            trained.task, info.num_classes, 0.0, from_logits=trained.from_logits
+        ))
+    results = model.evaluate(data, return_dict=True, verbose=verbose)
+    return {name: float(value) for name, value in results.items()}
