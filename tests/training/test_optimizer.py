@@ -1,0 +1,150 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_cvlec.layers.layer_scale import LayerScale
+from keras_cvlec.models.registry import build_model
+from keras_cvlec.training import (
+    RECIPES,
+    cosine_schedule,
+    make_optimizer,
+    recipe_for,
+    scaled_learning_rate,
+    weight_decay_exclusions,
+)
+from tests.harness import assert_allclose, to_numpy
+
+NORM_LAYERS = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+)
+
+
+def _expected_exclusions(model):
+    """Paths of biases, normalisation parameters and LayerScale gammas,
+    found by walking the layers (not by the variables' ranks)."""
+    paths = set()
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        own = layer._trainable_variables
+        if isinstance(layer, NORM_LAYERS + (LayerScale,)) or (
+            type(layer).__name__ == "ChannelLayerNormalization"
+        ):
+            paths.update(v.path for v in own)
+        else:
+            paths.update(v.path for v in own if v.name == "bias")
+    return paths
+
+
+@pytest.mark.parametrize(
+    "name, expected_count",
+    [
+        # 20 BatchNorms (stem, 2 per block, 3 projection shortcuts) x 2, and
+        # v1's 20 conv biases + the classifier's.
+        ("resnet18", 20 * 2 + 21),
+        # 12 blocks x (dw bias, norm gamma/beta, 2 dense biases, layer scale),
+        # stem conv bias + norm, 3 downsamplings x (norm + conv bias), head
+        # norm + dense bias.
+        ("convnext_atto", 12 * 6 + 3 + 3 * 3 + 3),
+    ],
+)
+def test_weight_decay_exclusions(name, expected_count):
+    # Shapes only: drawing the initial values costs far more than the build.
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = build_model(name, input_shape=(32, 32, 3), num_classes=10)
+    finally:
+        keras.backend.clear_session()
+    excluded = {v.path for v in weight_decay_exclusions(model)}
+    assert excluded == _expected_exclusions(model)
+    assert len(excluded) == expected_count
+    decayed = [v for v in model.trainable_variables if v.path not in excluded]
+    assert {v.name for v in decayed} <= {"kernel", "depthwise_kernel"}
+    assert len(decayed) + len(excluded) == len(model.trainable_variables)
+
+    optimizer = make_optimizer(
+        learning_rate=1e-3, weight_decay=0.05, total_steps=10, model=model
+    )
+    assert all(not optimizer._use_weight_decay(v) for v in weight_decay_exclusions(model))
+    assert all(optimizer._use_weight_decay(v) for v in decayed)
+
+
+def test_adamw_step_decays_only_kernels():
+    model = keras.Sequential([
+        keras.Input((4,)), keras.layers.Dense(3), keras.layers.LayerNormalization()
+    ])
+    model.set_weights([np.full(w.shape, 2.0, "float32") for w in model.get_weights()])
+    lr, wd = 0.1, 0.5
+    optimizer = make_optimizer(learning_rate=lr, weight_decay=wd, total_steps=10, model=model)
+    variables = model.trainable_variables
+    optimizer.apply_gradients(
+        [(keras.ops.zeros(v.shape), v) for v in variables]
+    )
+    values = {v.path: to_numpy(v) for v in variables}
+    # A zero gradient leaves Adam's moments at zero: only the decay moves.
+    assert_allclose(values["sequential/dense/kernel"], np.full((4, 3), 2.0 * (1 - lr * wd)))
+    for path in ("sequential/dense/bias", "sequential/layer_normalization/gamma",
+                 "sequential/layer_normalization/beta"):
+        assert_allclose(values[path], np.full(values[path].shape, 2.0))
+
+
+def _closed_form(step, peak, total, warmup, start=0.0):
+    if step < warmup:
+        return start + (peak - start) * step / warmup
+    progress = min(step - warmup, total - warmup) / (total - warmup)
+    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def test_schedule_values():
+    peak, total, warmup = 4e-3, 100, 20
+    schedule = cosine_schedule(learning_rate=peak, total_steps=total, warmup_steps=warmup)
+    optimizer = make_optimizer(
+        learning_rate=peak, weight_decay=0.05, total_steps=total, warmup_steps=warmup
+    )
+    # start, within the warmup, end of warmup, middle of the decay, end, after
+    for step, expected in [(0, 0.0), (10, peak / 2), (20, peak), (60, peak / 2),
+                           (100, 0.0), (130, 0.0), (35, None)]:
+        expected = _closed_form(step, peak, total, warmup) if expected is None else expected
+        assert float(to_numpy(schedule(step))) == pytest.approx(expected, abs=1e-9)
+        optimizer.iterations.assign(step)
+        assert float(to_numpy(optimizer.learning_rate)) == pytest.approx(expected, abs=1e-9)
+    schedule = cosine_schedule(
+        learning_rate=1.0, total_steps=10, warmup_steps=4, initial_learning_rate=0.2
+    )
+    assert float(to_numpy(schedule(2))) == pytest.approx(0.6)
+
+
+def test_optimizer_bad_arguments():
+    with pytest.raises(ValueError, match="warmup_steps.*less than `total_steps`=10.*10"):
+        make_optimizer(learning_rate=1e-3, weight_decay=0.0, total_steps=10, warmup_steps=10)
+    with pytest.raises(ValueError, match="weight_decay.*-0.1"):
+        make_optimizer(learning_rate=1e-3, weight_decay=-0.1, total_steps=10)
+    with pytest.raises(ValueError, match="learning_rate.*> 0"):
+        make_optimizer(learning_rate=0.0, weight_decay=0.0, total_steps=10)
+    with pytest.raises(TypeError, match="total_steps"):
+        make_optimizer(learning_rate=1e-3, weight_decay=0.0, total_steps=10.5)
+
+
+def test_recipes():
+    convnext = RECIPES["convnext"]
+    assert (convnext.base_learning_rate, convnext.reference_batch_size) == (4e-3, 4096)
+    assert scaled_learning_rate(convnext, 4096) == pytest.approx(4e-3)
+    assert scaled_learning_rate(convnext, 128) == pytest.approx(1.25e-4)
+    assert scaled_learning_rate(RECIPES["resnet"], 256) == pytest.approx(1e-3)
+    assert recipe_for("convnext_tiny").drop_path_rate == 0.1
+    assert recipe_for("convnext_base").drop_path_rate == 0.5
+    assert recipe_for("convnext_atto").drop_path_rate == 0.0
+    assert recipe_for("resnet50").name == "resnet"
+    assert all(recipe_for(m).name == "unet" for m in ("unet", "segnet", "fcn8s"))
+    assert recipe_for("resnet18", "convnext").weight_decay == 0.05
+    assert {r.label_smoothing for r in (RECIPES["resnet"], convnext)} == {0.1}
+    with pytest.raises(ValueError, match="No training recipe.*autoencoder"):
+        recipe_for("autoencoder")
+    with pytest.raises(ValueError, match="model_name.*'resnet7'.*'resnet18'"):
+        recipe_for("resnet7")
+    with pytest.raises(ValueError, match="recipe.*'vit'.*'convnext'"):
+        recipe_for("resnet18", "vit")
+    with pytest.raises(ValueError, match="batch_size.*0"):
+        scaled_learning_rate(convnext, 0)
