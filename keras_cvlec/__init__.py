@@ -1,6 +1,6 @@
 """keras_cvlec: computer-vision layers and model builders for Keras 3."""
 
-from keras_cvlec import data, export, layers, losses, metrics, utils, weights
+from keras_cvlec import data, export, layers, losses, metrics, training, utils, weights
 from keras_cvlec.models.autoencoder import build_autoencoder
 from keras_cvlec.models.convnext import build_convnext
 from keras_cvlec.models.fcn import build_fcn
