@@ -82,7 +82,7 @@ class Augmentation:
         if self.one_hot and len(targets.shape) == 1:
             targets = ops.one_hot(ops.cast(targets, "int32"), self.num_classes)
         data = self.pipeline({"images": images, "labels": targets})
-        return data["images"], data["labels"]
+        return data["images"], ops.cast(data["labels"], "float32" if self.one_hot else "int32")
 
 
 def _geometric_layers(flip, translation, zoom, rotation):
