@@ -1,5 +1,5 @@
-"""What a resumable run needs beyond Keras's callbacks: a backup that
-records the epoch in progress, and a CSV log cut back to the restored epoch."""
+"""What a resumable run needs beyond Keras's callbacks: a backup at every
+epoch end, and a CSV log cut back to the epoch the backup restarts from."""
 
 import csv
 import json
@@ -10,17 +10,22 @@ import keras
 from keras_cvlec.training.files import atomic_write_text
 
 
-class EpochAwareBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` whose mid-epoch backups record the
-    epoch in progress.
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that, with a step `save_freq`, also
+    backs up at every epoch end, and records the epoch in progress.
 
-    Keras updates the recorded epoch only at epoch ends, so after a restore
-    a backup taken within the first resumed epoch records epoch 0 and a
-    second restart would train from the first epoch again.
+    Keras's step backups record the epoch last ended, updated only at epoch
+    ends: without these changes a run killed early in an epoch repeats the
+    epoch before it, and after a restore backups record epoch 0.
     """
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()
 
 
 def backup_epoch(backup_dir):

@@ -312,8 +312,10 @@ def _callbacks(run, task):
         # The log before the backup: a run killed between the two repeats
         # the epoch, whose row `truncate_log` removes on resume.
         keras.callbacks.CSVLogger(run.path("log.csv"), append=run.resume),
-        run_callbacks.EpochAwareBackupAndRestore(
-            run.path("backup"), save_freq=run.args["backup_every"] or "epoch"
+        # Two backups: a run killed while writing one restores the other.
+        run_callbacks.ResumableBackup(
+            run.path("backup"), save_freq=run.args["backup_every"] or "epoch",
+            double_checkpoint=True,
         ),
     ]
     # Keras's TensorBoard callback writes through tf.summary.
@@ -325,7 +327,8 @@ def _callbacks(run, task):
 
 
 def _predicted_classes(model, images):
-    return np.argmax(model.predict(images, verbose=0), axis=-1)
+    # A direct call: `predict` would compile a function for one batch.
+    return np.argmax(keras.ops.convert_to_numpy(model(images, training=False)), axis=-1)
 
 
 def run_training(run, verbose="auto"):
@@ -365,9 +368,11 @@ def run_training(run, verbose="auto"):
     best_path = run.path("best.keras")
     if not os.path.exists(best_path):  # no epoch had a finite validation metric
         best_path = run.path("last.keras")
-    best = keras.saving.load_model(best_path)
+    # The trained model with the best weights: its compiled functions are
+    # reused, where a loaded copy would be traced again.
+    run.model.load_weights(best_path)
     metrics = {
-        split: best.evaluate(run.data[split], return_dict=True, verbose=0)
+        split: run.model.evaluate(run.data[split], return_dict=True, verbose=0)
         for split in ("validation", "test")
     }
     metrics = _as_json({
@@ -380,7 +385,7 @@ def run_training(run, verbose="auto"):
     images, targets = _first_batch(run.data["test"])
     images, targets = images[:8], targets[:8]
     plot_predictions(
-        images, targets, _predicted_classes(best, images), run.info.class_names,
+        images, targets, _predicted_classes(run.model, images), run.info.class_names,
         run.path("predictions.png"),
     )
     return metrics

@@ -1,0 +1,60 @@
+"""A run killed with SIGKILL mid-training finishes with `--resume`."""
+
+import os
+import subprocess
+import sys
+import time
+
+import keras
+
+from keras_cvlec.training.callbacks import backup_epoch, read_log
+
+EPOCHS = 2
+
+
+def _backed_up_epochs(backup_dir):
+    try:
+        return backup_epoch(backup_dir)
+    except ValueError:  # the metadata is being written
+        return 0
+
+
+def test_killed_run_resumes_with_a_complete_log(tmp_path):
+    output_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "keras_cvlec.cli", "train", "--model", "unet",
+        "--dataset", "shapes", "--image-size", "16", "--num-images", "32",
+        "--batch-size", "4", "--epochs", str(EPOCHS), "--model-options", "filters=4",
+        "depth=2", "--backup-every", "3", "--output", str(output_dir), "--verbose", "2",
+    ]
+    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    log = output_dir / "log.csv"
+    process = subprocess.Popen(
+        command, env=environment, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        # Kill once the first epoch is backed up, in the middle of the second.
+        while _backed_up_epochs(output_dir / "backup") < 1:
+            assert process.poll() is None, process.stdout.read().decode()
+            time.sleep(0.02)
+        process.kill()
+    finally:
+        process.kill()
+        process.wait()
+    killed_rows = read_log(log)
+    assert len(killed_rows) < EPOCHS and not (output_dir / "metrics.json").exists(), (
+        "the kill landed after training ended"
+    )
+    assert (output_dir / "backup").exists()
+
+    resumed = subprocess.run(
+        command + ["--resume"], env=environment, cwd=root, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert [row["epoch"] for row in read_log(log)] == list(range(EPOCHS))
+    assert read_log(log)[: len(killed_rows)] == killed_rows
+    # It continued from the backup instead of starting over.
+    assert "Epoch 1/" not in resumed.stdout and f"Epoch {EPOCHS}/{EPOCHS}" in resumed.stdout
+    assert (output_dir / "metrics.json").exists()
+    assert not (output_dir / "backup").exists()

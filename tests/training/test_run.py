@@ -1,0 +1,151 @@
+"""`train`, `evaluate` and `predict` on tiny runs, and the bad-input errors
+that must come before any training."""
+
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_cvlec import cli
+from keras_cvlec.training import evaluate, predict, train
+from keras_cvlec.training.callbacks import read_log
+from keras_cvlec.training.files import read_json
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+UNET = {"filters": 4, "depth": 2}
+
+
+def _tiny(model_name, output_dir, **kwargs):
+    arguments = dict(epochs=2, batch_size=8, image_size=16, num_images=16,
+                     model_options=UNET, verbose=0)
+    arguments.update(kwargs)
+    return train(model_name, "shapes", output_dir=output_dir, **arguments)
+
+
+def _check_png(path, size=None, mode=None):
+    with open(path, "rb") as file:
+        assert file.read(8) == PNG_SIGNATURE, path
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert size is None or image.size == size
+        assert mode is None or image.mode == mode
+        return np.asarray(image)
+
+
+@pytest.fixture(scope="module")
+def unet_run(tmp_path_factory):
+    output_dir = str(tmp_path_factory.mktemp("runs") / "unet")
+    return output_dir, _tiny("unet", output_dir)
+
+
+def test_train_writes_the_run_folder(unet_run):
+    output_dir, metrics = unet_run
+    path = lambda name: os.path.join(output_dir, name)  # noqa: E731
+    for name in ("best.keras", "last.keras"):
+        model = keras.saving.load_model(path(name))
+        assert model.predict(np.zeros((1, 16, 16, 3)), verbose=0).shape == (1, 16, 16, 4)
+    rows = read_log(path("log.csv"))
+    assert [row["epoch"] for row in rows] == [0, 1]
+    assert {"loss", "accuracy", "mean_iou", "val_loss", "val_mean_iou"} <= set(rows[0])
+    assert read_json(path("metrics.json")) == metrics
+    assert set(metrics) == {"validation", "test", "model"}
+    for split in ("validation", "test"):
+        assert set(metrics[split]) == {"loss", "accuracy", "mean_iou"}
+        assert 0.0 <= metrics[split]["mean_iou"] <= metrics[split]["accuracy"] <= 1.0
+    best_epoch = int(np.argmax([row["val_mean_iou"] for row in rows]))
+    assert metrics["validation"]["mean_iou"] == pytest.approx(
+        rows[best_epoch]["val_mean_iou"], abs=1e-6
+    )
+    run = read_json(path("run.json"))
+    assert run["args"]["model_name"] == "unet" and run["args"]["model_options"] == UNET
+    assert run["class_names"] == ["background", "circle", "square", "triangle"]
+    assert run["image_size"] == [16, 16]
+    for name in ("curves.png", "predictions.png"):
+        _check_png(path(name))
+    assert not os.path.exists(path("backup"))  # removed once the run finished
+
+    # evaluate the saved model: the same numbers as metrics.json
+    results = evaluate(path("best.keras"), "shapes", batch_size=8, num_images=16, verbose=0)
+    for name, value in metrics["test"].items():
+        assert results[name] == pytest.approx(value, rel=1e-5, abs=1e-6)
+
+
+def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
+    output_dir, _ = unet_run
+    rng = np.random.default_rng(0)
+    images = []
+    for index, (width, height) in enumerate([(24, 20), (16, 16)]):
+        images.append(str(tmp_path / f"image{index}.png"))
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype="uint8")).save(images[-1])
+    out = tmp_path / "predictions"
+    code = cli.main(["predict", os.path.join(output_dir, "best.keras"), *images,
+                     "--output", str(out)])
+    assert code == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    for index, size in enumerate([(24, 20), (16, 16)]):
+        mask = _check_png(out / f"image{index}_mask.png", size=size, mode="L")
+        assert mask.max() <= 3
+        _check_png(out / f"image{index}_overlay.png", size=size, mode="RGB")
+
+
+def test_classification_run_and_top_k(tmp_path):
+    output_dir = str(tmp_path / "convnext")
+    metrics = train(
+        "convnext_atto", "shapes", epochs=1, batch_size=8, image_size=32, num_images=8,
+        output_dir=output_dir, verbose=0,
+    )
+    assert set(metrics["test"]) == {"loss", "accuracy"}
+    assert [row["epoch"] for row in read_log(os.path.join(output_dir, "log.csv"))] == [0]
+    image = str(tmp_path / "image.png")
+    Image.fromarray(np.full((40, 30, 3), 128, "uint8")).save(image)
+    (result,) = predict(os.path.join(output_dir, "best.keras"), [image], top_k=5)
+    names = [name for name, _ in result["top_k"]]
+    probabilities = [p for _, p in result["top_k"]]
+    # 3 classes only: circle, square, triangle, most probable first
+    assert sorted(names) == ["circle", "square", "triangle"]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bad_input_fails_before_training(unet_run, tmp_path):
+    existing, _ = unet_run
+    fresh = str(tmp_path / "fresh")
+    cases = [
+        (dict(model_name="resnet7"), ValueError, "model_name.*'resnet7'.*'resnet18'"),
+        (dict(dataset="imagenet21k"), ValueError, "imagenet21k.*shapes"),
+        (dict(dataset="cifar10"), ValueError, "cifar10.*no 'segmentation'.*classification"),
+        (dict(model_name="autoencoder"), ValueError, "does not support reconstruction.*unet"),
+        (dict(model_name="resnet18", image_size=16, model_options=None), ValueError,
+         "Cannot build 'resnet18'.*16, 16, 3.*at least 32"),
+        (dict(epochs=0), ValueError, "epochs.*>= 1.*0"),
+        (dict(mixed_precision="float8"), ValueError, "mixed_precision.*float8"),
+        (dict(model_options={"num_classes": 3}), ValueError, "cannot set num_classes"),
+        (dict(resume=True), ValueError, "holds no run"),
+    ]
+    for overrides, error, message in cases:
+        arguments = dict(model_name="unet", dataset="shapes", output_dir=fresh,
+                         num_images=4, epochs=1, model_options=UNET)
+        arguments.update(overrides)
+        with pytest.raises(error, match=message):
+            train(arguments.pop("model_name"), arguments.pop("dataset"), **arguments)
+        assert not os.path.exists(fresh), overrides
+    with pytest.raises(ValueError, match="already holds a run \\(unet on shapes\\).*resume"):
+        _tiny("unet", existing)
+    with pytest.raises(ValueError, match="has finished"):
+        _tiny("unet", existing, resume=True)
+    # resume a run folder of another model
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(os.path.join(existing, "run.json"), other / "run.json")
+    with pytest.raises(ValueError, match="Cannot resume.*model_name='convnext_atto' "
+                       "\\(the run has 'unet'\\)"):
+        _tiny("convnext_atto", str(other), resume=True)
+    # the command: one line, no traceback
+    with pytest.raises(SystemExit, match="^keras-cvlec train: Unknown `model_name`: 'resnet7'"):
+        cli.main(["train", "--model", "resnet7", "--dataset", "shapes", "--output", fresh])
+    with pytest.raises(SystemExit, match="^keras-cvlec evaluate: No model file"):
+        cli.main(["evaluate", str(tmp_path / "missing.keras"), "--dataset", "shapes"])
