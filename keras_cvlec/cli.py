@@ -6,7 +6,7 @@ import sys
 
 # Modules that add subcommands besides `info`: each defines
 # `add_commands(subparsers)`, which adds its parsers with a `handler` default.
-COMMAND_MODULES = ("keras_cvlec.training.cli",)
+COMMAND_MODULES = ("keras_cvlec.training.cli", "keras_cvlec.export.cli")
 
 
 def _model_costs(name, image_size):

@@ -1,1 +1,0 @@
-"""Export to SavedModel, TFLite and ONNX, with numerical verification."""

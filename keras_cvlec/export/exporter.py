@@ -1,0 +1,393 @@
+"""`export_model`: one call from any backend, verified, written atomically."""
+
+import dataclasses
+import json
+import numbers
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import keras
+import numpy as np
+
+from keras_cvlec.export.samples import default_samples
+from keras_cvlec.utils.validation import check_choice
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = (None, "float16", "int8")
+EXPORT_EXTRA = "pip install keras-cvlec[export]"
+NUM_VERIFY_SAMPLES = 4
+NUM_CALIBRATION_SAMPLES = 16
+
+# Modules each format needs: to convert (under TensorFlow) and to verify.
+_CONVERTERS = {
+    "saved_model": ("tensorflow",),
+    "tflite": ("tensorflow",),
+    "onnx": ("tensorflow", "tf2onnx", "onnx"),
+}
+_RUNTIMES = {
+    "saved_model": ("tensorflow",),
+    "tflite": ("ai_edge_litert",),
+    "onnx": ("onnxruntime",),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What `export_model` wrote and how well it matches the model.
+
+    Attributes:
+        paths: `{format: path}` of each artifact.
+        report: `{format: ArtifactReport}`; empty when `verify=False`.
+    """
+
+    paths: dict
+    report: dict
+
+    def __str__(self):
+        lines = [f"{fmt:<12} {path}" for fmt, path in self.paths.items()]
+        lines += [str(report) for report in self.report.values()]
+        return "\n".join(lines)
+
+
+def export_model(
+    model_or_path,
+    out_dir,
+    formats=("saved_model", "tflite"),
+    *,
+    input_shape=None,
+    quantize=None,
+    verify=True,
+    sample_inputs=None,
+):
+    """Exports a model to SavedModel, TFLite and/or ONNX and verifies it.
+
+    The conversion runs under TensorFlow: in this process on the TensorFlow
+    backend, otherwise in one TensorFlow-backend subprocess that loads the
+    model's `.keras` file (custom layers must then be importable there, as
+    this package's are). Each artifact is then run in its own runtime on
+    sample inputs and compared with the model's outputs in this process.
+    Artifacts are written to a temporary folder next to `out_dir` and moved
+    into `out_dir` only once verified: a failure leaves nothing behind.
+
+    - `"saved_model"`: folder `saved_model/` with a `serving_default`
+      signature (dynamic batch; unknown height/width stay dynamic).
+    - `"tflite"`: `model.tflite` (or `model_float16.tflite`,
+      `model_int8.tflite`), built-in TFLite ops only, dynamic batch, fixed
+      height and width.
+    - `"onnx"`: `model.onnx`, through Keras's own ONNX export (tf2onnx from
+      the same traced function as the SavedModel), dynamic sizes as above.
+
+    Verification: float32 artifacts must match within a max abs diff of
+    1e-4; for quantized TFLite the agreement of argmax labels (per image or
+    per pixel) is reported, and must be >= 99 % for float16.
+
+    Args:
+        model_or_path: a single-input `keras.Model`, or the path of a
+            `.keras` file.
+        out_dir: the folder to write into (created; artifacts already there
+            with the same names are replaced).
+        formats: a format name or a sequence of them, from `FORMATS`.
+        input_shape: the input shape without the batch, in the model's data
+            format; `None` entries keep the model's own size. TFLite needs
+            a known height and width. Defaults to the model's input shape.
+        quantize: `None`, `"float16"` (weights) or `"int8"` (weights and
+            activations, calibrated; inputs and outputs stay float32), for
+            TFLite only.
+        verify: whether to run and compare the artifacts.
+        sample_inputs: optional float32 batch in the model's input layout,
+            used to verify and to calibrate int8. Defaults to images of the
+            embedded shapes data set for 3-channel inputs (unknown sizes:
+            64x64), else uniform noise (int8 then needs `sample_inputs`).
+
+    Returns:
+        An `ExportResult`. Raises `VerificationError` when an artifact
+        fails its check.
+
+    Example:
+
+    >>> model = keras_cvlec.build_unet(input_shape=(32, 32, 3), depth=2, filters=4)
+    >>> result = export_model(model, "exported", ["saved_model", "tflite"])
+    >>> result.report["tflite"].max_abs_diff < 1e-4
+    True
+    """
+    model, model_path = load_model_arg(model_or_path)
+    return export_loaded(
+        model,
+        model_path,
+        out_dir,
+        formats,
+        input_shape=input_shape,
+        quantize=quantize,
+        verify=verify,
+        sample_inputs=sample_inputs,
+    )
+
+
+def load_model_arg(model_or_path):
+    """`(model, path of its .keras file or None)` from `export_model`'s argument."""
+    if isinstance(model_or_path, keras.Model):
+        model, path = model_or_path, None
+    elif isinstance(model_or_path, (str, os.PathLike)):
+        path = os.fspath(model_or_path)
+        if not path.endswith(".keras"):
+            raise ValueError(
+                "`model_or_path` must be a keras.Model or the path of a `.keras` "
+                f"file. Received: model_or_path={path!r}"
+            )
+        if not os.path.isfile(path):
+            raise ValueError(f"`model_or_path`: no such file {path!r}")
+        try:
+            model = keras.saving.load_model(path)
+        except Exception as error:  # noqa: BLE001 - any failure means unreadable
+            raise ValueError(
+                f"`model_or_path`: {path!r} is not a readable .keras model file "
+                f"({type(error).__name__}: {error})"
+            ) from error
+    else:
+        raise TypeError(
+            "`model_or_path` must be a keras.Model or the path of a `.keras` file. "
+            f"Received: {model_or_path!r} of type {type(model_or_path).__name__}"
+        )
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"export_model needs a model with one input; {model.name!r} has "
+            f"{len(model.inputs)}."
+        )
+    return model, path
+
+
+def export_loaded(
+    model, model_path, out_dir, formats, *, input_shape, quantize, verify, sample_inputs
+):
+    """`export_model` for a loaded model (`model_path`: its `.keras` file or None)."""
+    formats = _check_formats(formats)
+    check_choice("quantize", quantize, QUANTIZATIONS)
+    if quantize is not None and "tflite" not in formats:
+        raise ValueError(
+            f"`quantize` applies to TFLite only; add 'tflite' to `formats`. "
+            f"Received: quantize={quantize!r}, formats={formats}"
+        )
+    if not isinstance(verify, bool):
+        raise TypeError(f"`verify` must be True or False. Received: verify={verify!r}")
+    data_format = model_data_format(model)
+    shape = _check_input_shape(model, input_shape)
+    if "tflite" in formats and None in _spatial(shape, data_format):
+        raise ValueError(
+            f"TFLite needs a fixed height and width, but the model's input shape "
+            f"is {shape}: pass `input_shape` (e.g. --input-size H W)."
+        )
+    _check_dependencies(formats, verify)
+    verify_inputs = _check_samples(sample_inputs, shape)
+    if verify_inputs is None and verify:
+        verify_inputs = default_samples(shape, data_format, NUM_VERIFY_SAMPLES)
+    representative = None
+    if quantize == "int8":
+        representative = verify_inputs if sample_inputs is not None else default_samples(
+            shape, data_format, NUM_CALIBRATION_SAMPLES, split="train"
+        )
+        if representative is None:
+            raise ValueError(
+                f"int8 quantization needs representative inputs: the embedded "
+                f"data set has 3 channels, the model's input shape is {shape}. "
+                "Pass `sample_inputs`."
+            )
+
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"`out_dir` is a file, not a folder: {out_dir!r}")
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".keras_cvlec_export_", dir=parent)
+    try:
+        staged = os.path.join(work, "artifacts")
+        os.mkdir(staged)
+        request = {
+            "formats": list(formats),
+            "input_shape": list(shape),
+            "quantize": quantize,
+            "representative": representative,
+        }
+        if keras.backend.backend() == "tensorflow":
+            from keras_cvlec.export.convert import convert
+
+            paths = convert(model, staged, **request)
+        else:
+            paths = _convert_in_tensorflow(model, model_path, work, staged, request)
+        report = {}
+        if verify:
+            report = _verify(model, paths, quantize, verify_inputs, data_format)
+        os.makedirs(out_dir, exist_ok=True)
+        final = {}
+        for fmt, path in paths.items():
+            final[fmt] = os.path.join(out_dir, os.path.basename(path))
+            _move_into_place(path, final[fmt], work)
+        report = {
+            fmt: dataclasses.replace(entry, path=final[fmt]) for fmt, entry in report.items()
+        }
+        return ExportResult(final, report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def model_data_format(model):
+    """`"channels_first"` if any layer of `model` uses it, else `"channels_last"`."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if getattr(layer, "data_format", None) == "channels_first":
+            return "channels_first"
+    return "channels_last"
+
+
+def _spatial(shape, data_format):
+    return shape[1:] if data_format == "channels_first" else shape[:2]
+
+
+def _check_formats(formats):
+    if isinstance(formats, str):
+        formats = (formats,)
+    if not isinstance(formats, (list, tuple)) or not formats:
+        raise ValueError(
+            f"`formats` must be a format name or a non-empty sequence of them, from "
+            f"{FORMATS}. Received: formats={formats!r}"
+        )
+    for fmt in formats:
+        check_choice("formats", fmt, FORMATS)
+    if len(set(formats)) != len(formats):
+        raise ValueError(f"`formats` lists a format twice. Received: formats={formats!r}")
+    return tuple(formats)
+
+
+def _check_input_shape(model, input_shape):
+    """The export's input shape (no batch), checked against the model."""
+    model_shape = tuple(model.inputs[0].shape[1:])
+    if input_shape is None:
+        return model_shape
+    message = (
+        f"`input_shape` must be a tuple of {len(model_shape)} positive ints or None "
+        f"(the model's input shape without the batch is {model_shape}). "
+        f"Received: input_shape={input_shape!r}"
+    )
+    if not isinstance(input_shape, (list, tuple)) or len(input_shape) != len(model_shape):
+        raise ValueError(message)
+    shape = []
+    for size, own in zip(input_shape, model_shape):
+        if size is None:
+            shape.append(own)
+            continue
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(message)
+        if own is not None and size != own:
+            raise ValueError(
+                f"The model takes inputs of shape {model_shape} (without the batch); "
+                f"it cannot take input_shape={tuple(input_shape)}."
+            )
+        shape.append(int(size))
+    shape = tuple(shape)
+    try:
+        model.compute_output_spec(keras.KerasTensor((1, *shape)))
+    except Exception as error:  # noqa: BLE001 - any failure means unusable
+        raise ValueError(
+            f"The model {model.name!r} cannot take input_shape={shape}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    return shape
+
+
+def _check_samples(sample_inputs, shape):
+    if sample_inputs is None:
+        return None
+    samples = keras.ops.convert_to_numpy(sample_inputs)
+    known = all(a is None or a == b for a, b in zip(shape, samples.shape[1:]))
+    if samples.ndim != len(shape) + 1 or not known or len(samples) < 1:
+        raise ValueError(
+            f"`sample_inputs` must be a batch of inputs of shape (N, *{shape}). "
+            f"Received shape {samples.shape}"
+        )
+    if samples.dtype.kind != "f":
+        raise TypeError(
+            f"`sample_inputs` must be floating point. Received dtype {samples.dtype}"
+        )
+    return samples.astype("float32")
+
+
+def _missing(module):
+    """Whether `module` cannot be imported (`sys.modules[module] = None` counts)."""
+    import importlib.util
+
+    if module in sys.modules:
+        return sys.modules[module] is None
+    return importlib.util.find_spec(module) is None
+
+
+def _check_dependencies(formats, verify):
+    for fmt in formats:
+        needed = _CONVERTERS[fmt] + (_RUNTIMES[fmt] if verify else ())
+        missing = [module for module in needed if _missing(module)]
+        if missing:
+            raise ImportError(
+                f"Exporting to {fmt!r} needs the Python module(s) "
+                f"{', '.join(missing)}. Install them with `{EXPORT_EXTRA}`."
+            )
+
+
+def _convert_in_tensorflow(model, model_path, work, staged, request):
+    """Runs `convert` in a TensorFlow-backend subprocess on the `.keras` file."""
+    if model_path is None:
+        model_path = os.path.join(work, "model.keras")
+        model.save(model_path)
+    request = dict(request, model=os.path.abspath(model_path), out_dir=staged)
+    if request["representative"] is not None:
+        np.save(os.path.join(work, "representative.npy"), request["representative"])
+        request["representative"] = os.path.join(work, "representative.npy")
+    request_path = os.path.join(work, "request.json")
+    with open(request_path, "w") as file:
+        json.dump(request, file)
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    process = subprocess.run(
+        [sys.executable, "-m", "keras_cvlec.export", request_path],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"The TensorFlow export process failed (exit code {process.returncode}):\n"
+            f"{process.stderr[-4000:]}"
+        )
+    with open(os.path.join(staged, "paths.json")) as file:
+        return json.load(file)
+
+
+def _verify(model, paths, quantize, inputs, data_format):
+    from keras_cvlec.export.verify import VerificationError, verify_artifact
+
+    expected = model(inputs, training=False)
+    if not isinstance(expected, (list, tuple)):
+        expected = [expected]
+    expected = [keras.ops.convert_to_numpy(output) for output in expected]
+    class_axis = 1 if data_format == "channels_first" else -1
+    report = {}
+    for fmt, path in paths.items():
+        precision = quantize if fmt == "tflite" and quantize else "float32"
+        report[fmt] = verify_artifact(fmt, path, precision, inputs, expected, class_axis)
+    failed = [entry for entry in report.values() if not entry.passed]
+    if failed:
+        raise VerificationError(
+            "Exported artifacts do not reproduce the model (nothing was written):\n"
+            + "\n".join(str(entry) for entry in failed)
+        )
+    return report
+
+
+def _move_into_place(source, target, work):
+    """Moves `source` to `target`, replacing a previous artifact there.
+
+    A folder cannot be renamed over a non-empty one: the old one is first
+    renamed into `work` (deleted with it), so `target` is never partial.
+    """
+    if os.path.isdir(target) and not os.path.islink(target):
+        os.replace(target, os.path.join(work, "replaced_" + os.path.basename(target)))
+    os.replace(source, target)
