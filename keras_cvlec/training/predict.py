@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 
 from keras_cvlec.training.files import atomic_write, write_json
@@ -95,7 +96,8 @@ def predict(model_path, images, output_dir=None, *, top_k=5):
         os.makedirs(output_dir, exist_ok=True)
     results = []
     for path, (array, size) in zip(images, inputs):
-        scores = np.asarray(trained.model.predict(array[None], verbose=0))[0]
+        # A direct call: `predict` would compile a function per image size.
+        scores = keras.ops.convert_to_numpy(trained.model(array[None], training=False))[0]
         if trained.task == "segmentation":
             results.append(_write_mask(
                 os.fspath(path), size, scores.argmax(-1), output_dir, len(trained.class_names)

@@ -93,9 +93,9 @@ def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
 
 
 def test_classification_run_and_top_k(tmp_path):
-    output_dir = str(tmp_path / "convnext")
+    output_dir = str(tmp_path / "resnet")
     metrics = train(
-        "convnext_atto", "shapes", epochs=1, batch_size=8, image_size=32, num_images=8,
+        "resnet18", "shapes", epochs=1, batch_size=8, image_size=32, num_images=8,
         output_dir=output_dir, verbose=0,
     )
     assert set(metrics["test"]) == {"loss", "accuracy"}
