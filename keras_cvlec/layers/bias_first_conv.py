@@ -1,29 +1,88 @@
-"""A `Conv2D` whose bias add is right for `channels_first` on TensorFlow."""
+"""Convolutions whose bias add is right for `channels_first` on TensorFlow.
+
+keras 3.15's TensorFlow `ops.add(outputs, bias)` becomes `tf.nn.bias_add` and
+guesses NHWC whenever the last axis has the bias's size, so a `channels_first`
+output whose width equals its channels (e.g. 64 filters on a 64x64 map) gets
+the bias added along the width by Keras's own `Conv2D`, `DepthwiseConv2D` and
+`Conv2DTranspose`. The layers here add it as `bias + outputs`, a plain
+broadcasting add on every backend. They have the same weights (`kernel`,
+`bias`), arguments and names as the Keras layers they extend.
+"""
 
 import keras
 from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="keras_cvlec")
-class BiasFirstConv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D` that adds its bias as `bias + outputs`.
-
-    keras 3.15's TensorFlow `ops.add(outputs, bias)` becomes `tf.nn.bias_add`
-    and guesses NHWC whenever the last axis has the bias's size, so a
-    `channels_first` output whose width equals its channels (e.g. 4 filters
-    on a 4x4 map) gets the bias added along the width. With the bias first
-    `ops.add` is a plain broadcasting add on every backend. Same weights
-    (`kernel`, `bias`) and names as `Conv2D`.
-    """
+class _BiasFirst:
+    """Mixin: `call` = `self._convolve(inputs)`, then `bias + outputs`, then
+    the activation."""
 
     def call(self, inputs):
-        outputs = self.convolution_op(inputs, self.kernel)
+        outputs = self._convolve(inputs)
         if self.use_bias:
             bias_shape = [1] * len(outputs.shape)
-            bias_shape[-1 if self.data_format == "channels_last" else 1] = (
-                self.filters
-            )
+            bias_shape[-1 if self.data_format == "channels_last" else 1] = -1
             outputs = ops.add(ops.reshape(self.bias, bias_shape), outputs)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class BiasFirstConv2D(_BiasFirst, keras.layers.Conv2D):
+    """`keras.layers.Conv2D` with the bias added as `bias + outputs`.
+
+    Example:
+
+    >>> conv = BiasFirstConv2D(8, 3, padding="same", data_format="channels_first")
+    >>> conv(np.zeros((1, 3, 8, 8))).shape
+    (1, 8, 8, 8)
+    """
+
+    def _convolve(self, inputs):
+        return self.convolution_op(inputs, self.kernel)
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class BiasFirstDepthwiseConv2D(_BiasFirst, keras.layers.DepthwiseConv2D):
+    """`keras.layers.DepthwiseConv2D` with the bias added as `bias + outputs`.
+
+    Example:
+
+    >>> conv = BiasFirstDepthwiseConv2D(7, padding="same", data_format="channels_first")
+    >>> conv(np.zeros((1, 8, 8, 8))).shape
+    (1, 8, 8, 8)
+    """
+
+    def _convolve(self, inputs):
+        return ops.depthwise_conv(
+            inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class BiasFirstConv2DTranspose(_BiasFirst, keras.layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose` with the bias added as `bias + outputs`.
+
+    Example:
+
+    >>> conv = BiasFirstConv2DTranspose(4, 2, strides=2, data_format="channels_first")
+    >>> conv(np.zeros((1, 3, 4, 4))).shape
+    (1, 4, 8, 8)
+    """
+
+    def _convolve(self, inputs):
+        return ops.conv_transpose(
+            inputs,
+            self.kernel,
+            strides=list(self.strides),
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )

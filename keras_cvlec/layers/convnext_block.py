@@ -1,21 +1,17 @@
 """The ConvNeXt block (Liu et al., 2022, "A ConvNet for the 2020s").
-
-Also holds `ChannelLayerNormalization`, the layer norm over the channel axis
-of an image that ConvNeXt's stem and downsampling layers use, for either data
-format (the official implementation defines the same helper next to its
-block).
 """
 
 import keras
 from keras import ops
 
+from keras_cvlec.layers.bias_first_conv import BiasFirstDepthwiseConv2D
 from keras_cvlec.layers.layer_scale import LayerScale
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.utils.validation import (
-    channel_axis,
-    check_float,
+    check_bool,
     check_rate,
     check_seed,
+    known_channels,
     standardize_data_format,
 )
 
@@ -41,13 +37,6 @@ def check_layer_scale_init_value(value):
     return float(value)
 
 
-def check_bool(name, value):
-    """True or False (not a truthy value), returned unchanged."""
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    return value
-
-
 def kernel_initializer():
     """ConvNeXt's initialisation of conv and dense kernels: N(0, 0.02^2).
 
@@ -59,81 +48,6 @@ def kernel_initializer():
     numbers.
     """
     return keras.initializers.RandomNormal(stddev=0.02)
-
-
-def _known_channels(layer, input_shape, data_format):
-    channels = input_shape[channel_axis(data_format)]
-    if len(input_shape) != 4 or channels is None:
-        raise ValueError(
-            f"{type(layer).__name__} needs a 4D input with a known channel "
-            f"dimension. Received: input_shape={tuple(input_shape)} with "
-            f"data_format={data_format}"
-        )
-    return channels
-
-
-@keras.saving.register_keras_serializable(package="keras_cvlec")
-class ChannelLayerNormalization(keras.layers.Layer):
-    """Layer normalization over the channel axis of an image batch.
-
-    Each pixel's channel vector is normalised to zero mean and unit variance,
-    then scaled by `gamma` and shifted by `beta` (one per channel). Equal to
-    `keras.layers.LayerNormalization(axis=-1)` for `channels_last` (and with
-    the same weights, so weights transfer between them); for
-    `channels_first` it reduces over axis 1, which
-    `keras.layers.LayerNormalization(axis=1)` gets wrong on the torch backend
-    in Keras 3.15 (it hands `F.layer_norm` a leading axis, which normalises
-    trailing axes only). Statistics are computed in float32 under mixed
-    precision.
-
-    Args:
-        epsilon: float > 0 added to the variance (1e-6 in ConvNeXt).
-        data_format: `"channels_last"` or `"channels_first"`. Defaults to
-            `keras.config.image_data_format()`.
-        **kwargs: base `keras.layers.Layer` arguments.
-
-    Example:
-
-    >>> norm = ChannelLayerNormalization(data_format="channels_first")
-    >>> norm(keras.ops.ones((2, 8, 5, 5))).shape
-    (2, 8, 5, 5)
-    """
-
-    def __init__(self, epsilon=EPSILON, data_format=None, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = check_float("epsilon", epsilon, 0.0, inclusive=False)
-        self.data_format = standardize_data_format(data_format)
-        self.supports_masking = True
-
-    def build(self, input_shape):
-        channels = _known_channels(self, input_shape, self.data_format)
-        self.gamma = self.add_weight(
-            name="gamma", shape=(channels,), initializer="ones", autocast=False
-        )
-        self.beta = self.add_weight(
-            name="beta", shape=(channels,), initializer="zeros", autocast=False
-        )
-
-    def call(self, inputs):
-        x = ops.cast(inputs, "float32")
-        if self.data_format == "channels_last":
-            mean, variance = ops.moments(x, axes=[-1], keepdims=True)
-            gamma, beta = self.gamma, self.beta
-        else:
-            mean, variance = ops.moments(x, axes=[1], keepdims=True)
-            gamma = ops.reshape(self.gamma, (1, -1, 1, 1))
-            beta = ops.reshape(self.beta, (1, -1, 1, 1))
-        x = (x - mean) * ops.rsqrt(variance + self.epsilon)
-        x = x * ops.cast(gamma, "float32") + ops.cast(beta, "float32")
-        return ops.cast(x, self.compute_dtype)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"epsilon": self.epsilon, "data_format": self.data_format})
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
@@ -209,8 +123,8 @@ class ConvNeXtBlock(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        channels = _known_channels(self, input_shape, self.data_format)
-        self.depthwise_conv = keras.layers.DepthwiseConv2D(
+        channels = known_channels(self, input_shape, self.data_format)
+        self.depthwise_conv = BiasFirstDepthwiseConv2D(
             KERNEL_SIZE,
             padding="same",
             depthwise_initializer=kernel_initializer(),

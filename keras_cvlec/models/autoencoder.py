@@ -3,6 +3,7 @@
 import keras
 from keras import layers
 
+from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
 from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
@@ -109,7 +110,7 @@ def build_autoencoder(
         x = builder.upsample(x, width, upsampling, prefix)
         x = builder.conv_block(x, width, prefix)
 
-    x = layers.Conv2D(
+    x = BiasFirstConv2D(
         input_channels(inputs, data_format),
         1,
         data_format=data_format,

@@ -5,11 +5,11 @@ import collections
 import keras
 from keras import layers
 
+from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
+from keras_cvlec.layers.channel_layer_normalization import ChannelLayerNormalization
 from keras_cvlec.layers.convnext_block import (
     EPSILON,
-    ChannelLayerNormalization,
     ConvNeXtBlock,
-    check_bool,
     check_layer_scale_init_value,
     kernel_initializer,
 )
@@ -21,7 +21,7 @@ from keras_cvlec.models.weights_arg import (
     check_weights_arg,
     load_weights_arg,
 )
-from keras_cvlec.utils.validation import check_rate, standardize_data_format
+from keras_cvlec.utils.validation import check_bool, check_rate, standardize_data_format
 
 ConvNeXtVariant = collections.namedtuple(
     "ConvNeXtVariant",
@@ -213,7 +213,7 @@ def build_convnext(
 def _conv(filters, size, data_format, name):
     """The stem's and downsampling layers' non-overlapping `size` x `size`
     convolution with stride `size`."""
-    return layers.Conv2D(
+    return BiasFirstConv2D(
         filters,
         size,
         strides=size,

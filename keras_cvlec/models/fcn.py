@@ -5,6 +5,7 @@ import os
 import keras
 from keras import layers, ops
 
+from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
 from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input
 from keras_cvlec.models.registry import register_model
@@ -13,9 +14,9 @@ from keras_cvlec.models.segmentation_blocks import (
     check_final_activation,
     backbone_features,
     check_backbone,
-    check_bool,
 )
 from keras_cvlec.utils.validation import (
+    check_bool,
     check_choice,
     check_positive_int,
     standardize_data_format,
@@ -164,7 +165,7 @@ def build_fcn(
     )
 
     def score(stage):
-        return layers.Conv2D(
+        return BiasFirstConv2D(
             num_classes,
             1,
             kernel_initializer="zeros",

@@ -18,7 +18,8 @@ from keras import layers
 # Imported for their side effect: they register the backbone names.
 import keras_cvlec.models.convnext  # noqa: F401
 import keras_cvlec.models.resnet  # noqa: F401
-from keras_cvlec.layers.convnext_block import ChannelLayerNormalization
+from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D, BiasFirstConv2DTranspose
+from keras_cvlec.layers.channel_layer_normalization import ChannelLayerNormalization
 from keras_cvlec.layers.unpooling import MaxUnpooling2D
 from keras_cvlec.models.registry import build_model, list_models
 from keras_cvlec.utils.validation import channel_axis
@@ -58,7 +59,7 @@ class SegmentationLayers:
 
     def conv(self, x, channels, kernel_size, name):
         """A "same"-padded convolution, without bias when a norm follows."""
-        return layers.Conv2D(
+        return BiasFirstConv2D(
             channels,
             kernel_size,
             padding="same",
@@ -92,7 +93,7 @@ class SegmentationLayers:
         encoder's `indices`, sized like `skip`, the tensor that was pooled).
         """
         if method == "transpose":
-            return layers.Conv2DTranspose(
+            return BiasFirstConv2DTranspose(
                 channels,
                 2,
                 strides=2,
@@ -171,13 +172,6 @@ def check_backbone(arg, value):
     names = backbone_names()
     if not isinstance(value, str) or value not in names:
         raise ValueError(f"Unknown `{arg}`: {value!r}. Valid {arg}s: {', '.join(names)}.")
-    return value
-
-
-def check_bool(arg, value):
-    """`value` must be True or False."""
-    if not isinstance(value, bool):
-        raise TypeError(f"`{arg}` must be True or False. Received: {arg}={value!r}")
     return value
 
 

@@ -3,8 +3,8 @@
 import numbers
 
 import keras
-from keras import layers
 
+from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
 from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
 from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input
@@ -135,7 +135,7 @@ def build_segnet(
         next_width = widths[level - 1] if level > 0 else widths[0]
         x = builder.conv_block(x, widths[level], prefix, convs[level], next_width)
 
-    x = layers.Conv2D(
+    x = BiasFirstConv2D(
         num_classes, 1, data_format=data_format, dtype="float32", name="head"
     )(x)
     x = CropToMatch2D(data_format=data_format, dtype="float32", name="crop")([x, inputs])

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import layers
 
+from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
 from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
 from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
@@ -175,7 +176,7 @@ def build_unet(
             )
         x = builder.conv_block(x, width, prefix)
 
-    x = layers.Conv2D(
+    x = BiasFirstConv2D(
         num_classes, 1, data_format=data_format, dtype="float32", name="head"
     )(x)
     x = CropToMatch2D(data_format=data_format, dtype="float32", name="crop")([x, inputs])

@@ -98,7 +98,7 @@ def _no_macs(layer, call):
 # counter, which then raises an error naming the class.
 _PACKAGE_ZERO_MAC_LAYERS = (
     ("keras_cvlec.layers.layer_scale", "LayerScale"),
-    ("keras_cvlec.layers.convnext_block", "ChannelLayerNormalization"),
+    ("keras_cvlec.layers.channel_layer_normalization", "ChannelLayerNormalization"),
 )
 
 

@@ -79,3 +79,22 @@ def standardize_data_format(data_format):
 def channel_axis(data_format):
     """-1 for `channels_last`, 1 for `channels_first`."""
     return -1 if data_format == "channels_last" else 1
+
+
+def check_bool(name, value):
+    """True or False (not a truthy value), returned unchanged."""
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value
+
+
+def known_channels(layer, input_shape, data_format):
+    """The channel count of a 4D `input_shape`, or an error naming `layer`."""
+    channels = input_shape[channel_axis(data_format)]
+    if len(input_shape) != 4 or channels is None:
+        raise ValueError(
+            f"{type(layer).__name__} needs a 4D input with a known channel "
+            f"dimension. Received: input_shape={tuple(input_shape)} with "
+            f"data_format={data_format}"
+        )
+    return channels

@@ -226,25 +226,27 @@ def test_stage_outputs_at_several_sizes():
 
 
 def test_channels_first_equals_channels_last():
+    # Width 160: the stem gives 12x40 maps with 40 channels, where Keras's own
+    # Conv2D/DepthwiseConv2D add the bias along the width on TensorFlow.
     kwargs = dict(num_classes=5, classifier_activation=None)
     last = keras_cvlec.build_convnext(
-        "atto", input_shape=(40, 48, 3), data_format="channels_last", **kwargs
+        "atto", input_shape=(48, 160, 3), data_format="channels_last", **kwargs
     )
     first = keras_cvlec.build_convnext(
-        "atto", input_shape=(3, 40, 48), data_format="channels_first", **kwargs
+        "atto", input_shape=(3, 48, 160), data_format="channels_first", **kwargs
     )
     assert [tuple(w.shape) for w in first.weights] == [
         tuple(w.shape) for w in last.weights
     ]
     _randomize_weights(last, seed=2)
     first.set_weights(last.get_weights())
-    images = _random_images((2, 40, 48, 3), seed=3)
+    images = _random_images((2, 48, 160, 3), seed=3)
     expected = _forward(last, images)
     got = _forward(first, np.transpose(images, (0, 3, 1, 2)))
     assert np.max(np.abs(expected)) > 0.1
     harness.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
     stage = first.get_layer("stage2_output").output
-    assert tuple(stage.shape) == (None, 80, 5, 6)
+    assert tuple(stage.shape) == (None, 80, 6, 20)
 
 
 def test_default_channels_first_input_shape():
