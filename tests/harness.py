@@ -151,20 +151,24 @@ def count_seed_generators(layer):
     return len(seen)
 
 
-def fit_one_step(model, inputs, targets, loss="mse"):
-    """Compile with SGD and `jit_compile_setting()`, fit one step, return history.
+def fit_one_step(model, inputs, targets, loss="mse", jit_compile=None):
+    """Compile with SGD, fit one step, return history.
 
     One step: the whole batch (the first dimension of the first input) is one
-    batch. Asserts that the loss is finite, that XLA was not silently switched
-    off on TF/JAX (a layer with `supports_jit=False` would do that), and that
-    the trainable weights stay finite.
+    batch. `jit_compile` defaults to `jit_compile_setting()` (XLA on TF and
+    JAX); model-level tests pass "auto" (no XLA on TF's CPU), as XLA compiles
+    a whole model for tens of seconds and every layer is tested under XLA on
+    its own. Asserts that the loss is finite, that XLA was not silently
+    switched off when asked for (a layer with `supports_jit=False` would do
+    that), and that the trainable weights stay finite.
     """
+    jit_compile = jit_compile_setting() if jit_compile is None else jit_compile
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=0.01),
         loss=loss,
-        jit_compile=jit_compile_setting(),
+        jit_compile=jit_compile,
     )
-    if backend_name() != "torch" and model.jit_compile is not True:
+    if jit_compile is True and model.jit_compile is not True:
         raise AssertionError(
             "[fit_one_step] the model does not support jit_compile=True on "
             f"{backend_name()}: some layer has supports_jit=False"

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import keras
-from keras import ops
 
 from keras_cvlec.layers import StochasticDepth
 from tests.harness import (

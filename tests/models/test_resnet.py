@@ -589,7 +589,9 @@ def test_registry_and_softmax(shared_models):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+# One version: XLA compiles the whole model for tens of seconds on TF, and
+# every block version trains under XLA in tests/layers/test_resnet_blocks.py.
+@pytest.mark.parametrize("version", ["v1"])
 def test_fit_one_step_under_xla_with_drop_path(version, shared_models):
     """One SGD step of ResNet-18 with drop_path_rate=0.2, `jit_compile=True`
     on TF/JAX ("auto" on torch), then deterministic inference."""

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_cvlec.models.unet import build_unet
-from tests.harness import assert_allclose, jit_compile_setting, randomize_weights, to_numpy
+from tests.harness import assert_allclose, randomize_weights, to_numpy
 
 RNG = np.random.default_rng(0)
 UPSAMPLINGS = ("transpose", "bilinear", "nearest", "max_unpool")
@@ -94,7 +94,6 @@ def test_each_upsampling_trains_loss_decreases(upsampling):
     model.compile(
         optimizer=keras.optimizers.Adam(1e-2),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=jit_compile_setting(),
     )
     x = np.random.default_rng(2).normal(size=(4, 16, 16, 3)).astype("float32")
     y = (x[..., 0] > 0).astype("int32") + (x[..., 1] > 1).astype("int32")
@@ -148,8 +147,7 @@ def test_encoder_skips_and_freezing(encoder):
         x = RNG.normal(size=(1, *size, 3)).astype("float32")
         assert tuple(model(x).shape) == (1, *size, 2)
     before = [to_numpy(w) for w in backbone.weights]
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=jit_compile_setting())
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = RNG.normal(size=(2, 32, 32, 3)).astype("float32")
     model.fit(x, RNG.integers(0, 2, (2, 32, 32)), epochs=1, verbose=0)
     for old, new in zip(before, backbone.weights):
