@@ -1,0 +1,112 @@
+"""Augmentation with Keras layers, run eagerly on every backend."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_cvlec.data import (
+    Augmentation,
+    classification_augmentation,
+    default_augmentation,
+    segmentation_augmentation,
+    shapes_dataset,
+)
+
+OFF = dict(flip=None, translation=0.0, zoom=0.0, rotation=0.0, brightness=0.0, contrast=0.0)
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return shapes_dataset("validation", num_images=8, image_size=16, seed=5)
+
+
+def numpy(batch):
+    return tuple(keras.ops.convert_to_numpy(t) for t in batch)
+
+
+def test_flip_moves_image_and_mask_together(shapes):
+    images, masks = shapes
+    out_images, out_masks = numpy(segmentation_augmentation(**{**OFF, "flip": "horizontal"}, seed=2)(images, masks))
+    assert out_masks.dtype == np.int32 and out_images.dtype == np.float32
+    flipped = []
+    for image, mask, out_image, out_mask in zip(images, masks, out_images, out_masks):
+        was_flipped = not np.allclose(out_image, image)  # noisy images are never symmetric
+        flipped.append(was_flipped)
+        np.testing.assert_array_equal(out_mask, np.flip(mask, axis=1) if was_flipped else mask)
+        np.testing.assert_allclose(out_image, np.flip(image, axis=1) if was_flipped else image)
+    assert 0 < sum(flipped) < len(flipped)
+
+
+def test_geometric_transforms_keep_class_ids_and_align(shapes):
+    """Rotation, zoom and translation: masks keep their class ids and match
+    the image transformed alongside (an image that encodes its own mask)."""
+    _, masks = shapes
+    encoded = np.repeat(masks[..., None] / 3.0, 3, axis=-1).astype("float32")
+    augment = segmentation_augmentation(
+        **{**OFF, "translation": 0.2, "zoom": 0.3, "rotation": 0.1}, seed=0
+    )
+    out_images, out_masks = numpy(augment(encoded, masks))
+    assert out_masks.shape == masks.shape and out_images.shape == encoded.shape
+    assert set(np.unique(out_masks)) <= {0, 1, 2, 3}
+    assert 0.0 <= out_images.min() and out_images.max() <= 1.0
+    assert (out_masks != masks).mean() > 0.1  # it moved
+    # Bilinear images differ from nearest masks only along region edges:
+    # inside regions (3x3 neighbourhood of one class) they agree.
+    decoded = np.round(out_images[..., 0] * 3)
+    padded = np.pad(out_masks, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    interior = np.ones(out_masks.shape, bool)
+    for dy in range(3):
+        for dx in range(3):
+            interior &= padded[:, dy : dy + 16, dx : dx + 16] == out_masks
+    assert interior.mean() > 0.5 and (decoded == out_masks)[interior].mean() > 0.98
+    assert (decoded == out_masks).mean() > (decoded == masks).mean() + 0.03
+
+
+def test_photometric_changes_images_only(shapes):
+    images, masks = shapes
+    keras.config.set_dtype_policy("mixed_float16")
+    augment = segmentation_augmentation(**{**OFF, "brightness": 0.3, "contrast": 0.3}, seed=1)
+    out_images, out_masks = numpy(augment(images, masks))
+    np.testing.assert_array_equal(out_masks, masks)
+    assert out_images.dtype == np.float32  # the layers are float32 under mixed precision
+    assert not np.allclose(out_images, images)
+    assert 0.0 <= out_images.min() and out_images.max() <= 1.0
+
+
+def test_classification_default_and_mixing():
+    images, labels = shapes_dataset("test", num_images=8, image_size=16, task="classification")
+    out_images, out_labels = numpy(default_augmentation("classification", num_classes=3, seed=0)(images, labels))
+    assert out_images.shape == images.shape and 0.0 <= out_images.min() and out_images.max() <= 1.0
+    assert out_labels.dtype == np.int32
+    np.testing.assert_array_equal(out_labels, labels)  # geometric/RandAugment keep labels
+    assert not np.allclose(out_images, images)
+    mixing = classification_augmentation(3, cutmix_alpha=1.0, mixup_alpha=0.2, seed=0)
+    assert mixing.one_hot
+    out_images, soft = numpy(mixing(images, labels))
+    assert soft.shape == (8, 3) and soft.dtype == np.float32
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
+    assert soft.min() >= 0.0 and (soft.max(1) < 1.0).any()  # some labels were blended
+    assert 0.0 <= out_images.min() and out_images.max() <= 1.0
+
+
+def test_rand_augment_configuration():
+    """Only configured here: RandAugment takes minutes to run (or compile)
+    eagerly and inside tf.data on the JAX and torch backends."""
+    augment = classification_augmentation(rand_augment_ops=3, rand_augment_factor=0.7, seed=4)
+    layer = augment.pipeline.layers[-1]
+    assert isinstance(layer, keras.layers.RandAugment) and not augment.one_hot
+    assert (layer.num_ops, layer.factor, tuple(layer.value_range), layer.seed) == (3, (0.0, 0.7), (0.0, 1.0), 6)
+    assert [type(l).__name__ for l in augment.pipeline.layers] == ["RandomFlip", "RandomTranslation", "RandAugment"]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="Unknown `flip`: 'diagonal'"):
+        segmentation_augmentation(flip="diagonal")
+    with pytest.raises(ValueError, match="`zoom` must be >= 0.0. Received: zoom=-0.1"):
+        segmentation_augmentation(zoom=-0.1)
+    with pytest.raises(TypeError, match="`num_classes` must be an int >= 2. Received: num_classes=None"):
+        classification_augmentation(mixup_alpha=0.2)
+    with pytest.raises(ValueError, match="classification task only"):
+        Augmentation("segmentation", [keras.layers.MixUp()], num_classes=3)
+    with pytest.raises(ValueError, match="Unknown `task`: 'detection'"):
+        default_augmentation("detection")
