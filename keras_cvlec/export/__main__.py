@@ -2,7 +2,7 @@
 
 `export_model` starts this with `KERAS_BACKEND=tensorflow` when another
 backend is active. The request names the `.keras` file, the output folder
-and `convert`'s arguments; the artifacts' paths go to `paths.json` there.
+and `convert`'s arguments; `convert`'s result goes to `artifacts.json` there.
 """
 
 import json
@@ -25,9 +25,9 @@ def main(request_path):
     out_dir = request.pop("out_dir")
     if request["representative"] is not None:
         request["representative"] = np.load(request["representative"])
-    paths = convert(model, out_dir, **request)
-    with open(os.path.join(out_dir, "paths.json"), "w") as file:
-        json.dump(paths, file)
+    artifacts = convert(model, out_dir, **request)
+    with open(os.path.join(out_dir, "artifacts.json"), "w") as file:
+        json.dump(artifacts, file)
 
 
 if __name__ == "__main__":

@@ -28,42 +28,77 @@ def artifact_name(fmt, quantize=None):
 def convert(model, directory, formats, input_shape, *, quantize=None, representative=None):
     """Writes each format's artifact into `directory`.
 
-    The model is traced once into a SavedModel, which TFLite converts too
-    (Keras's own `format="litert"` does the same, but allows Flex ops).
+    SavedModel and ONNX take the model's own input shape (dynamic batch, and
+    dynamic height and width where the model allows); TFLite takes
+    `input_shape`. When the two agree, TFLite converts the SavedModel
+    (one trace of the model).
 
     Args:
         model: a single-input `keras.Model`, on the TensorFlow backend.
         directory: an existing, empty folder.
         formats: names from `FORMATS`.
-        input_shape: the input shape without the batch; `None` entries stay
-            dynamic in SavedModel and ONNX (TFLite needs them all known).
+        input_shape: TFLite's input shape without the batch (all known when
+            `formats` has `"tflite"`).
         quantize: `None`, `"float16"` or `"int8"`, for TFLite.
         representative: float32 array of calibration inputs for `"int8"`.
 
     Returns:
-        A dict `{format: path}`, in the order of `formats`.
+        A dict `{format: (path, input shape with the batch)}`, in the order
+        of `formats`.
     """
+    input_shape = tuple(input_shape)
+    paths = {fmt: os.path.join(directory, artifact_name(fmt, quantize)) for fmt in formats}
+    shapes = {}
+    if "saved_model" in formats:
+        shapes["saved_model"] = _export_any_size(
+            model, paths["saved_model"], "tf_saved_model", input_shape
+        )
+    if "tflite" in formats:
+        saved_model = paths.get("saved_model")
+        if saved_model is None or shapes["saved_model"] != input_shape:
+            saved_model = os.path.join(directory, "tflite_saved_model")
+            _export(model, saved_model, "tf_saved_model", input_shape)
+        with open(paths["tflite"], "wb") as file:
+            file.write(_to_tflite(saved_model, quantize, representative))
+        if saved_model != paths.get("saved_model"):
+            shutil.rmtree(saved_model)
+        shapes["tflite"] = input_shape
+    if "onnx" in formats:
+        _register_onnx_ops()
+        shapes["onnx"] = _export_any_size(model, paths["onnx"], "onnx", input_shape)
+    return {fmt: (paths[fmt], (None, *shapes[fmt])) for fmt in formats}
+
+
+def _export_any_size(model, path, fmt, input_shape):
+    """Exports with the model's own input shape, or with `input_shape` where
+    tracing an unknown height/width fails (Keras's bilinear `UpSampling2D`
+    on TensorFlow); returns the shape used."""
+    model_shape = tuple(model.inputs[0].shape[1:])
+    try:
+        _export(model, path, fmt, model_shape)
+        return model_shape
+    except Exception as error:  # noqa: BLE001 - retried, or re-raised below
+        if model_shape == input_shape or None in input_shape:
+            raise ValueError(
+                f"Exporting to {fmt!r} with the input shape {model_shape} failed "
+                f"({type(error).__name__}: {error}). Pass `input_shape` with a "
+                "fixed height and width."
+            ) from error
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    _export(model, path, fmt, input_shape)
+    return input_shape
+
+
+def _export(model, path, fmt, input_shape):
+    """Keras's `model.export` with a float32 input of `(None, *input_shape)`."""
     import tensorflow as tf
 
     name = model.inputs[0].name
-    signature = [
-        tf.TensorSpec(
-            (None, *input_shape), tf.float32, name=name if name.isidentifier() else "inputs"
-        )
-    ]
-    paths = {fmt: os.path.join(directory, artifact_name(fmt, quantize)) for fmt in formats}
-    saved_model = os.path.join(directory, artifact_name("saved_model"))
-    if "saved_model" in formats or "tflite" in formats:
-        model.export(saved_model, format="tf_saved_model", input_signature=signature, verbose=False)
-    if "tflite" in formats:
-        with open(paths["tflite"], "wb") as file:
-            file.write(_to_tflite(saved_model, quantize, representative))
-    if "onnx" in formats:
-        _register_onnx_ops()
-        model.export(paths["onnx"], format="onnx", input_signature=signature, verbose=False)
-    if "saved_model" not in formats and os.path.isdir(saved_model):
-        shutil.rmtree(saved_model)
-    return paths
+    spec = tf.TensorSpec(
+        (None, *input_shape), tf.float32, name=name if name.isidentifier() else "inputs"
+    )
+    model.export(path, format=fmt, input_signature=[spec], verbose=False)
 
 
 def _to_tflite(saved_model, quantize, representative):

@@ -40,14 +40,20 @@ class ExportResult:
 
     Attributes:
         paths: `{format: path}` of each artifact.
+        input_shapes: `{format: input shape}`, with the batch; `None` is a
+            dynamic size.
         report: `{format: ArtifactReport}`; empty when `verify=False`.
     """
 
     paths: dict
+    input_shapes: dict
     report: dict
 
     def __str__(self):
-        lines = [f"{fmt:<12} {path}" for fmt, path in self.paths.items()]
+        lines = [
+            f"{fmt:<12} {path}  input {self.input_shapes[fmt]}"
+            for fmt, path in self.paths.items()
+        ]
         lines += [str(report) for report in self.report.values()]
         return "\n".join(lines)
 
@@ -73,12 +79,13 @@ def export_model(
     into `out_dir` only once verified: a failure leaves nothing behind.
 
     - `"saved_model"`: folder `saved_model/` with a `serving_default`
-      signature (dynamic batch; unknown height/width stay dynamic).
+      signature of the model's own input shape: dynamic batch, and dynamic
+      height and width where the model takes any size.
     - `"tflite"`: `model.tflite` (or `model_float16.tflite`,
-      `model_int8.tflite`), built-in TFLite ops only, dynamic batch, fixed
-      height and width.
-    - `"onnx"`: `model.onnx`, through Keras's own ONNX export (tf2onnx from
-      the same traced function as the SavedModel), dynamic sizes as above.
+      `model_int8.tflite`), built-in TFLite ops only (no Flex ops), dynamic
+      batch, height and width fixed by `input_shape`.
+    - `"onnx"`: `model.onnx`, through Keras's own ONNX export (tf2onnx on
+      the traced model), dynamic sizes as for SavedModel.
 
     Verification: float32 artifacts must match within a max abs diff of
     1e-4; for quantized TFLite the agreement of argmax labels (per image or
@@ -91,8 +98,9 @@ def export_model(
             with the same names are replaced).
         formats: a format name or a sequence of them, from `FORMATS`.
         input_shape: the input shape without the batch, in the model's data
-            format; `None` entries keep the model's own size. TFLite needs
-            a known height and width. Defaults to the model's input shape.
+            format, for TFLite and the verification inputs; `None` entries
+            keep the model's own size. TFLite needs a known height and
+            width. Defaults to the model's input shape.
         quantize: `None`, `"float16"` (weights) or `"int8"` (weights and
             activations, calibrated; inputs and outputs stay float32), for
             TFLite only.
@@ -210,12 +218,8 @@ def export_loaded(
             "quantize": quantize,
             "representative": representative,
         }
-        if keras.backend.backend() == "tensorflow":
-            from keras_cvlec.export.convert import convert
-
-            paths = convert(model, staged, **request)
-        else:
-            paths = _convert_in_tensorflow(model, model_path, work, staged, request)
+        artifacts = _convert(model, model_path, work, staged, request)
+        paths = {fmt: path for fmt, (path, _) in artifacts.items()}
         report = {}
         if verify:
             report = _verify(model, paths, quantize, verify_inputs, data_format)
@@ -227,7 +231,8 @@ def export_loaded(
         report = {
             fmt: dataclasses.replace(entry, path=final[fmt]) for fmt, entry in report.items()
         }
-        return ExportResult(final, report)
+        shapes = {fmt: shape for fmt, (_, shape) in artifacts.items()}
+        return ExportResult(final, shapes, report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -332,8 +337,13 @@ def _check_dependencies(formats, verify):
             )
 
 
-def _convert_in_tensorflow(model, model_path, work, staged, request):
-    """Runs `convert` in a TensorFlow-backend subprocess on the `.keras` file."""
+def _convert(model, model_path, work, staged, request):
+    """Runs `convert` into `staged`: here on the TensorFlow backend, else in a
+    TensorFlow-backend subprocess on the model's `.keras` file."""
+    if keras.backend.backend() == "tensorflow":
+        from keras_cvlec.export.convert import convert
+
+        return convert(model, staged, **request)
     if model_path is None:
         model_path = os.path.join(work, "model.keras")
         model.save(model_path)
@@ -357,14 +367,14 @@ def _convert_in_tensorflow(model, model_path, work, staged, request):
             f"The TensorFlow export process failed (exit code {process.returncode}):\n"
             f"{process.stderr[-4000:]}"
         )
-    with open(os.path.join(staged, "paths.json")) as file:
-        return json.load(file)
+    with open(os.path.join(staged, "artifacts.json")) as file:
+        return {fmt: (path, tuple(shape)) for fmt, (path, shape) in json.load(file).items()}
 
 
 def _verify(model, paths, quantize, inputs, data_format):
     from keras_cvlec.export.verify import VerificationError, verify_artifact
 
-    expected = model(inputs, training=False)
+    expected = model.predict(inputs, batch_size=len(inputs), verbose=0)
     if not isinstance(expected, (list, tuple)):
         expected = [expected]
     expected = [keras.ops.convert_to_numpy(output) for output in expected]

@@ -1,0 +1,282 @@
+"""Tests of keras_cvlec.export: every format from every backend, verified.
+
+Cost (exports are slow): one model holding a tiny ResNet, a tiny ConvNeXt, a
+U-Net of each up-sampling kind and a SegNet (any input size, trained 2 steps
+at 32x32 on the active backend, 4-8 filters), is exported once to all three
+formats (one TensorFlow subprocess on JAX/torch). float16 and int8 TFLite use
+the max-unpooling U-Net alone; the `.keras` portability check runs the other
+two backends in two parallel subprocesses; the atomicity and bad-input
+checks convert nothing.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_cvlec
+from keras_cvlec import cli
+from keras_cvlec import layers as L
+from keras_cvlec.data import make_shapes
+from keras_cvlec.export import FORMATS, VerificationError, export_model, exporter, verify
+from keras_cvlec.export.samples import default_samples
+from tests.harness import backend_name, to_numpy
+
+UPSAMPLINGS = ("transpose", "bilinear", "nearest", "max_unpool")
+SEGMENTERS = [f"unet_{kind}" for kind in UPSAMPLINGS] + ["segnet"]
+CLASSIFIERS = ["resnet", "convnext"]
+OUTPUTS = SEGMENTERS + CLASSIFIERS
+SIZE = 32
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _named(model, name):
+    """`model` as a named functional layer (one output tensor, not a list)."""
+    return keras.Model(model.inputs[0], model.outputs[0], name=name)
+
+
+def _tiny_classifiers(inputs):
+    """A 2-block ResNet (v1 basic, v1.5 bottleneck) and a 1-block ConvNeXt."""
+    x = L.BiasFirstConv2D(8, 3, strides=2, padding="same", name="resnet_stem")(inputs)
+    x = L.ResNetBasicBlock(8, name="resnet_block1")(x)
+    x = L.ResNetBottleneckBlock(4, strides=2, version="v1.5", name="resnet_block2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="resnet_pool")(x)
+    resnet = keras.layers.Dense(3, name="resnet")(x)
+    x = L.BiasFirstConv2D(8, 4, strides=4, name="convnext_stem")(inputs)
+    x = L.ChannelLayerNormalization(1e-6, name="convnext_norm")(x)
+    x = L.ConvNeXtBlock(layer_scale_init_value=0.5, name="convnext_block")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="convnext_pool")(x)
+    convnext = keras.layers.Dense(3, name="convnext")(x)
+    return [resnet, convnext]
+
+
+@pytest.fixture(scope="module")
+def data():
+    shapes = make_shapes(8, SIZE, seed=3)
+    return shapes["images"], shapes["masks"], shapes["labels"] - 1
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    """Every architecture as one 7-output model, trained 2 steps."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3), name="image")
+    segmenters = [
+        keras_cvlec.build_unet(num_classes=4, depth=2, filters=4, upsampling=kind)
+        for kind in UPSAMPLINGS
+    ]
+    segmenters.append(
+        keras_cvlec.build_segnet(num_classes=4, depth=2, filters=4, convs_per_level=1)
+    )
+    outputs = [_named(m, name)(inputs) for m, name in zip(segmenters, SEGMENTERS)]
+    model = keras.Model(inputs, outputs + _tiny_classifiers(inputs), name="zoo")
+    images, masks, labels = data
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
+    before = to_numpy(model.get_layer("resnet").kernel).copy()
+    model.fit(images, [masks] * 5 + [labels] * 2, batch_size=4, epochs=1, verbose=0)
+    assert not np.allclose(to_numpy(model.get_layer("resnet").kernel), before)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    """`(result, subprocess count)` of exporting `model` to every format."""
+    calls = []
+    run = subprocess.run
+
+    def counting_run(*args, **kwargs):
+        calls.append(args)
+        return run(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess, "run", counting_run)
+        result = export_model(
+            model, tmp_path_factory.mktemp("zoo") / "out", FORMATS, input_shape=(SIZE, SIZE, 3)
+        )
+    return result, len(calls)
+
+
+def test_every_format_reproduces_every_model(exported, model, data):
+    result, subprocesses = exported
+    assert subprocesses == (0 if backend_name() == "tensorflow" else 1)
+    assert list(result.paths) == list(FORMATS)
+    for fmt in FORMATS:
+        report = result.report[fmt]
+        assert report.path == result.paths[fmt] and os.path.exists(report.path)
+        assert report.precision == "float32" and report.passed
+        assert len(report.per_output) == len(OUTPUTS)
+        for name, (diff, agreement) in zip(OUTPUTS, report.per_output):
+            assert diff <= 1e-4, (fmt, name, diff)
+            assert agreement == 1.0, (fmt, name, agreement)
+    # Keras's bilinear UpSampling2D cannot be traced with an unknown height
+    # and width on TensorFlow: every format falls back to input_shape.
+    assert set(result.input_shapes.values()) == {(None, SIZE, SIZE, 3)}
+    # Independently of the report: other batch sizes, in each runtime.
+    images = data[0][:4]
+    expected = model.predict(images, verbose=0)
+    runs = [(fmt, images, expected) for fmt in FORMATS]
+    runs.append(("tflite", images[:1], [e[:1] for e in expected]))
+    for fmt, inputs, want in runs:
+        outputs = verify.RUNNERS[fmt](result.paths[fmt], inputs)
+        for name, got, ref in zip(OUTPUTS, outputs, want):
+            np.testing.assert_allclose(got, ref, atol=1e-4, err_msg=f"{fmt} {name}")
+    with open(result.paths["tflite"], "rb") as file:
+        assert b"Flex" not in file.read()  # Flex ops carry their TF name: FlexConv2D
+
+
+def test_max_unpool_unet_any_size_and_quantized(model, tmp_path, capsys):
+    """SavedModel and ONNX take any size, float16 TFLite 32x32; int8 via the CLI."""
+    import ai_edge_litert.interpreter as litert
+
+    unet = model.get_layer("unet_max_unpool")
+    result = export_model(
+        unet, tmp_path / "f16", FORMATS, quantize="float16", input_shape=(SIZE, SIZE, 3)
+    )
+    assert result.input_shapes == {
+        "saved_model": (None, None, None, 3),
+        "tflite": (None, SIZE, SIZE, 3),
+        "onnx": (None, None, None, 3),
+    }
+    report = result.report["tflite"]
+    assert report.precision == "float16" and report.argmax_agreement >= 0.99
+    assert 0 < report.max_abs_diff < 0.5
+    assert result.report["onnx"].max_abs_diff <= 1e-4
+    wide = make_shapes(2, 48, seed=1)["images"][:, :40]  # 40x48
+    expected = unet.predict(wide, verbose=0)
+    for fmt in ("saved_model", "onnx"):
+        (got,) = verify.RUNNERS[fmt](result.paths[fmt], wide)
+        np.testing.assert_allclose(got, expected, atol=1e-4, err_msg=fmt)
+
+    path = tmp_path / "unet.keras"
+    unet.save(path)
+    code = cli.main(
+        ["export", str(path), "--format", "tflite", "--quantize", "int8", "--input-size", "32", "32"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    int8_path = str(tmp_path / "unet_export" / "model_int8.tflite")
+    assert int8_path in printed and "int8" in printed and "argmax agreement" in printed
+    for file, dtype in [(result.paths["tflite"], np.float16), (int8_path, np.int8)]:
+        tensors = litert.Interpreter(model_path=str(file)).get_tensor_details()
+        assert any(t["dtype"] == dtype for t in tensors), (file, dtype)
+        with open(file, "rb") as handle:
+            assert b"Flex" not in handle.read()
+
+
+def _backend_env(backend):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    # JAX compiles every weight initializer here; unoptimized, 5-10x faster.
+    env.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    return env
+
+
+def test_keras_file_loads_on_the_other_backends(model, data, tmp_path):
+    path, inputs = tmp_path / "zoo.keras", tmp_path / "inputs.npy"
+    model.save(path)
+    np.save(inputs, data[0][:2])
+    script = (
+        "import sys, numpy as np, keras, keras_cvlec\n"
+        "model = keras.saving.load_model(sys.argv[1])\n"
+        "np.savez(sys.argv[3], *model.predict(np.load(sys.argv[2]), verbose=0))\n"
+    )
+    others = [b for b in BACKENDS if b != backend_name()]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, path, inputs, tmp_path / f"{b}.npz"],
+            env=_backend_env(b),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for b in others
+    ]
+    expected = model.predict(data[0][:2], verbose=0)
+    for backend, process in zip(others, processes):
+        _, stderr = process.communicate()
+        assert process.returncode == 0, f"{backend}: {stderr[-2000:]}"
+        got = np.load(tmp_path / f"{backend}.npz")
+        for index, name in enumerate(OUTPUTS):
+            np.testing.assert_allclose(
+                got[f"arr_{index}"], expected[index], atol=1e-5, err_msg=f"{backend} {name}"
+            )
+
+
+def test_failed_export_writes_nothing(tmp_path, monkeypatch):
+    """A crashed conversion or a failed verification leaves `out_dir` as it was."""
+    model = keras_cvlec.build_unet(input_shape=(16, 16, 3), depth=1, filters=4)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"previous export")
+
+    def convert(crash):
+        def fake(model, model_path, work, staged, request):
+            path = os.path.join(staged, "model.onnx")
+            with open(path, "wb") as file:
+                file.write(b"half written")
+            if crash:
+                raise RuntimeError("conversion crashed")
+            return {"onnx": (path, (None, 16, 16, 3))}
+
+        return fake
+
+    monkeypatch.setattr(exporter, "_convert", convert(crash=True))
+    with pytest.raises(RuntimeError, match="crashed"):
+        export_model(model, out, "onnx")
+    monkeypatch.setattr(exporter, "_convert", convert(crash=False))
+    # An artifact whose outputs are off by 1e-3 everywhere.
+    expected = model.predict(default_samples((16, 16, 3), "channels_last", 4), verbose=0)
+    monkeypatch.setitem(verify.RUNNERS, "onnx", lambda path, inputs: [expected + 1e-3])
+    with pytest.raises(VerificationError, match=r"onnx .* max abs diff 0\.001.* FAILED"):
+        export_model(model, out, "onnx")
+    assert (out / "model.onnx").read_bytes() == b"previous export"
+    assert sorted(os.listdir(tmp_path)) == ["out"]  # no temporary folder left
+
+
+def test_bad_inputs(tmp_path, monkeypatch):
+    inputs = keras.Input((None, None, 1))
+    gray = keras.Model(inputs, keras.layers.Conv2D(2, 5)(inputs))
+    fixed = keras_cvlec.build_unet(input_shape=(16, 16, 3), depth=1, filters=4)
+    out = tmp_path / "out"
+    cases = [
+        (dict(model_or_path=tmp_path / "model.h5"), ValueError, "model.h5"),
+        (dict(model_or_path=tmp_path / "missing.keras"), ValueError, "no such file"),
+        (dict(model_or_path=3), TypeError, "model_or_path"),
+        (dict(formats=["tflite", "coreml"]), ValueError, "'coreml'. Allowed values"),
+        (dict(formats=["onnx", "onnx"]), ValueError, "twice"),
+        (dict(formats=[]), ValueError, "non-empty"),
+        (dict(formats="onnx", quantize="int8"), ValueError, "TFLite only"),
+        (dict(quantize="int4"), ValueError, "'int4'. Allowed values"),
+        (dict(verify="yes"), TypeError, "verify"),
+        (dict(input_shape=(32, 32, 3)), ValueError, "cannot take"),
+        (dict(input_shape=(16, 16)), ValueError, "tuple of 3"),
+        (dict(input_shape=(16, 0, 3)), ValueError, "input_shape=\\(16, 0, 3\\)"),
+        (dict(sample_inputs=np.zeros((2, 8, 8, 3), "float32")), ValueError, "sample_inputs"),
+        (dict(sample_inputs=np.zeros((2, 16, 16, 3), "int32")), TypeError, "floating"),
+        (dict(model_or_path=gray, formats="tflite"), ValueError, "fixed height"),
+        (dict(model_or_path=gray, input_shape=(3, 3, 1)), ValueError, "cannot take"),
+        (
+            dict(model_or_path=gray, input_shape=(16, 16, 1), quantize="int8"),
+            ValueError,
+            "representative",
+        ),
+    ]
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip file")
+    cases.append((dict(model_or_path=corrupt), ValueError, "not a readable .keras"))
+    (tmp_path / "model.h5").write_bytes(b"")
+    for kwargs, error, message in cases:
+        kwargs = {"model_or_path": fixed, "out_dir": out, **kwargs}
+        with pytest.raises(error, match=message):
+            export_model(**kwargs)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match=r"onnxruntime.*pip install keras-cvlec\[export\]"):
+        export_model(fixed, out, ["saved_model", "onnx"])
+    with pytest.raises(SystemExit, match="keras-cvlec export: .*not a readable"):
+        cli.main(["export", str(corrupt), "--format", "tflite"])
+    assert sorted(os.listdir(tmp_path)) == ["corrupt.keras", "model.h5"]
