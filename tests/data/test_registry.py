@@ -1,0 +1,97 @@
+"""`load_dataset` on the shapes data set (a PyDataset, no TensorFlow) and its
+argument checks."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_cvlec.data import (
+    ArrayDataset,
+    Augmentation,
+    DatasetInfo,
+    list_datasets,
+    load_dataset,
+    shapes_dataset,
+)
+
+
+def test_list_datasets():
+    assert list_datasets() == ["cifar10", "cifar100", "imagenette", "oxford_iiit_pet", "shapes"]
+
+
+def test_shapes_both_tasks_match_the_arrays():
+    dataset, info = load_dataset("shapes", "validation", image_size=16, batch_size=4, num_images=10)
+    assert isinstance(dataset, keras.utils.PyDataset) and len(dataset) == 3
+    assert info == DatasetInfo("shapes", "segmentation", 4, ("background", "circle", "square", "triangle"), (16, 16))
+    images, masks = shapes_dataset("validation", num_images=10, image_size=16)
+    batches = [dataset[i] for i in range(3)]
+    assert [x.shape for x, _ in batches] == [(4, 16, 16, 3), (4, 16, 16, 3), (2, 16, 16, 3)]
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), images)  # not shuffled
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), masks)
+    assert batches[0][1].dtype == np.int32
+    dataset, info = load_dataset("shapes", "test", task="classification", image_size=16, num_images=6, batch_size=6)
+    assert info.num_classes == 3 and info.class_names == ("circle", "square", "triangle")
+    x, y = dataset[0]
+    assert y.shape == (6,) and y.dtype == np.int32 and set(y) <= {0, 1, 2}
+
+
+def test_train_split_reshuffles_every_epoch_reproducibly():
+    def epochs(seed):
+        dataset, _ = load_dataset("shapes", image_size=16, batch_size=8, num_images=8, seed=seed)
+        orders = []
+        for _ in range(2):
+            orders.append(dataset[0][0][:, 0, 0, 0].copy())
+            dataset.on_epoch_end()
+        return orders
+
+    first, second = epochs(1)
+    images, _ = shapes_dataset("train", num_images=8, image_size=16, seed=1)
+    assert sorted(first) == sorted(images[:, 0, 0, 0]) and not np.array_equal(first, second)
+    np.testing.assert_array_equal(np.stack(epochs(1)), np.stack([first, second]))
+
+
+def test_fit_and_evaluate_on_the_pydataset():
+    train, info = load_dataset("shapes", task="classification", image_size=16, batch_size=4, num_images=8)
+    test, _ = load_dataset("shapes", "test", task="classification", image_size=16, batch_size=4, num_images=4)
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(info.num_classes, activation="softmax"),
+        ]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(train, epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1
+    assert model.predict(test, verbose=0).shape == (4, 3)
+    augmented, _ = load_dataset("shapes", image_size=16, augment=True)
+    assert isinstance(augmented, ArrayDataset) and isinstance(augmented.transform, Augmentation)
+    assert augmented.transform.task == "segmentation"
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(name_or_path="mnist"), ValueError, "Unknown data set: 'mnist' .* Registered data sets: cifar10, cifar100, imagenette, oxford_iiit_pet, shapes"),
+        (dict(task="detection"), ValueError, "Unknown `task`: 'detection'"),
+        (dict(split="val"), ValueError, "Unknown `split`: 'val'. Allowed values: 'train', 'validation', 'test'"),
+        (dict(split="test", augment=True), ValueError, "`augment` is for training data only"),
+        (dict(augment="yes"), TypeError, "`augment` must be a bool or a callable"),
+        (dict(image_size=(32, 16)), ValueError, "square images only"),
+        (dict(image_size=0), ValueError, "`image_size` must be None, an int >= 1"),
+        (dict(batch_size=0), ValueError, "`batch_size` must be >= 1"),
+        (dict(shuffle=1), TypeError, "`shuffle` must be None or a bool"),
+        (dict(num_images=2.5), TypeError, "`num_images` must be an int"),
+        (dict(data_dir="/tmp"), ValueError, "`data_dir` is for tensorflow-datasets names only"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    kwargs = {"name_or_path": "shapes", **kwargs}
+    with pytest.raises(error, match=match):
+        load_dataset(**kwargs)
+
+
+def test_classification_only_data_set_refuses_segmentation():
+    with pytest.raises(ValueError, match="Data set 'cifar10' has no 'segmentation' task. It supports: 'classification'"):
+        load_dataset("cifar10", task="segmentation")
