@@ -18,7 +18,7 @@ from keras_cvlec.utils.validation import check_choice, check_positive_int, check
 
 CLASS_NAMES = ("background", "circle", "square", "triangle")
 SPLITS = {"train": 0, "validation": 1, "test": 2}
-DEFAULT_SPLIT_SIZES = {"train": 1024, "validation": 256, "test": 256}
+DEFAULT_SPLIT_SIZES = {"train": 2048, "validation": 256, "test": 256}
 
 
 def _texture(rng, size):
@@ -106,7 +106,7 @@ def shapes_dataset(split="train", *, num_images=None, image_size=64, task="segme
 
     Args:
         split: `"train"`, `"validation"` or `"test"`.
-        num_images: images in the split; defaults to 1024 / 256 / 256.
+        num_images: images in the split; defaults to 2048 / 256 / 256.
         image_size: height and width.
         task: `"segmentation"` (targets are masks) or `"classification"`
             (targets are image labels, `1..3` shifted to `0..2`).

