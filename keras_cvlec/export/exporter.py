@@ -229,10 +229,11 @@ def export_loaded(
             final[fmt] = os.path.join(out_dir, os.path.basename(path))
             _move_into_place(path, final[fmt], work)
         report = {
-            fmt: dataclasses.replace(entry, path=final[fmt]) for fmt, entry in report.items()
+            fmt: dataclasses.replace(entry, path=final[fmt])
+            for fmt, entry in report.items()
         }
-        shapes = {fmt: shape for fmt, (_, shape) in artifacts.items()}
-        return ExportResult(final, shapes, report)
+        input_shapes = {fmt: used for fmt, (_, used) in artifacts.items()}
+        return ExportResult(final, input_shapes, report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
