@@ -93,6 +93,9 @@ def main(argv=None):
         warmup_steps=min(round(recipe.warmup_epochs * len(train)), total_steps // 2),
         model=model,
     )
+    # Built before `fit`: built inside the first traced training step,
+    # TensorFlow would trace that step twice.
+    optimizer.build(model.trainable_variables)
     model.compile(
         optimizer=optimizer,
         loss=SparseCategoricalCrossentropy(
