@@ -145,12 +145,12 @@ def build_unet(
             if dropout and level == depth - 1:
                 x = layers.Dropout(dropout, name=f"encoder{level + 1}_dropout")(x)
             skips.append(x)
-            name = f"encoder{level + 1}_pool"
+            pool_name = f"encoder{level + 1}_pool"
             if upsampling == "max_unpool":
-                x, indices = MaxPoolingWithArgmax2D(2, data_format=data_format, name=name)(x)
+                x, indices = MaxPoolingWithArgmax2D(2, data_format=data_format, name=pool_name)(x)
                 pool_indices.append(indices)
             else:
-                x = layers.MaxPooling2D(2, data_format=data_format, name=name)(x)
+                x = layers.MaxPooling2D(2, data_format=data_format, name=pool_name)(x)
                 pool_indices.append(None)
         x = builder.conv_block(x, filters * 2**depth, "bottleneck")
         skip_strides = [2**level for level in range(depth)]

@@ -199,3 +199,9 @@ def test_encoder_imagenet_weights_go_through_keras_applications(monkeypatch):
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         build_unet(**kwargs)
+
+
+def test_model_name():
+    assert build_unet(input_shape=(16, 16, 3), depth=2, filters=4).name == "unet"
+    assert build_unet(input_shape=(16, 16, 3), depth=2, filters=4, name="seg").name == "seg"
+    assert build_unet(input_shape=(32, 32, 3), depth=2, filters=4, encoder="resnet18").name == "unet_resnet18"
