@@ -32,7 +32,7 @@ from keras_cvlec.data.registry import (
     check_image_size,
     check_loader_options,
     check_task,
-    resolve_augment,
+    resolve_transform,
 )
 from keras_cvlec.utils.validation import check_positive_int
 
@@ -211,6 +211,7 @@ def load_folder(
     augment=False,
     num_images=None,
     seed=0,
+    one_hot=False,
     num_classes=None,
 ):
     """Loads a folder of images as batches of `(images, targets)`.
@@ -226,6 +227,7 @@ def load_folder(
             `(images, targets) -> (images, targets)`; training split only.
         num_images: None or the number of examples to read.
         seed: int seed of the random split, shuffling and augmentation.
+        one_hot: classification only: labels one-hot float32 `(B, C)`.
         num_classes: None to infer (class sub-folders, or largest mask
             value + 1), or the expected number of classes.
 
@@ -242,7 +244,9 @@ def load_folder(
     """
     if not os.path.isdir(path):
         raise ValueError(f"`path` must be an existing folder. Received: path={path!r}")
-    shuffle, augment = check_loader_options(split, batch_size, shuffle, augment, num_images, seed)
+    shuffle, augment = check_loader_options(
+        split, batch_size, shuffle, augment, num_images, seed, one_hot
+    )
     seed = seed or 0
     size = check_image_size(image_size, DEFAULT_IMAGE_SIZE)
     split_folders = _split_folders(path)
@@ -269,5 +273,5 @@ def load_folder(
     if num_images is not None:
         dataset = dataset.take(num_images)
     info = DatasetInfo(os.fspath(path), task, len(class_names), class_names, size)
-    augment = resolve_augment(augment, task, info.num_classes, seed)
+    augment = resolve_transform(augment, one_hot, task, info.num_classes, seed)
     return batch_tf_dataset(dataset, batch_size, shuffle=shuffle, seed=seed, augment=augment), info

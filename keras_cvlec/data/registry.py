@@ -13,9 +13,11 @@ import dataclasses
 import numbers
 import os
 
+import numpy as np
+
 from keras_cvlec.data import shapes
 from keras_cvlec.data.pydataset import ArrayDataset
-from keras_cvlec.utils.validation import check_choice, check_positive_int, check_seed
+from keras_cvlec.utils.validation import check_bool, check_choice, check_positive_int, check_seed
 
 SPLITS = ("train", "validation", "test")
 TASKS = ("classification", "segmentation")
@@ -93,7 +95,7 @@ def check_image_size(image_size, default):
     return tuple(int(s) for s in image_size)
 
 
-def check_loader_options(split, batch_size, shuffle, augment, num_images, seed):
+def check_loader_options(split, batch_size, shuffle, augment, num_images, seed, one_hot):
     """Checks the options every loader shares.
 
     Returns:
@@ -114,6 +116,7 @@ def check_loader_options(split, batch_size, shuffle, augment, num_images, seed):
             "`augment` must be a bool or a callable (images, targets) -> (images, "
             f"targets). Received: augment={augment!r}"
         )
+    check_bool("one_hot", one_hot)
     if augment is not False and split != "train":
         raise ValueError(
             f"`augment` is for training data only. Received: augment={augment!r} "
@@ -122,13 +125,39 @@ def check_loader_options(split, batch_size, shuffle, augment, num_images, seed):
     return shuffle, augment
 
 
-def resolve_augment(augment, task, num_classes, seed):
-    """The augmentation callable for `augment` (None when False)."""
+def _one_hot_labels(num_classes):
+    """`(images, labels) -> (images, one-hot float32 labels)`, in TensorFlow
+    inside `tf.data`, in NumPy otherwise."""
+
+    def encode(images, labels):
+        if type(labels).__module__.startswith("tensorflow"):
+            import tensorflow as tf
+
+            return images, tf.one_hot(labels, num_classes, dtype="float32")
+        return images, np.eye(num_classes, dtype="float32")[np.asarray(labels)]
+
+    return encode
+
+
+def resolve_transform(augment, one_hot, task, num_classes, seed):
+    """The per-batch transform of a loader: the labels one-hot encoded (with
+    `one_hot`), then the augmentation `augment` names; None for neither."""
     if augment is True:
         from keras_cvlec.data.augmentation import default_augmentation
 
-        return default_augmentation(task, num_classes=num_classes, seed=seed)
-    return augment or None
+        augment = default_augmentation(task, num_classes=num_classes, seed=seed)
+    augment = augment or None
+    if not one_hot:
+        return augment
+    if task != "classification":
+        raise ValueError(
+            f"`one_hot` encodes class labels: it is for the classification task only. "
+            f"Received: one_hot=True with task={task!r}"
+        )
+    encode = _one_hot_labels(num_classes)
+    if augment is None:
+        return encode
+    return lambda images, labels: augment(*encode(images, labels))
 
 
 SHUFFLE_BUFFER = 4096
@@ -167,7 +196,8 @@ def batch_tf_dataset(dataset, batch_size, *, shuffle, seed, augment):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _load_shapes(split, *, task, image_size, batch_size, shuffle, augment, num_images, seed):
+def _load_shapes(split, *, task, image_size, batch_size, shuffle, augment, num_images, seed,
+                 one_hot):
     task = check_task("shapes", task, ("segmentation", "classification"))
     height, width = check_image_size(image_size, 64)
     if height != width:
@@ -186,7 +216,7 @@ def _load_shapes(split, *, task, image_size, batch_size, shuffle, augment, num_i
         batch_size=batch_size,
         shuffle=shuffle,
         seed=seed,
-        transform=resolve_augment(augment, task, info.num_classes, seed),
+        transform=resolve_transform(augment, one_hot, task, info.num_classes, seed),
     )
     return dataset, info
 
@@ -202,6 +232,7 @@ def load_dataset(
     augment=False,
     num_images=None,
     seed=0,
+    one_hot=False,
     data_dir=None,
 ):
     """Loads a data set as batches of `(images, targets)` for `model.fit`.
@@ -227,6 +258,9 @@ def load_dataset(
         num_images: None or an int: use only the first `num_images`
             examples of the split (tiny runs and tests).
         seed: int seed of the data (shapes), shuffling and augmentation.
+        one_hot: classification only: labels as one-hot float32
+            `(B, num_classes)` (for `keras.losses.CategoricalCrossentropy`,
+            e.g. to evaluate a model trained with MixUp or CutMix).
         data_dir: tensorflow-datasets data directory (tfds names only).
 
     Returns:
@@ -248,6 +282,7 @@ def load_dataset(
         augment=augment,
         num_images=num_images,
         seed=seed,
+        one_hot=one_hot,
     )
     if name_or_path == "shapes":
         if data_dir is not None:
@@ -256,7 +291,7 @@ def load_dataset(
                 f"data_dir={data_dir!r} with the 'shapes' data set"
             )
         options["shuffle"], options["augment"] = check_loader_options(
-            split, batch_size, shuffle, augment, num_images, seed
+            split, batch_size, shuffle, augment, num_images, seed, one_hot
         )
         return _load_shapes(split, **options)
     if name_or_path in list_datasets():

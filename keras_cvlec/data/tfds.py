@@ -27,7 +27,7 @@ from keras_cvlec.data.registry import (
     check_image_size,
     check_loader_options,
     check_task,
-    resolve_augment,
+    resolve_transform,
 )
 from keras_cvlec.utils.validation import check_choice
 
@@ -93,6 +93,7 @@ def load_tfds(
     augment=False,
     num_images=None,
     seed=0,
+    one_hot=False,
     data_dir=None,
 ):
     """Loads a tensorflow-datasets data set as batches of `(images, targets)`.
@@ -112,6 +113,7 @@ def load_tfds(
             `(images, targets) -> (images, targets)`; training split only.
         num_images: None or the number of examples to read.
         seed: int seed of shuffling and augmentation.
+        one_hot: classification only: labels one-hot float32 `(B, C)`.
         data_dir: tfds data directory; None for tfds's default.
 
     Returns:
@@ -128,7 +130,9 @@ def load_tfds(
     """
     check_choice("name", name, tuple(TFDS_DATASETS))
     spec = TFDS_DATASETS[name]
-    shuffle, augment = check_loader_options(split, batch_size, shuffle, augment, num_images, seed)
+    shuffle, augment = check_loader_options(
+        split, batch_size, shuffle, augment, num_images, seed, one_hot
+    )
     task = check_task(name, task, spec.tasks)
     size = check_image_size(image_size, spec.image_size)
     try:
@@ -162,5 +166,5 @@ def load_tfds(
         dataset = dataset.take(num_images)
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     info = DatasetInfo(name, task, len(class_names), class_names, size)
-    augment = resolve_augment(augment, task, info.num_classes, seed)
+    augment = resolve_transform(augment, one_hot, task, info.num_classes, seed)
     return batch_tf_dataset(dataset, batch_size, shuffle=shuffle, seed=seed, augment=augment), info

@@ -20,6 +20,7 @@ from keras_cvlec.models.weights_arg import (
 )
 from keras_cvlec.utils.validation import (
     check_choice,
+    check_positive_int,
     check_rate,
     standardize_data_format,
 )
@@ -45,8 +46,9 @@ RESNET_VARIANTS = {
         "keras_applications": {"v1": "ResNet152", "v2": "ResNet152V2"},
     },
 }
-STAGE_FILTERS = (64, 128, 256, 512)
-STEM_FILTERS = 64
+# Stage k has `filters * 2**(k - 1)` filters (before a bottleneck's 4x
+# expansion); the published models have filters=64, also the stem's width.
+NUM_STAGES = 4
 TOTAL_STRIDE = 32
 
 
@@ -61,6 +63,7 @@ def build_resnet(
     data_format=None,
     drop_path_rate=0.0,
     classifier_activation="softmax",
+    filters=64,
     weights=None,
     name=None,
 ):
@@ -92,6 +95,9 @@ def build_resnet(
             it grows linearly from 0 at the first block.
         classifier_activation: activation of `predictions` (`None` for
             logits).
+        filters: filters of the stem and the first stage, doubled at each
+            later stage (64 in the paper; fewer makes a small ResNet of the
+            same depth, e.g. 16 as in the paper's CIFAR-10 ResNets).
         weights: `None`, `"imagenet"` (v1 and v2 ResNet-50/101/152, through
             the keras.applications weights) or the path of a `.weights.h5`
             file.
@@ -116,32 +122,33 @@ def build_resnet(
     check_choice("version", version, tuple(RESNET_VERSIONS))
     check_head_args(include_top, num_classes, pooling)
     drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
+    check_positive_int("filters", filters)
     data_format = standardize_data_format(data_format)
-    application = _check_weights(weights, spec, variant, version, include_top, num_classes)
+    application = _check_weights(
+        weights, spec, variant, version, include_top, num_classes, filters
+    )
 
     inputs = image_input(input_shape, data_format, min_size=TOTAL_STRIDE)
     if application is not None:
         check_imagenet_channels(input_channels(inputs, data_format), input_shape)
     settings = RESNET_VERSIONS[version]
-    x = _stem(inputs, version, data_format)
+    x = _stem(inputs, version, filters, data_format)
 
     block_class = spec["block"]
     total_blocks = sum(spec["stage_blocks"])
     block_number = 0
     level = 1
-    for stage, (filters, num_blocks) in enumerate(
-        zip(STAGE_FILTERS, spec["stage_blocks"]), start=1
-    ):
+    for stage, num_blocks in enumerate(spec["stage_blocks"], start=1):
         for index in range(1, num_blocks + 1):
             if settings.preactivation:
-                downsample = stage < len(STAGE_FILTERS) and index == num_blocks
+                downsample = stage < NUM_STAGES and index == num_blocks
             else:
                 downsample = stage > 1 and index == 1
             if downsample:
                 x = layers.Identity(name=f"stage{level}_output")(x)
                 level += 1
             x = block_class(
-                filters,
+                filters * 2 ** (stage - 1),
                 strides=2 if downsample else 1,
                 version=version,
                 drop_path_rate=drop_path_rate * block_number / max(total_blocks - 1, 1),
@@ -166,8 +173,13 @@ def build_resnet(
     return load_weights_arg(model, weights, application, include_top)
 
 
-def _check_weights(weights, spec, variant, version, include_top, num_classes):
+def _check_weights(weights, spec, variant, version, include_top, num_classes, filters):
     """Validates `weights`; returns the keras.applications name for imagenet."""
+    if weights == "imagenet" and filters != 64:
+        raise ValueError(
+            f"weights='imagenet' needs the published width, filters=64. "
+            f"Received: filters={filters}"
+        )
     return check_weights_arg(
         weights,
         imagenet_source=spec.get("keras_applications", {}).get(version),
@@ -182,12 +194,12 @@ def _check_weights(weights, spec, variant, version, include_top, num_classes):
     )
 
 
-def _stem(x, version, data_format):
+def _stem(x, version, filters, data_format):
     """7x7/2 convolution (+ norm and ReLU before v2) and 3x3/2 max pooling."""
     settings = RESNET_VERSIONS[version]
     x = layers.ZeroPadding2D(3, data_format=data_format, name="stem_pad")(x)
     x = BiasFirstConv2D(
-        STEM_FILTERS,
+        filters,
         7,
         strides=2,
         use_bias=settings.conv_bias or settings.preactivation,

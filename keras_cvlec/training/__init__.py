@@ -7,5 +7,11 @@ from keras_cvlec.training.optimizer import (
     weight_decay_exclusions,
 )
 from keras_cvlec.training.predict import predict
-from keras_cvlec.training.recipes import RECIPES, Recipe, recipe_for, scaled_learning_rate
+from keras_cvlec.training.recipes import (
+    RECIPES,
+    Recipe,
+    recipe_augmentation,
+    recipe_for,
+    scaled_learning_rate,
+)
 from keras_cvlec.training.run import evaluate, train

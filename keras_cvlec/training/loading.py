@@ -26,6 +26,8 @@ class TrainedModel:
         image_size: the input size, else the training image size from
             `run.json`, else None.
         from_logits: whether the outputs are logits (no final softmax).
+        label_smoothing: the training recipe's label smoothing from
+            `run.json`, else 0.
     """
 
     model: keras.Model
@@ -34,6 +36,7 @@ class TrainedModel:
     input_size: tuple
     image_size: tuple
     from_logits: bool
+    label_smoothing: float
 
 
 def _outputs_probabilities(model):
@@ -60,7 +63,9 @@ def load_trained_model(model_path):
         raise ValueError(f"`model_path` must be a .keras file. Received: {model_path!r}")
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"No model file at {model_path!r}.")
-    model = keras.saving.load_model(model_path)
+    # Uncompiled: evaluation compiles its own loss and metrics, prediction
+    # needs none (and compiling the stored optimizer costs a minute on JAX).
+    model = keras.saving.load_model(model_path, compile=False)
     output_shape = model.output_shape
     if not isinstance(output_shape, tuple) or len(output_shape) not in (2, 4):
         raise ValueError(
@@ -87,4 +92,5 @@ def load_trained_model(model_path):
         input_size=input_size,
         image_size=image_size,
         from_logits=not _outputs_probabilities(model),
+        label_smoothing=float(run.get("args", {}).get("recipe", {}).get("label_smoothing", 0.0)),
     )

@@ -6,6 +6,7 @@ batch size of a run (Goyal et al., 2017, "Accurate, Large Minibatch SGD").
 
 import dataclasses
 
+from keras_cvlec.data.augmentation import classification_augmentation, segmentation_augmentation
 from keras_cvlec.models.registry import list_models, model_task
 from keras_cvlec.utils.validation import check_choice, check_positive_int
 
@@ -25,8 +26,10 @@ class Recipe:
         label_smoothing: label smoothing of the cross-entropy.
         drop_path_rate: stochastic depth at the last block (classification
             models); `drop_path_rates` overrides it per model variant.
-        augment: whether training data is augmented.
-        randaugment_magnitude: RandAugment magnitude of the published recipe.
+        augment: whether training data is augmented (see
+            `recipe_augmentation`).
+        randaugment_magnitude: RandAugment magnitude of the published recipe,
+            on timm's 0-10 scale (0: off).
         mixup_alpha: MixUp's alpha of the published recipe (0: off).
         cutmix_alpha: CutMix's alpha of the published recipe (0: off).
         clipnorm: optional gradient clipping norm.
@@ -49,6 +52,12 @@ class Recipe:
     clipnorm: float = None
     drop_path_rates: dict = dataclasses.field(default_factory=dict)
     source: str = ""
+
+    @property
+    def mixes_labels(self):
+        """Whether its classification augmentation blends labels (MixUp or
+        CutMix), which makes the targets one-hot."""
+        return self.augment and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
 
 
 RECIPES = {
@@ -112,6 +121,10 @@ RECIPES = {
 }
 
 _FAMILY_RECIPES = {"resnet": "resnet", "convnext": "convnext"}
+# timm's RandAugment ("rand-m9-n2"): two operations per image, magnitudes on a
+# 0-10 scale, which Keras's `RandAugment(factor=...)` takes as 0-1.
+RANDAUGMENT_OPS = 2
+RANDAUGMENT_MAX_MAGNITUDE = 10
 
 
 def recipe_for(model_name, name=None):
@@ -167,3 +180,45 @@ def scaled_learning_rate(recipe, batch_size):
     """
     batch_size = check_positive_int("batch_size", batch_size)
     return recipe.base_learning_rate * batch_size / recipe.reference_batch_size
+
+
+def recipe_augmentation(recipe, task, *, num_classes, seed=None):
+    """The training-data augmentation of a recipe, or None without one.
+
+    Classification: horizontal flips, shifts of up to 10 %, RandAugment
+    (`RANDAUGMENT_OPS` operations at the recipe's magnitude), CutMix and
+    MixUp at the recipe's strengths; with mixing the targets come out
+    one-hot, so the loss is `keras.losses.CategoricalCrossentropy`.
+    Segmentation: `segmentation_augmentation()`'s defaults (the same flip,
+    shift and zoom on image and mask).
+
+    Args:
+        recipe: a `Recipe`.
+        task: `"classification"` or `"segmentation"`.
+        num_classes: the number of classes (one-hot width for mixing).
+        seed: None or an int seed of the augmentation layers.
+
+    Returns:
+        A `keras_cvlec.data.augmentation.Augmentation`, or None when
+        `recipe.augment` is False.
+
+    Example:
+
+    >>> augment = recipe_augmentation(RECIPES["convnext"], "classification",
+    ...     num_classes=10)
+    >>> augment.one_hot
+    True
+    """
+    check_choice("task", task, ("classification", "segmentation"))
+    if not recipe.augment:
+        return None
+    if task == "segmentation":
+        return segmentation_augmentation(seed=seed)
+    return classification_augmentation(
+        num_classes,
+        rand_augment_ops=RANDAUGMENT_OPS if recipe.randaugment_magnitude else 0,
+        rand_augment_factor=recipe.randaugment_magnitude / RANDAUGMENT_MAX_MAGNITUDE,
+        cutmix_alpha=recipe.cutmix_alpha,
+        mixup_alpha=recipe.mixup_alpha,
+        seed=seed,
+    )

@@ -31,7 +31,12 @@ from keras_cvlec.training.files import read_json, write_json
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
 from keras_cvlec.training.optimizer import make_optimizer
 from keras_cvlec.training.plots import plot_learning_curves, plot_predictions
-from keras_cvlec.training.recipes import Recipe, recipe_for, scaled_learning_rate
+from keras_cvlec.training.recipes import (
+    Recipe,
+    recipe_augmentation,
+    recipe_for,
+    scaled_learning_rate,
+)
 from keras_cvlec.utils.validation import check_bool, check_choice, check_positive_int, check_seed
 
 METRICS_FILE = "metrics.json"
@@ -164,20 +169,26 @@ def _first_batch(dataset):
     return np.asarray(images), np.asarray(targets)
 
 
-def _load_data(dataset, task, image_size, batch_size, num_images, seed, augment):
+def _one_hot_targets(task, recipe):
+    """Whether a run trains on one-hot targets: MixUp and CutMix blend the
+    labels of a classification batch."""
+    return task == "classification" and recipe.mixes_labels
+
+
+def _load_data(dataset, task, image_size, batch_size, num_images, seed, recipe):
     """The train, validation and test splits and the data set's info."""
     from keras_cvlec.data import load_dataset
 
+    options = dict(
+        task=task, image_size=image_size, batch_size=batch_size, num_images=num_images,
+        seed=seed, one_hot=_one_hot_targets(task, recipe),
+    )
     data = {}
-    for split in ("train", "validation", "test"):
-        data[split], info = load_dataset(
-            dataset, split, task=task, image_size=image_size, batch_size=batch_size,
-            augment=augment and split == "train", num_images=num_images, seed=seed,
-        )
-    if info.task != task:
-        raise ValueError(
-            f"The data set {dataset!r} is for {info.task}, the model for {task}."
-        )
+    for split in ("validation", "test"):
+        data[split], info = load_dataset(dataset, split, **options)
+    # The augmentation needs the number of classes (the one-hot width).
+    augment = recipe_augmentation(recipe, task, num_classes=info.num_classes, seed=seed)
+    data["train"], _ = load_dataset(dataset, "train", augment=augment or False, **options)
     return data, info
 
 
@@ -253,7 +264,7 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
     _check_run_folder(output_dir, args, check_bool("resume", resume))
     data, info = _load_data(
         dataset, task, args["image_size"], args["batch_size"], args["num_images"],
-        args["seed"], recipe.augment,
+        args["seed"], recipe,
     )
     images, _ = _first_batch(data["train"])
     keras.utils.set_random_seed(args["seed"] or 0)
@@ -269,7 +280,15 @@ def _as_json(data):
     return json.loads(json.dumps(data))
 
 
-def _compile_arguments(task, num_classes, label_smoothing, from_logits=True):
+def _compile_arguments(task, num_classes, label_smoothing, from_logits=True, one_hot=False):
+    """The loss and metrics of a task, for integer or one-hot targets."""
+    if one_hot:
+        return {
+            "loss": keras.losses.CategoricalCrossentropy(
+                label_smoothing=label_smoothing, from_logits=from_logits
+            ),
+            "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")],
+        }
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if task == "segmentation":
         metrics.append(MeanIoU(num_classes, from_logits=from_logits))
@@ -340,9 +359,12 @@ def run_training(run, verbose="auto"):
         model=run.model,
         clipnorm=recipe.clipnorm,
     )
+    one_hot = _one_hot_targets(task, recipe)
     run.model.compile(
         optimizer=optimizer, jit_compile=run.jit_compile,
-        **_compile_arguments(task, run.info.num_classes, recipe.label_smoothing),
+        **_compile_arguments(
+            task, run.info.num_classes, recipe.label_smoothing, one_hot=one_hot
+        ),
     )
     os.makedirs(run.output_dir, exist_ok=True)
     if not run.resume:
@@ -378,6 +400,8 @@ def run_training(run, verbose="auto"):
     plot_learning_curves(run_callbacks.read_log(run.path("log.csv")), run.path("curves.png"))
     images, targets = _first_batch(run.data["test"])
     images, targets = images[:8], targets[:8]
+    if one_hot:
+        targets = targets.argmax(-1)
     plot_predictions(
         images, targets, _predicted_classes(run.model, images), run.info.class_names,
         run.path("predictions.png"),
@@ -453,9 +477,10 @@ def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=Non
         verbose: Keras's `evaluate` verbosity.
 
     Returns:
-        A dict of the loss and metrics (as in the model's compile
-        arguments; for a model without them, the loss, accuracy and, for
-        segmentation, mean IoU).
+        A dict of the loss (cross-entropy with the run's label smoothing,
+        from `run.json` next to the model, else none), accuracy and, for
+        segmentation, mean IoU, on integer targets whatever the model was
+        trained on.
     """
     from keras_cvlec.data import load_dataset
 
@@ -471,9 +496,9 @@ def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=Non
             f"{info.name!r} has {info.num_classes}."
         )
     model = trained.model
-    if not model.compiled:
-        model.compile(**_compile_arguments(
-            trained.task, info.num_classes, 0.0, from_logits=trained.from_logits
-        ))
+    model.compile(**_compile_arguments(
+        trained.task, info.num_classes, trained.label_smoothing,
+        from_logits=trained.from_logits,
+    ))
     results = model.evaluate(data, return_dict=True, verbose=verbose)
     return {name: float(value) for name, value in results.items()}

@@ -24,9 +24,18 @@ def numpy(batch):
     return tuple(keras.ops.convert_to_numpy(t) for t in batch)
 
 
-def test_flip_moves_image_and_mask_together(shapes):
+@pytest.mark.parametrize("inputs", ["numpy", "tensors"])
+def test_flip_moves_image_and_mask_together(shapes, inputs):
+    """NumPy batches run as a TensorFlow graph (with TensorFlow installed),
+    backend tensors eagerly on the backend."""
     images, masks = shapes
-    out_images, out_masks = numpy(segmentation_augmentation(**{**OFF, "flip": "horizontal"}, seed=2)(images, masks))
+    augment = segmentation_augmentation(**{**OFF, "flip": "horizontal"}, seed=2)
+    if inputs == "tensors":
+        out_images, out_masks = numpy(augment(keras.ops.convert_to_tensor(images),
+                                              keras.ops.convert_to_tensor(masks)))
+    else:
+        out_images, out_masks = augment(images, masks)
+        assert isinstance(out_images, np.ndarray) and isinstance(out_masks, np.ndarray)
     assert out_masks.dtype == np.int32 and out_images.dtype == np.float32
     flipped = []
     for image, mask, out_image, out_mask in zip(images, masks, out_images, out_masks):
@@ -87,6 +96,11 @@ def test_classification_default_and_mixing():
     np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
     assert soft.min() >= 0.0 and (soft.max(1) < 1.0).any()  # some labels were blended
     assert 0.0 <= out_images.min() and out_images.max() <= 1.0
+    # Seeded: a second augmentation of the same seed draws the same batches.
+    again = classification_augmentation(3, cutmix_alpha=1.0, mixup_alpha=0.2, seed=0)
+    for first, second in zip((out_images, soft), numpy(again(images, labels))):
+        np.testing.assert_allclose(first, second, atol=1e-6)
+    assert not np.allclose(numpy(mixing(images, labels))[0], out_images)  # a new draw
 
 
 def test_rand_augment_configuration():

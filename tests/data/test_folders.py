@@ -75,6 +75,8 @@ def test_class_folders_random_split(classes_folder):
         load_folder(classes_folder, task="segmentation")
     with pytest.raises(ValueError, match="num_classes=4 but .* has 3 class sub-folders"):
         load_folder(classes_folder, num_classes=4)
+    one_hot, _ = load_folder(classes_folder, "validation", image_size=(6, 4), one_hot=True)
+    np.testing.assert_array_equal(collect(one_hot)[1], np.eye(3, dtype="float32")[y_val])
 
 
 def test_mask_folders_exact_and_num_classes_over_all_splits(masks_folder):

@@ -9,6 +9,7 @@ from keras_cvlec.data import (
     ArrayDataset,
     Augmentation,
     DatasetInfo,
+    classification_augmentation,
     list_datasets,
     load_dataset,
     shapes_dataset,
@@ -84,6 +85,8 @@ def test_fit_and_evaluate_on_the_pydataset():
         (dict(shuffle=1), TypeError, "`shuffle` must be None or a bool"),
         (dict(num_images=2.5), TypeError, "`num_images` must be an int"),
         (dict(data_dir="/tmp"), ValueError, "`data_dir` is for tensorflow-datasets names only"),
+        (dict(one_hot=1), TypeError, "`one_hot` must be True or False. Received: one_hot=1"),
+        (dict(one_hot=True), ValueError, "`one_hot` encodes class labels.*task='segmentation'"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -95,3 +98,21 @@ def test_bad_arguments(kwargs, error, match):
 def test_classification_only_data_set_refuses_segmentation():
     with pytest.raises(ValueError, match="Data set 'cifar10' has no 'segmentation' task. It supports: 'classification'"):
         load_dataset("cifar10", task="segmentation")
+
+
+def test_one_hot_labels_with_and_without_mixing():
+    sparse, info = load_dataset("shapes", "test", task="classification", image_size=16, num_images=8)
+    one_hot, _ = load_dataset("shapes", "test", task="classification", image_size=16, num_images=8,
+                              one_hot=True)
+    (images, labels), (one_hot_images, one_hot_labels) = sparse[0], one_hot[0]
+    np.testing.assert_array_equal(one_hot_images, images)
+    assert one_hot_labels.dtype == np.float32
+    np.testing.assert_array_equal(one_hot_labels, np.eye(info.num_classes)[labels])
+    # A mixing augmentation takes the encoded labels as they are.
+    mixing = classification_augmentation(info.num_classes, mixup_alpha=0.4, seed=0)
+    train, _ = load_dataset("shapes", "train", task="classification", image_size=16,
+                            num_images=8, augment=mixing, one_hot=True)
+    _, soft = train[0]
+    assert soft.shape == (8, 3) and soft.dtype == np.float32
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
+    assert (soft.max(1) < 1.0).any()

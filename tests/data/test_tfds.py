@@ -56,6 +56,11 @@ def test_classification_batches(name):
     assert images.dtype == np.float32 and labels.dtype == np.int32 and labels.shape == (6,)
     assert 0.0 <= images.min() and images.max() <= 1.0 and images.max() > 0.5
     assert 0 <= labels.min() and labels.max() < info.num_classes
+    with tfds.testing.mock_data(num_examples=6):
+        one_hot, _ = load_dataset(name, "test", image_size=(16, 12), batch_size=4, one_hot=True)
+        one_hot = np.concatenate([y for _, y in batches(one_hot)])
+    assert one_hot.dtype == np.float32
+    np.testing.assert_array_equal(one_hot, np.eye(info.num_classes)[labels])
 
 
 def test_pet_trimap_remapped_exactly_and_images_scaled():

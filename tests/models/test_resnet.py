@@ -254,6 +254,45 @@ def test_any_channel_count(input_shape, images_shape):
     np.testing.assert_allclose(output.sum(axis=-1), 1.0, atol=1e-5)
 
 
+def _basic_resnet_trainable_count(filters, stage_blocks, channels, num_classes):
+    """Trainable parameters of a v1.5 basic-block ResNet, counted by hand:
+    bias-free convolutions, two BN parameters per channel, a 1x1 projection
+    shortcut where the width or stride changes, a Dense classifier."""
+    count = 7 * 7 * channels * filters + 2 * filters
+    width = filters
+    for stage, blocks in enumerate(stage_blocks):
+        out = filters * 2**stage
+        for block in range(blocks):
+            count += 9 * width * out + 2 * out + 9 * out * out + 2 * out
+            if width != out:
+                count += width * out + 2 * out
+            width = out
+    return count + width * num_classes + num_classes
+
+
+def test_filters_scale_every_stage():
+    # The hand count reproduces torchvision's ResNet-18 and -34 at 64 filters.
+    assert _basic_resnet_trainable_count(64, (2, 2, 2, 2), 3, 1000) == 11_689_512
+    assert _basic_resnet_trainable_count(64, (3, 4, 6, 3), 3, 1000) == 21_797_672
+    model = keras_cvlec.build_resnet(
+        "resnet18", version="v1.5", num_classes=3, input_shape=(32, 32, 3), filters=16
+    )
+    assert tuple(model.get_layer("stem_conv").kernel.shape) == (7, 7, 3, 16)
+    assert [model.get_layer(f"stage{k}_output").output.shape[-1] for k in (1, 2, 3, 4)] == [
+        16, 32, 64, 128
+    ]
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == (
+        _basic_resnet_trainable_count(16, (2, 2, 2, 2), 3, 3)
+    )
+    bottleneck = keras_cvlec.build_resnet(
+        "resnet50", num_classes=3, input_shape=(32, 32, 3), filters=8
+    )
+    # A bottleneck expands its width 4x: the last stage ends at 8 * 8 * 4.
+    assert bottleneck.get_layer("stage4_output").output.shape[-1] == 256
+    output = harness.to_numpy(model(_random_images((2, 32, 32, 3)), training=False))
+    assert output.shape == (2, 3)
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_channels_first_matches_channels_last(version, shared_models):
     last = shared_models("resnet18", version)
@@ -529,6 +568,9 @@ BAD_ARGUMENTS = [
     (dict(weights="imagenet", input_shape=(64, 64, 1)), ValueError,
      r"3 input channels.*input_shape=\(64, 64, 1\)"),
     (dict(include_top="yes"), TypeError, r"include_top.*'yes'"),
+    (dict(filters=0), ValueError, r"filters.*>= 1.*filters=0"),
+    (dict(filters=16.0), TypeError, r"filters=16.0"),
+    (dict(filters=32, weights="imagenet"), ValueError, r"weights='imagenet'.*filters=64.*filters=32"),
     (dict(data_format="NHWC"), ValueError, r"data_format.*'NHWC'"),
 ]
 

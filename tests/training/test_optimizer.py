@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import keras
@@ -10,6 +11,7 @@ from keras_cvlec.training import (
     RECIPES,
     cosine_schedule,
     make_optimizer,
+    recipe_augmentation,
     recipe_for,
     scaled_learning_rate,
     weight_decay_exclusions,
@@ -143,3 +145,32 @@ def test_recipes():
         recipe_for("resnet18", "vit")
     with pytest.raises(ValueError, match="batch_size.*0"):
         scaled_learning_rate(convnext, 0)
+
+
+def test_recipe_augmentation():
+    """The recipes' augmentation strengths reach Keras's layers."""
+    layers = {
+        name: recipe_augmentation(RECIPES[name], "classification", num_classes=10, seed=3)
+        .pipeline.layers
+        for name in ("resnet", "convnext")
+    }
+    for name, magnitude, cutmix, mixup in (("resnet", 0.6, 1.0, 0.1), ("convnext", 0.9, 1.0, 0.8)):
+        flip, shift, rand_augment, cutmix_layer, mixup_layer = layers[name]
+        assert isinstance(flip, keras.layers.RandomFlip) and flip.mode == "horizontal"
+        assert isinstance(shift, keras.layers.RandomTranslation)
+        assert isinstance(rand_augment, keras.layers.RandAugment)
+        assert (rand_augment.num_ops, rand_augment.factor) == (2, (0.0, magnitude))
+        assert isinstance(cutmix_layer, keras.layers.CutMix) and cutmix_layer.factor == (0.0, cutmix)
+        assert isinstance(mixup_layer, keras.layers.MixUp) and mixup_layer.alpha == mixup
+        assert RECIPES[name].mixes_labels
+    assert recipe_augmentation(RECIPES["unet"], "segmentation", num_classes=4) is None
+    segmentation = dataclasses.replace(RECIPES["unet"], augment=True)
+    augment = recipe_augmentation(segmentation, "segmentation", num_classes=4)
+    assert augment.task == "segmentation" and not augment.one_hot
+    plain = dataclasses.replace(RECIPES["resnet"], randaugment_magnitude=0, mixup_alpha=0.0,
+                                cutmix_alpha=0.0)
+    assert not plain.mixes_labels
+    assert [type(layer).__name__ for layer in recipe_augmentation(
+        plain, "classification", num_classes=10).pipeline.layers] == ["RandomFlip", "RandomTranslation"]
+    with pytest.raises(ValueError, match="Unknown `task`: 'depth'"):
+        recipe_augmentation(plain, "depth", num_classes=10)

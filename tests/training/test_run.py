@@ -1,8 +1,10 @@
 """`train`, `evaluate` and `predict` on tiny runs, and the bad-input errors
 that must come before any training."""
 
+import json
 import os
 import shutil
+import zipfile
 
 import keras
 import numpy as np
@@ -11,6 +13,7 @@ from PIL import Image
 
 from keras_cvlec import cli
 from keras_cvlec.training import evaluate, predict, train
+from keras_cvlec.training.run import prepare_training, run_training
 from keras_cvlec.training.callbacks import read_log
 from keras_cvlec.training.files import read_json
 
@@ -92,14 +95,38 @@ def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
         _check_png(out / f"image{index}_overlay.png", size=size, mode="RGB")
 
 
-def test_classification_run_and_top_k(tmp_path):
+def _compile_config(path):
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))["compile_config"]
+
+
+def test_classification_run_mixes_labels_and_top_k(tmp_path):
+    """The ResNet recipe: RandAugment, CutMix and MixUp on one-hot targets
+    (validation and test one-hot too), here under mixed bfloat16."""
     output_dir = str(tmp_path / "resnet")
-    metrics = train(
-        "resnet18", "shapes", epochs=1, batch_size=8, image_size=32, num_images=8,
-        output_dir=output_dir, verbose=0,
-    )
+    arguments = dict(epochs=1, batch_size=8, image_size=32, num_images=8,
+                     model_options={"filters": 8}, mixed_precision="mixed_bfloat16",
+                     output_dir=output_dir)
+    run = prepare_training("resnet18", "shapes", **arguments)
+    _, soft = run.data["train"][0]
+    assert soft.shape == (8, 3) and soft.dtype == np.float32
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
+    assert (soft.max(1) < 1.0).any()  # blended
+    _, test_labels = run.data["test"][0]
+    assert set(np.unique(test_labels)) == {0.0, 1.0} and (test_labels.sum(1) == 1).all()
+    metrics = run_training(run, verbose=0)
     assert set(metrics["test"]) == {"loss", "accuracy"}
     assert [row["epoch"] for row in read_log(os.path.join(output_dir, "log.csv"))] == [0]
+    best = os.path.join(output_dir, "best.keras")
+    loss = _compile_config(best)["loss"]
+    assert loss["class_name"] == "CategoricalCrossentropy"
+    assert loss["config"]["label_smoothing"] == 0.1
+    model = keras.saving.load_model(best, compile=False)
+    assert model.get_layer("stem_conv").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("stem_conv").kernel.shape == (7, 7, 3, 8)
+    # evaluate takes the integer labels and gives the numbers of metrics.json
+    results = evaluate(best, "shapes", batch_size=8, image_size=32, num_images=8, verbose=0)
+    assert results == pytest.approx(metrics["test"], rel=1e-4, abs=1e-5)
     image = str(tmp_path / "image.png")
     Image.fromarray(np.full((40, 30, 3), 128, "uint8")).save(image)
     (result,) = predict(os.path.join(output_dir, "best.keras"), [image], top_k=5)
@@ -114,6 +141,10 @@ def test_classification_run_and_top_k(tmp_path):
 def test_bad_input_fails_before_training(unet_run, tmp_path):
     existing, _ = unet_run
     fresh = str(tmp_path / "fresh")
+    masks_folder = tmp_path / "masks"
+    for folder in ("images", "masks"):
+        (masks_folder / folder).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), "uint8")).save(masks_folder / folder / "a.png")
     cases = [
         (dict(model_name="resnet7"), ValueError, "model_name.*'resnet7'.*'resnet18'"),
         (dict(dataset="imagenet21k"), ValueError, "imagenet21k.*shapes"),
@@ -125,6 +156,8 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
         (dict(mixed_precision="float8"), ValueError, "mixed_precision.*float8"),
         (dict(model_options={"num_classes": 3}), ValueError, "cannot set num_classes"),
         (dict(resume=True), ValueError, "holds no run"),
+        (dict(model_name="resnet18", dataset=masks_folder), ValueError,
+         "has no 'classification' task. It supports: 'segmentation'"),
     ]
     for overrides, error, message in cases:
         arguments = dict(model_name="unet", dataset="shapes", output_dir=fresh,
