@@ -37,7 +37,7 @@ def _train(args):
     run = _user_errors(
         "train", prepare_training, args.model, args.dataset, epochs=args.epochs,
         batch_size=args.batch_size, image_size=args.image_size, recipe=args.recipe,
-        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision or False,
+        learning_rate=args.learning_rate, jit_compile=args.jit_compile, mixed_precision=args.mixed_precision or False,
         output_dir=args.output, resume=args.resume, seed=args.seed,
         num_images=args.num_images, model_options=dict(args.model_options),
         backup_every=args.backup_every,
@@ -100,6 +100,8 @@ def add_commands(subparsers):
     train.add_argument("--epochs", type=int, help="default: the recipe's")
     train.add_argument("--recipe", choices=sorted(RECIPES),
                        help="default: the model family's")
+    train.add_argument("--learning-rate", type=float, metavar="LR",
+                       help="peak learning rate (default: the recipe's, scaled to the batch size)")
     train.add_argument("--jit-compile", action="store_const", const=True, default="auto",
                        help="compile with XLA (default: Keras's 'auto')")
     train.add_argument("--mixed-precision", nargs="?", const="mixed_float16",

@@ -37,7 +37,13 @@ from keras_cvlec.training.recipes import (
     recipe_for,
     scaled_learning_rate,
 )
-from keras_cvlec.utils.validation import check_bool, check_choice, check_positive_int, check_seed
+from keras_cvlec.utils.validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_positive_int,
+    check_seed,
+)
 
 METRICS_FILE = "metrics.json"
 TRAINABLE_TASKS = ("classification", "segmentation")
@@ -232,9 +238,9 @@ def _check_model_options(model_options):
 
 
 def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_size=None,
-                     recipe=None, jit_compile="auto", mixed_precision=False, output_dir,
-                     resume=False, seed=0, num_images=None, model_options=None,
-                     backup_every=None):
+                     recipe=None, learning_rate=None, jit_compile="auto",
+                     mixed_precision=False, output_dir, resume=False, seed=0,
+                     num_images=None, model_options=None, backup_every=None):
     """Checks every argument, loads the data and builds the model: all that can
     fail on bad input, before any training. Arguments as in `train`.
 
@@ -252,6 +258,8 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
         "batch_size": check_positive_int("batch_size", batch_size),
         "image_size": _check_image_size(image_size),
         "recipe": dataclasses.asdict(recipe),
+        "learning_rate": None if learning_rate is None
+        else check_float("learning_rate", learning_rate, 0.0, inclusive=False),
         "jit_compile": check_choice("jit_compile", jit_compile, (True, False, "auto")),
         "mixed_precision": _check_mixed_precision(mixed_precision),
         "seed": check_seed("seed", seed),
@@ -352,7 +360,8 @@ def run_training(run, verbose="auto"):
     total_steps = steps_per_epoch * run.args["epochs"]
     recipe = run.recipe
     optimizer = make_optimizer(
-        learning_rate=scaled_learning_rate(recipe, run.args["batch_size"]),
+        learning_rate=run.args["learning_rate"]
+        or scaled_learning_rate(recipe, run.args["batch_size"]),
         weight_decay=recipe.weight_decay,
         total_steps=total_steps,
         warmup_steps=_warmup_steps(recipe, steps_per_epoch, total_steps),
@@ -410,8 +419,9 @@ def run_training(run, verbose="auto"):
 
 
 def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, recipe=None,
-          jit_compile="auto", mixed_precision=False, output_dir, resume=False, seed=0,
-          num_images=None, model_options=None, backup_every=None, verbose="auto"):
+          learning_rate=None, jit_compile="auto", mixed_precision=False, output_dir,
+          resume=False, seed=0, num_images=None, model_options=None, backup_every=None,
+          verbose="auto"):
     """Trains a registered model on a data set and writes a run folder.
 
     Every argument, the data set and the model are checked before training
@@ -428,6 +438,8 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
         image_size: None (the data set's), an int or `(height, width)`.
         recipe: None (`recipe_for(model_name)`), a key of `RECIPES` or a
             `Recipe`.
+        learning_rate: None (the recipe's, scaled linearly to `batch_size`)
+            or the peak learning rate, a float > 0.
         jit_compile: `True`, `False` or `"auto"`, as in `Model.compile`.
         mixed_precision: False, True (`"mixed_float16"`),
             `"mixed_float16"` or `"mixed_bfloat16"`.
@@ -453,7 +465,8 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
     """
     run = prepare_training(
         model_name, dataset, epochs=epochs, batch_size=batch_size, image_size=image_size,
-        recipe=recipe, jit_compile=jit_compile, mixed_precision=mixed_precision,
+        recipe=recipe, learning_rate=learning_rate, jit_compile=jit_compile,
+        mixed_precision=mixed_precision,
         output_dir=output_dir, resume=resume, seed=seed, num_images=num_images,
         model_options=model_options, backup_every=backup_every,
     )

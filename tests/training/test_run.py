@@ -106,7 +106,7 @@ def test_classification_run_mixes_labels_and_top_k(tmp_path):
     output_dir = str(tmp_path / "resnet")
     arguments = dict(epochs=1, batch_size=8, image_size=32, num_images=8,
                      model_options={"filters": 8}, mixed_precision="mixed_bfloat16",
-                     output_dir=output_dir)
+                     learning_rate=1e-3, output_dir=output_dir)
     run = prepare_training("resnet18", "shapes", **arguments)
     _, soft = run.data["train"][0]
     assert soft.shape == (8, 3) and soft.dtype == np.float32
@@ -115,6 +115,8 @@ def test_classification_run_mixes_labels_and_top_k(tmp_path):
     _, test_labels = run.data["test"][0]
     assert set(np.unique(test_labels)) == {0.0, 1.0} and (test_labels.sum(1) == 1).all()
     metrics = run_training(run, verbose=0)
+    assert run.model.optimizer._learning_rate.warmup_target == 1e-3  # not the recipe's
+    assert read_json(os.path.join(output_dir, "run.json"))["args"]["learning_rate"] == 1e-3
     assert set(metrics["test"]) == {"loss", "accuracy"}
     assert [row["epoch"] for row in read_log(os.path.join(output_dir, "log.csv"))] == [0]
     best = os.path.join(output_dir, "best.keras")
@@ -153,6 +155,7 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
         (dict(model_name="resnet18", image_size=16, model_options=None), ValueError,
          "Cannot build 'resnet18'.*16, 16, 3.*at least 32"),
         (dict(epochs=0), ValueError, "epochs.*>= 1.*0"),
+        (dict(learning_rate=0.0), ValueError, "learning_rate.*> 0.0.*learning_rate=0.0"),
         (dict(mixed_precision="float8"), ValueError, "mixed_precision.*float8"),
         (dict(model_options={"num_classes": 3}), ValueError, "cannot set num_classes"),
         (dict(resume=True), ValueError, "holds no run"),
