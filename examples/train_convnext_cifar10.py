@@ -3,10 +3,11 @@
 The recipe (Liu et al. 2022, `recipe_for("convnext_tiny")`): AdamW at a
 learning rate scaled linearly to the batch size, linear warmup then cosine
 decay, weight decay 0.05 except on biases, layer-norm parameters and
-layer-scale gammas (`make_optimizer(model=...)` excludes them), label
+layer-scale gammas (`recipe_optimizer` excludes them), label
 smoothing 0.1, stochastic depth ("drop path") growing to the variant's rate
-at the last block (0.1 for ConvNeXt-T), random flips and shifts. The model
-outputs logits.
+at the last block (0.1 for ConvNeXt-T), random flips and shifts, RandAugment
+(magnitude 9), CutMix and MixUp (`recipe_augmentation`; the labels become
+one-hot, so the loss is `CategoricalCrossentropy`). The model outputs logits.
 
 Needs tensorflow and tensorflow-datasets (`pip install 'keras-cvlec[tfds]'`)
 and CIFAR-10 downloaded once beforehand (about 160 MB), on any backend:
@@ -18,14 +19,18 @@ Prints the test metrics and saves the model to --output.
 """
 
 import argparse
-import os
 
 import keras
 
 import keras_cvlec
 from keras_cvlec.data import load_dataset
-from keras_cvlec.losses import SparseCategoricalCrossentropy
-from keras_cvlec.training import make_optimizer, recipe_for, scaled_learning_rate
+from keras_cvlec.training import (
+    compile_arguments,
+    recipe_augmentation,
+    recipe_for,
+    recipe_optimizer,
+    save_model_atomically,
+)
 
 
 def parse_args(argv):
@@ -50,16 +55,6 @@ def parse_args(argv):
     return args
 
 
-def save_model(model, path):
-    # Saved under a temporary name, then renamed: a killed run leaves no
-    # half-written model behind.
-    directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".partial-{name}")
-    model.save(temporary)
-    os.replace(temporary, path)
-
-
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
@@ -67,45 +62,42 @@ def main(argv=None):
     epochs = args.epochs or recipe.epochs
     drop_path_rate = recipe.drop_path_rate if args.drop_path_rate is None else args.drop_path_rate
 
-    def split(name):
+    def split(name, augment=False):
         return load_dataset(
             "cifar10", name, image_size=args.image_size, batch_size=args.batch_size,
             num_images=args.num_images, seed=args.seed, data_dir=args.data_dir,
-            augment=recipe.augment and name == "train",
+            augment=augment, one_hot=recipe.mixes_labels,
         )
 
-    (train, info), (validation, _), (test, _) = map(split, ("train", "validation", "test"))
+    (validation, info), (test, _) = split("validation"), split("test")
+    # The recipe's training augmentation (RandAugment, CutMix and MixUp: the
+    # labels of every split are one-hot).
+    augment = recipe_augmentation(
+        recipe, "classification", num_classes=info.num_classes, seed=args.seed
+    )
+    train, _ = split("train", augment or False)
 
     model = keras_cvlec.build_convnext(
         args.variant, num_classes=info.num_classes,
         input_shape=(args.image_size, args.image_size, 3),
         drop_path_rate=drop_path_rate, classifier_activation=None,
     )
-    total_steps = len(train) * epochs
-    optimizer = make_optimizer(
-        learning_rate=scaled_learning_rate(recipe, args.batch_size),
-        weight_decay=recipe.weight_decay,
-        total_steps=total_steps,
-        # A run shorter than the recipe's warmup warms up over half of it.
-        warmup_steps=min(round(recipe.warmup_epochs * len(train)), total_steps // 2),
-        model=model,
-    )
-    # Built before `fit`: built inside the first traced training step,
-    # TensorFlow would trace that step twice.
-    optimizer.build(model.trainable_variables)
     model.compile(
-        optimizer=optimizer,
-        loss=SparseCategoricalCrossentropy(
-            label_smoothing=recipe.label_smoothing, from_logits=True
+        optimizer=recipe_optimizer(
+            recipe, model=model, batch_size=args.batch_size, steps_per_epoch=len(train),
+            epochs=epochs,
         ),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **compile_arguments(
+            "classification", info.num_classes, label_smoothing=recipe.label_smoothing,
+            one_hot=recipe.mixes_labels,
+        ),
     )
     model.fit(train, validation_data=validation, epochs=epochs)
 
     metrics = model.evaluate(test, return_dict=True, verbose=0)
     metrics = {name: float(value) for name, value in metrics.items()}
     print("test:", ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
-    save_model(model, args.output)
+    save_model_atomically(model, args.output)
     print(f"model saved to {args.output}")
     return metrics
 

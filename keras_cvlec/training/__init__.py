@@ -1,6 +1,8 @@
 """Training: the optimizer and schedule, the recipes, and `train`,
 `evaluate` and `predict` behind the `keras-cvlec` commands."""
 
+from keras_cvlec.training.files import save_model_atomically
+from keras_cvlec.training.objectives import compile_arguments
 from keras_cvlec.training.optimizer import (
     cosine_schedule,
     make_optimizer,
@@ -12,6 +14,7 @@ from keras_cvlec.training.recipes import (
     Recipe,
     recipe_augmentation,
     recipe_for,
+    recipe_optimizer,
     scaled_learning_rate,
 )
 from keras_cvlec.training.run import evaluate, train

@@ -5,8 +5,10 @@ import os
 
 
 def atomic_write(path, write):
-    """Calls `write(temporary_path)`, then moves the result to `path`."""
-    temporary = f"{path}.tmp{os.getpid()}"
+    """Calls `write(temporary_path)`, then moves the result to `path`. The
+    temporary path keeps `path`'s extension (`model.save` needs `.keras`)."""
+    root, extension = os.path.splitext(path)
+    temporary = f"{root}.tmp{os.getpid()}{extension}"
     try:
         write(temporary)
         os.replace(temporary, path)
@@ -35,3 +37,16 @@ def read_json(path):
     """The JSON content of `path`."""
     with open(path) as file:
         return json.load(file)
+
+
+def save_model_atomically(model, path):
+    """Saves `model` to the `.keras` file `path` (creating its folder): a
+    killed process leaves the old file or the complete new one.
+
+    Example:
+
+    >>> save_model_atomically(model, "runs/unet.keras")  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, model.save)

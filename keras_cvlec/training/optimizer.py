@@ -75,7 +75,9 @@ def make_optimizer(*, learning_rate, weight_decay, total_steps, warmup_steps=0, 
         total_steps: int >= 1, optimizer steps of the whole run.
         warmup_steps: int in `[0, total_steps)`, linear warmup steps.
         model: if given, `weight_decay_exclusions(model)` are excluded from
-            weight decay (before the optimizer is built, as Keras requires).
+            weight decay and the optimizer is built for the model's
+            trainable variables (built inside the first training step, it
+            makes TensorFlow trace that step twice).
         clipnorm: optional float > 0, clips each gradient to this norm.
         initial_learning_rate: float >= 0, the learning rate at step 0.
         alpha: float >= 0, the final learning rate as a fraction of the peak.
@@ -106,4 +108,5 @@ def make_optimizer(*, learning_rate, weight_decay, total_steps, warmup_steps=0, 
     )
     if model is not None:
         optimizer.exclude_from_weight_decay(var_list=weight_decay_exclusions(model))
+        optimizer.build(model.trainable_variables)
     return optimizer

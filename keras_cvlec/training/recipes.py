@@ -8,6 +8,7 @@ import dataclasses
 
 from keras_cvlec.data.augmentation import classification_augmentation, segmentation_augmentation
 from keras_cvlec.models.registry import list_models, model_task
+from keras_cvlec.training.optimizer import make_optimizer
 from keras_cvlec.utils.validation import check_choice, check_positive_int
 
 
@@ -221,4 +222,38 @@ def recipe_augmentation(recipe, task, *, num_classes, seed=None):
         cutmix_alpha=recipe.cutmix_alpha,
         mixup_alpha=recipe.mixup_alpha,
         seed=seed,
+    )
+
+
+def recipe_optimizer(recipe, *, model, batch_size, steps_per_epoch, epochs, learning_rate=None):
+    """`make_optimizer` set up by a recipe for a run: AdamW at the recipe's
+    learning rate scaled to `batch_size`, its weight decay (not on the
+    model's biases and normalisation parameters), warmup and clipping.
+
+    Args:
+        recipe: a `Recipe`.
+        model: the model to train (built; the optimizer is built for it).
+        batch_size: int >= 1, the run's batch size.
+        steps_per_epoch: int >= 1, batches per epoch.
+        epochs: int >= 1, epochs of the run.
+        learning_rate: None (the recipe's, scaled) or the peak learning rate.
+
+    Returns:
+        A built `keras.optimizers.AdamW`. A run shorter than the recipe's
+        warmup warms up over its first half, so it still reaches the peak.
+
+    Example:
+
+    >>> optimizer = recipe_optimizer(RECIPES["resnet"], model=model,
+    ...     batch_size=256, steps_per_epoch=100, epochs=10)  # doctest: +SKIP
+    """
+    steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
+    total_steps = steps_per_epoch * check_positive_int("epochs", epochs)
+    return make_optimizer(
+        learning_rate=learning_rate or scaled_learning_rate(recipe, batch_size),
+        weight_decay=recipe.weight_decay,
+        total_steps=total_steps,
+        warmup_steps=min(round(recipe.warmup_epochs * steps_per_epoch), total_steps // 2),
+        model=model,
+        clipnorm=recipe.clipnorm,
     )

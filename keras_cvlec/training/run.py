@@ -23,19 +23,17 @@ import warnings
 import keras
 import numpy as np
 
-from keras_cvlec.losses import SparseCategoricalCrossentropy
-from keras_cvlec.metrics import MeanIoU
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.training import callbacks as run_callbacks
 from keras_cvlec.training.files import read_json, write_json
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
-from keras_cvlec.training.optimizer import make_optimizer
+from keras_cvlec.training.objectives import compile_arguments
 from keras_cvlec.training.plots import plot_learning_curves, plot_predictions
 from keras_cvlec.training.recipes import (
     Recipe,
     recipe_augmentation,
     recipe_for,
-    scaled_learning_rate,
+    recipe_optimizer,
 )
 from keras_cvlec.utils.validation import (
     check_bool,
@@ -288,32 +286,6 @@ def _as_json(data):
     return json.loads(json.dumps(data))
 
 
-def _compile_arguments(task, num_classes, label_smoothing, from_logits=True, one_hot=False):
-    """The loss and metrics of a task, for integer or one-hot targets."""
-    if one_hot:
-        return {
-            "loss": keras.losses.CategoricalCrossentropy(
-                label_smoothing=label_smoothing, from_logits=from_logits
-            ),
-            "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")],
-        }
-    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if task == "segmentation":
-        metrics.append(MeanIoU(num_classes, from_logits=from_logits))
-    return {
-        "loss": SparseCategoricalCrossentropy(
-            label_smoothing=label_smoothing, from_logits=from_logits
-        ),
-        "metrics": metrics,
-    }
-
-
-def _warmup_steps(recipe, steps_per_epoch, total_steps):
-    # A run shorter than the recipe's warmup would never reach the peak
-    # learning rate: warm up over at most half of it.
-    return min(round(recipe.warmup_epochs * steps_per_epoch), total_steps // 2)
-
-
 def _callbacks(run, task):
     monitor = MONITORS[task]
     initial_epoch = 0
@@ -356,23 +328,18 @@ def run_training(run, verbose="auto"):
     """Trains a run from `prepare_training` and writes its folder; returns
     the metrics of `train`."""
     task = model_task(run.model_name)
-    steps_per_epoch = _num_batches(run.data["train"])
-    total_steps = steps_per_epoch * run.args["epochs"]
     recipe = run.recipe
-    optimizer = make_optimizer(
-        learning_rate=run.args["learning_rate"]
-        or scaled_learning_rate(recipe, run.args["batch_size"]),
-        weight_decay=recipe.weight_decay,
-        total_steps=total_steps,
-        warmup_steps=_warmup_steps(recipe, steps_per_epoch, total_steps),
-        model=run.model,
-        clipnorm=recipe.clipnorm,
+    optimizer = recipe_optimizer(
+        recipe, model=run.model, batch_size=run.args["batch_size"],
+        steps_per_epoch=_num_batches(run.data["train"]), epochs=run.args["epochs"],
+        learning_rate=run.args["learning_rate"],
     )
     one_hot = _one_hot_targets(task, recipe)
     run.model.compile(
         optimizer=optimizer, jit_compile=run.jit_compile,
-        **_compile_arguments(
-            task, run.info.num_classes, recipe.label_smoothing, one_hot=one_hot
+        **compile_arguments(
+            task, run.info.num_classes, label_smoothing=recipe.label_smoothing,
+            one_hot=one_hot,
         ),
     )
     os.makedirs(run.output_dir, exist_ok=True)
@@ -509,8 +476,8 @@ def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=Non
             f"{info.name!r} has {info.num_classes}."
         )
     model = trained.model
-    model.compile(**_compile_arguments(
-        trained.task, info.num_classes, trained.label_smoothing,
+    model.compile(**compile_arguments(
+        trained.task, info.num_classes, label_smoothing=trained.label_smoothing,
         from_logits=trained.from_logits,
     ))
     results = model.evaluate(data, return_dict=True, verbose=verbose)

@@ -1,0 +1,59 @@
+"""The loss and metrics a model is trained and evaluated with, by task."""
+
+import keras
+
+from keras_cvlec.losses import SparseCategoricalCrossentropy
+from keras_cvlec.metrics import MeanIoU
+from keras_cvlec.utils.validation import check_choice, check_positive_int
+
+TASKS = ("classification", "segmentation")
+
+
+def compile_arguments(task, num_classes, *, label_smoothing=0.0, from_logits=True,
+                      one_hot=False):
+    """The `loss` and `metrics` arguments of `Model.compile` for a task.
+
+    Integer targets (labels `(B,)` or masks `(B, H, W)`) get the package's
+    `SparseCategoricalCrossentropy` (label smoothing without one-hot
+    tensors) and accuracy, plus `MeanIoU` for segmentation; one-hot or
+    blended targets (MixUp, CutMix) get Keras's `CategoricalCrossentropy`
+    and `CategoricalAccuracy`. The accuracy is named `"accuracy"` either way.
+
+    Args:
+        task: `"classification"` or `"segmentation"`.
+        num_classes: int >= 2, the model's number of classes.
+        label_smoothing: float in `[0, 1]`.
+        from_logits: whether the model outputs logits.
+        one_hot: whether targets are one-hot (classification only).
+
+    Returns:
+        A dict with `"loss"` and `"metrics"`.
+
+    Example:
+
+    >>> model.compile(optimizer="adamw", **compile_arguments(
+    ...     "segmentation", 4, label_smoothing=0.1))  # doctest: +SKIP
+    """
+    check_choice("task", task, TASKS)
+    check_positive_int("num_classes", num_classes, minimum=2)
+    if one_hot:
+        if task != "classification":
+            raise ValueError(
+                f"`one_hot` targets are for the classification task only. "
+                f"Received: one_hot=True with task={task!r}"
+            )
+        return {
+            "loss": keras.losses.CategoricalCrossentropy(
+                label_smoothing=label_smoothing, from_logits=from_logits
+            ),
+            "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")],
+        }
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if task == "segmentation":
+        metrics.append(MeanIoU(num_classes, from_logits=from_logits))
+    return {
+        "loss": SparseCategoricalCrossentropy(
+            label_smoothing=label_smoothing, from_logits=from_logits
+        ),
+        "metrics": metrics,
+    }
