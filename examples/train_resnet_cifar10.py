@@ -42,6 +42,8 @@ def parse_args(argv):
     parser.add_argument("--variant", default="resnet18",
                         choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
     parser.add_argument("--version", default="v1.5", choices=("v1", "v1.5", "v2"))
+    parser.add_argument("--filters", type=int, default=64,
+                        help="filters of the first stage, doubled at each stage (64: the paper's)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="default: the recipe's 100")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -83,7 +85,7 @@ def main(argv=None):
     model = keras_cvlec.build_resnet(
         args.variant, version=args.version, num_classes=info.num_classes,
         input_shape=(args.image_size, args.image_size, 3),
-        drop_path_rate=recipe.drop_path_rate, classifier_activation=None,
+        drop_path_rate=recipe.drop_path_rate, classifier_activation=None, filters=args.filters,
     )
     model.compile(
         optimizer=recipe_optimizer(

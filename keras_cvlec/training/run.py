@@ -272,7 +272,9 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
         dataset, task, args["image_size"], args["batch_size"], args["num_images"],
         args["seed"], recipe,
     )
-    images, _ = _first_batch(data["train"])
+    # The channel count, from a split without augmentation (a first call of
+    # RandAugment traces for up to a minute off the TensorFlow backend).
+    images, _ = _first_batch(data["validation"])
     keras.utils.set_random_seed(args["seed"] or 0)
     model = _build(
         model_name, task, info, images.shape[-1], recipe, args["model_options"],
