@@ -13,22 +13,8 @@ No result is asserted; numbers depend on the machine.
 """
 
 import argparse
-import os
-import statistics
-import subprocess
-import sys
-import time
 
-
-def median_seconds(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds, run_on_every_backend
 
 
 def run_current_backend(warmup, repeats):
@@ -72,14 +58,9 @@ def main():
     if not args.all_backends:
         run_current_backend(args.warmup, args.repeats)
         return
-    for backend in ("tensorflow", "jax", "torch"):
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        command = [
-            sys.executable, __file__, "--warmup", str(args.warmup),
-            "--repeats", str(args.repeats),
-        ]
-        subprocess.run(command, env=env, check=True)
-
+    run_on_every_backend(
+        __file__, ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    )
 
 if __name__ == "__main__":
     main()

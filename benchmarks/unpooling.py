@@ -13,24 +13,15 @@ forward + backward pass on an input of shape (8, 128, 128, 64), float32,
 """
 
 import argparse
-import os
-import statistics
-import subprocess
 import sys
-import time
+
+from timing import median_seconds, run_on_every_backend
 
 SHAPE = (8, 128, 128, 64)
 
 
 def median_ms(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    return 1000.0 * median_seconds(fn, warmup, repeats)
 
 
 def run_current_backend(warmup, repeats, data_format):
@@ -136,14 +127,10 @@ def main():
     if not args.all_backends:
         run_current_backend(args.warmup, args.repeats, args.data_format)
         return
-    for backend in ("tensorflow", "jax", "torch"):
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        command = [
-            sys.executable, __file__, "--warmup", str(args.warmup),
-            "--repeats", str(args.repeats), "--data-format", args.data_format,
-        ]
-        subprocess.run(command, env=env, check=True)
-
+    run_on_every_backend(__file__, [
+        "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+        "--data-format", args.data_format,
+    ])
 
 if __name__ == "__main__":
     main()

@@ -44,10 +44,16 @@ from keras_cvlec.utils.validation import check_choice, check_float, check_positi
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
 
+def is_tf_tensor(x):
+    """Whether `x` is a TensorFlow tensor (inside `tf.data` or a
+    `tf.function`, whatever the Keras backend)."""
+    return type(x).__module__.startswith("tensorflow")
+
+
 def _tensor_ops(x):
-    """The op namespace for `x`: `tf` for TensorFlow tensors (inside
-    `tf.data`, whatever the Keras backend), `keras.ops` otherwise."""
-    if type(x).__module__.startswith("tensorflow"):
+    """The op namespace for `x`: `tf` for TensorFlow tensors, `keras.ops`
+    otherwise."""
+    if is_tf_tensor(x):
         import tensorflow as tf
 
         return tf
@@ -107,9 +113,10 @@ class Augmentation:
             check_positive_int("num_classes", num_classes, minimum=2)
         self.num_classes = num_classes
         self._graph = None
+        self._tensorflow_installed = importlib.util.find_spec("tensorflow") is not None
 
     def __call__(self, images, targets):
-        if isinstance(images, np.ndarray) and importlib.util.find_spec("tensorflow"):
+        if isinstance(images, np.ndarray) and self._tensorflow_installed:
             if self._graph is None:
                 import tensorflow as tf
 

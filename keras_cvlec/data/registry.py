@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from keras_cvlec.data import shapes
+from keras_cvlec.data.augmentation import is_tf_tensor
 from keras_cvlec.data.pydataset import ArrayDataset
 from keras_cvlec.utils.validation import check_bool, check_choice, check_positive_int, check_seed
 
@@ -130,7 +131,7 @@ def _one_hot_labels(num_classes):
     inside `tf.data`, in NumPy otherwise."""
 
     def encode(images, labels):
-        if type(labels).__module__.startswith("tensorflow"):
+        if is_tf_tensor(labels):
             import tensorflow as tf
 
             return images, tf.one_hot(labels, num_classes, dtype="float32")
