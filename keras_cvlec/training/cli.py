@@ -5,7 +5,7 @@ import ast
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
 
 
-def _model_option(text):
+def _option(text):
     """`KEY=VALUE`, the value a Python literal (else a string)."""
     import argparse
 
@@ -37,7 +37,8 @@ def _train(args):
     run = _user_errors(
         "train", prepare_training, args.model, args.dataset, epochs=args.epochs,
         batch_size=args.batch_size, image_size=args.image_size, recipe=args.recipe,
-        learning_rate=args.learning_rate, jit_compile=args.jit_compile, mixed_precision=args.mixed_precision or False,
+        recipe_options=dict(args.recipe_options), learning_rate=args.learning_rate,
+        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision or False,
         output_dir=args.output, resume=args.resume, seed=args.seed,
         num_images=args.num_images, model_options=dict(args.model_options),
         backup_every=args.backup_every,
@@ -100,6 +101,9 @@ def add_commands(subparsers):
     train.add_argument("--epochs", type=int, help="default: the recipe's")
     train.add_argument("--recipe", choices=sorted(RECIPES),
                        help="default: the model family's")
+    train.add_argument("--recipe-options", nargs="+", type=_option, default=[],
+                       metavar="KEY=VALUE",
+                       help="recipe fields to change, e.g. mixup_alpha=0 randaugment_magnitude=0")
     train.add_argument("--learning-rate", type=float, metavar="LR",
                        help="peak learning rate (default: the recipe's, scaled to the batch size)")
     train.add_argument("--jit-compile", action="store_const", const=True, default="auto",
@@ -110,7 +114,7 @@ def add_commands(subparsers):
     train.add_argument("--output", required=True, metavar="DIR", help="the run folder")
     train.add_argument("--resume", action="store_true",
                        help="continue the unfinished run in --output")
-    train.add_argument("--model-options", nargs="+", type=_model_option, default=[],
+    train.add_argument("--model-options", nargs="+", type=_option, default=[],
                        metavar="KEY=VALUE", help="builder arguments, e.g. filters=16 depth=3")
     train.add_argument("--backup-every", type=int, metavar="STEPS",
                        help="back up every STEPS steps (default: every epoch)")

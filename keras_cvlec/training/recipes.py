@@ -9,7 +9,13 @@ import dataclasses
 from keras_cvlec.data.augmentation import classification_augmentation, segmentation_augmentation
 from keras_cvlec.models.registry import list_models, model_task
 from keras_cvlec.training.optimizer import make_optimizer
-from keras_cvlec.utils.validation import check_choice, check_positive_int
+from keras_cvlec.utils.validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_positive_int,
+    check_rate,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +65,70 @@ class Recipe:
         """Whether its classification augmentation blends labels (MixUp or
         CutMix), which makes the targets one-hot."""
         return self.augment and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
+
+    def with_options(self, **options):
+        """A copy with some hyper-parameters changed, each checked.
+
+        Args:
+            **options: new values of fields of `OPTION_CHECKS` (all but the
+                name, source, per-variant drop-path table and epochs, which
+                a run sets itself).
+
+        Returns:
+            A `Recipe`.
+
+        Example:
+
+        >>> recipe = RECIPES["resnet"].with_options(mixup_alpha=0.0, cutmix_alpha=0.0)
+        >>> recipe.mixes_labels
+        False
+        """
+        unknown = sorted(set(options) - set(OPTION_CHECKS))
+        if unknown:
+            raise ValueError(
+                f"Unknown recipe option(s) {', '.join(map(repr, unknown))}. Allowed: "
+                f"{', '.join(OPTION_CHECKS)}."
+            )
+        return dataclasses.replace(
+            self, **{name: OPTION_CHECKS[name](name, value) for name, value in options.items()}
+        )
+
+
+def _check_magnitude(name, value):
+    value = check_positive_int(name, value, minimum=0)
+    if value > RANDAUGMENT_MAX_MAGNITUDE:
+        raise ValueError(
+            f"`{name}` must be in 0..{RANDAUGMENT_MAX_MAGNITUDE}. Received: {name}={value}"
+        )
+    return value
+
+
+def _check_positive(name, value):
+    return check_float(name, value, 0.0, inclusive=False)
+
+
+def _check_clipnorm(name, value):
+    return None if value is None else _check_positive(name, value)
+
+
+def _check_non_negative(name, value):
+    return check_float(name, value, 0.0)
+
+
+# The fields `Recipe.with_options` may change, and how each is checked.
+OPTION_CHECKS = {
+    "base_learning_rate": _check_positive,
+    "reference_batch_size": check_positive_int,
+    "weight_decay": _check_non_negative,
+    "warmup_epochs": _check_non_negative,
+    "label_smoothing": check_rate,
+    "drop_path_rate": check_rate,
+    "augment": check_bool,
+    "randaugment_magnitude": _check_magnitude,
+    "mixup_alpha": _check_non_negative,
+    "cutmix_alpha": _check_non_negative,
+    "clipnorm": _check_clipnorm,
+}
 
 
 RECIPES = {

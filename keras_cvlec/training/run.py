@@ -94,14 +94,18 @@ def _check_image_size(image_size):
     return tuple(int(size) for size in sizes)
 
 
-def _check_recipe(recipe, model_name):
-    if isinstance(recipe, Recipe):
-        return recipe
-    if recipe is not None and not isinstance(recipe, str):
+def _check_recipe(recipe, model_name, recipe_options):
+    if recipe is not None and not isinstance(recipe, (str, Recipe)):
         raise TypeError(
             f"`recipe` must be None, a key of RECIPES or a Recipe. Received: recipe={recipe!r}"
         )
-    return recipe_for(model_name, recipe)
+    if recipe_options is not None and not isinstance(recipe_options, dict):
+        raise TypeError(
+            f"`recipe_options` must be None or a dict. Received: recipe_options={recipe_options!r}"
+        )
+    if not isinstance(recipe, Recipe):
+        recipe = recipe_for(model_name, recipe)
+    return recipe.with_options(**(recipe_options or {}))
 
 
 def _check_mixed_precision(mixed_precision):
@@ -236,7 +240,7 @@ def _check_model_options(model_options):
 
 
 def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_size=None,
-                     recipe=None, learning_rate=None, jit_compile="auto",
+                     recipe=None, recipe_options=None, learning_rate=None, jit_compile="auto",
                      mixed_precision=False, output_dir, resume=False, seed=0,
                      num_images=None, model_options=None, backup_every=None):
     """Checks every argument, loads the data and builds the model: all that can
@@ -247,7 +251,7 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
     """
     task = _check_model(model_name)
     dataset = _check_path("dataset", dataset)
-    recipe = _check_recipe(recipe, model_name)
+    recipe = _check_recipe(recipe, model_name, recipe_options)
     output_dir = _check_path("output_dir", output_dir)
     args = {
         "model_name": model_name,
@@ -388,8 +392,8 @@ def run_training(run, verbose="auto"):
 
 
 def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, recipe=None,
-          learning_rate=None, jit_compile="auto", mixed_precision=False, output_dir,
-          resume=False, seed=0, num_images=None, model_options=None, backup_every=None,
+          recipe_options=None, learning_rate=None, jit_compile="auto", mixed_precision=False,
+          output_dir, resume=False, seed=0, num_images=None, model_options=None, backup_every=None,
           verbose="auto"):
     """Trains a registered model on a data set and writes a run folder.
 
@@ -407,6 +411,8 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
         image_size: None (the data set's), an int or `(height, width)`.
         recipe: None (`recipe_for(model_name)`), a key of `RECIPES` or a
             `Recipe`.
+        recipe_options: None or a dict of recipe fields to change (see
+            `Recipe.with_options`), e.g. `{"mixup_alpha": 0.0}`.
         learning_rate: None (the recipe's, scaled linearly to `batch_size`)
             or the peak learning rate, a float > 0.
         jit_compile: `True`, `False` or `"auto"`, as in `Model.compile`.
@@ -434,8 +440,8 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
     """
     run = prepare_training(
         model_name, dataset, epochs=epochs, batch_size=batch_size, image_size=image_size,
-        recipe=recipe, learning_rate=learning_rate, jit_compile=jit_compile,
-        mixed_precision=mixed_precision,
+        recipe=recipe, recipe_options=recipe_options, learning_rate=learning_rate,
+        jit_compile=jit_compile, mixed_precision=mixed_precision,
         output_dir=output_dir, resume=resume, seed=seed, num_images=num_images,
         model_options=model_options, backup_every=backup_every,
     )

@@ -1,4 +1,3 @@
-import dataclasses
 import math
 
 import keras
@@ -147,6 +146,31 @@ def test_recipes():
         scaled_learning_rate(convnext, 0)
 
 
+def test_recipe_with_options():
+    resnet = RECIPES["resnet"]
+    changed = resnet.with_options(mixup_alpha=0, clipnorm=1, augment=False)
+    assert (changed.mixup_alpha, changed.clipnorm, changed.augment) == (0.0, 1.0, False)
+    assert type(changed.mixup_alpha) is float and type(changed.clipnorm) is float
+    assert changed.weight_decay == resnet.weight_decay and resnet.mixup_alpha == 0.1
+    assert resnet.with_options() == resnet
+    cases = [
+        (dict(mixup=0.2), ValueError, "Unknown recipe option.*'mixup'.*Allowed: base_learning_rate"),
+        (dict(epochs=3), ValueError, "Unknown recipe option.*'epochs'"),
+        (dict(name="mine"), ValueError, "Unknown recipe option.*'name'"),
+        (dict(base_learning_rate=0.0), ValueError, "base_learning_rate.*> 0.0"),
+        (dict(label_smoothing=1.0), ValueError, "label_smoothing.*\\[0, 1\\)"),
+        (dict(randaugment_magnitude=11), ValueError, "randaugment_magnitude.*0..10.*11"),
+        (dict(randaugment_magnitude=2.5), TypeError, "randaugment_magnitude.*int"),
+        (dict(augment="no"), TypeError, "augment.*True or False"),
+        (dict(mixup_alpha=-1), ValueError, "mixup_alpha.*>= 0.0"),
+        (dict(clipnorm=0), ValueError, "clipnorm.*> 0.0"),
+        (dict(reference_batch_size=0), ValueError, "reference_batch_size.*>= 1"),
+    ]
+    for options, error, message in cases:
+        with pytest.raises(error, match=message):
+            resnet.with_options(**options)
+
+
 def test_recipe_augmentation():
     """The recipes' augmentation strengths reach Keras's layers."""
     layers = {
@@ -164,11 +188,10 @@ def test_recipe_augmentation():
         assert isinstance(mixup_layer, keras.layers.MixUp) and mixup_layer.alpha == mixup
         assert RECIPES[name].mixes_labels
     assert recipe_augmentation(RECIPES["unet"], "segmentation", num_classes=4) is None
-    segmentation = dataclasses.replace(RECIPES["unet"], augment=True)
+    segmentation = RECIPES["unet"].with_options(augment=True)
     augment = recipe_augmentation(segmentation, "segmentation", num_classes=4)
     assert augment.task == "segmentation" and not augment.one_hot
-    plain = dataclasses.replace(RECIPES["resnet"], randaugment_magnitude=0, mixup_alpha=0.0,
-                                cutmix_alpha=0.0)
+    plain = RECIPES["resnet"].with_options(randaugment_magnitude=0, mixup_alpha=0, cutmix_alpha=0)
     assert not plain.mixes_labels
     assert [type(layer).__name__ for layer in recipe_augmentation(
         plain, "classification", num_classes=10).pipeline.layers] == ["RandomFlip", "RandomTranslation"]

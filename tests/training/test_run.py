@@ -1,7 +1,6 @@
 """`train`, `evaluate` and `predict` on tiny runs, and the bad-input errors
 that must come before any training."""
 
-import dataclasses
 import json
 import os
 import shutil
@@ -13,7 +12,7 @@ import pytest
 from PIL import Image
 
 from keras_cvlec import cli
-from keras_cvlec.training import evaluate, predict, recipe_for, train
+from keras_cvlec.training import evaluate, predict, train
 from keras_cvlec.training.run import prepare_training, run_training
 from keras_cvlec.training.callbacks import read_log
 from keras_cvlec.training.files import read_json
@@ -105,14 +104,12 @@ def test_classification_run_mixes_labels_and_top_k(tmp_path):
     """The ResNet recipe: RandAugment, CutMix and MixUp on one-hot targets
     (validation and test one-hot too), here under mixed bfloat16."""
     output_dir = str(tmp_path / "resnet")
-    recipe = recipe_for("resnet18")
-    if keras.backend.backend() != "tensorflow":
-        # The augmentation runs as the same TensorFlow graph on every backend,
-        # but off TF tracing RandAugment takes ~50 s: mixing only there.
-        recipe = dataclasses.replace(recipe, randaugment_magnitude=0)
+    # The augmentation runs as the same TensorFlow graph on every backend, but
+    # off TF tracing RandAugment takes ~50 s: mixing only there.
+    recipe_options = {} if keras.backend.backend() == "tensorflow" else {"randaugment_magnitude": 0}
     arguments = dict(epochs=1, batch_size=8, image_size=32, num_images=8,
                      model_options={"filters": 8}, mixed_precision="mixed_bfloat16",
-                     learning_rate=1e-3, recipe=recipe, output_dir=output_dir)
+                     learning_rate=1e-3, recipe_options=recipe_options, output_dir=output_dir)
     run = prepare_training("resnet18", "shapes", **arguments)
     _, soft = run.data["train"][0]
     assert soft.shape == (8, 3) and soft.dtype == np.float32
@@ -122,7 +119,9 @@ def test_classification_run_mixes_labels_and_top_k(tmp_path):
     assert set(np.unique(test_labels)) == {0.0, 1.0} and (test_labels.sum(1) == 1).all()
     metrics = run_training(run, verbose=0)
     assert run.model.optimizer._learning_rate.warmup_target == 1e-3  # not the recipe's
-    assert read_json(os.path.join(output_dir, "run.json"))["args"]["learning_rate"] == 1e-3
+    stored = read_json(os.path.join(output_dir, "run.json"))["args"]
+    assert stored["learning_rate"] == 1e-3
+    assert stored["recipe"]["randaugment_magnitude"] == recipe_options.get("randaugment_magnitude", 6)
     assert set(metrics["test"]) == {"loss", "accuracy"}
     assert [row["epoch"] for row in read_log(os.path.join(output_dir, "log.csv"))] == [0]
     best = os.path.join(output_dir, "best.keras")
@@ -163,6 +162,8 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
         (dict(epochs=0), ValueError, "epochs.*>= 1.*0"),
         (dict(learning_rate=0.0), ValueError, "learning_rate.*> 0.0.*learning_rate=0.0"),
         (dict(mixed_precision="float8"), ValueError, "mixed_precision.*float8"),
+        (dict(recipe_options={"mixup": 0}), ValueError, "Unknown recipe option.*'mixup'"),
+        (dict(recipe_options=[("augment", True)]), TypeError, "recipe_options.*dict"),
         (dict(model_options={"num_classes": 3}), ValueError, "cannot set num_classes"),
         (dict(resume=True), ValueError, "holds no run"),
         (dict(model_name="resnet18", dataset=masks_folder), ValueError,
@@ -189,5 +190,8 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
     # the command: one line, no traceback
     with pytest.raises(SystemExit, match="^keras-cvlec train: Unknown `model_name`: 'resnet7'"):
         cli.main(["train", "--model", "resnet7", "--dataset", "shapes", "--output", fresh])
+    with pytest.raises(SystemExit, match="^keras-cvlec train: Unknown recipe option.*'mix'"):
+        cli.main(["train", "--model", "unet", "--dataset", "shapes", "--output", fresh,
+                  "--recipe-options", "mix=0"])
     with pytest.raises(SystemExit, match="^keras-cvlec evaluate: No model file"):
         cli.main(["evaluate", str(tmp_path / "missing.keras"), "--dataset", "shapes"])
