@@ -41,13 +41,21 @@ def test_deterministic_and_splits_disjoint():
         assert not any(np.array_equal(image, train_image) for train_image in a[0])
 
 
-def test_classification_task_labels_start_at_zero():
+def test_classification_task_one_shape_labels_start_at_zero():
     x, y = shapes_dataset("validation", num_images=20, image_size=32, task="classification")
-    _, masks = shapes_dataset("validation", num_images=20, image_size=32)
+    same, masks = shapes_dataset("validation", num_images=20, image_size=32, max_shapes=1)
     assert x.shape == (20, 32, 32, 3) and y.shape == (20,)
-    assert set(np.unique(y)) <= {0, 1, 2}
+    np.testing.assert_array_equal(x, same)
+    for label, mask in zip(y, masks):
+        np.testing.assert_array_equal(np.unique(mask), [0, label + 1])
+    assert set(np.unique(y)) == {0, 1, 2}
+    # several shapes: the label is the class covering the most pixels
+    _, y = shapes_dataset("validation", num_images=20, image_size=32, task="classification",
+                          max_shapes=3)
+    x, masks = shapes_dataset("validation", num_images=20, image_size=32)
     counts = np.stack([(masks == k).sum((1, 2)) for k in (1, 2, 3)], 1)
     np.testing.assert_array_equal(y, counts.argmax(1))
+    assert (np.count_nonzero(counts, axis=1) > 1).any()
 
 
 def test_default_split_sizes():
