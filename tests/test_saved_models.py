@@ -3,9 +3,9 @@
 import json
 import os
 
-import numpy as np
-
 import keras
+import numpy as np
+import pytest
 
 from keras_cvlec.data import shapes_dataset
 
@@ -22,19 +22,38 @@ def _mean_iou(predicted, masks, num_classes):
     return float(np.mean(ious))
 
 
-def test_unet_shapes_gives_its_cards_mean_iou():
-    folder = os.path.join(SAVED, "unet_shapes")
-    path = os.path.join(folder, "unet_shapes.keras")
-    with open(os.path.join(folder, "metrics.json")) as file:
-        card = json.load(file)["test"]
+def _read_json(folder, name):
+    with open(os.path.join(folder, name)) as file:
+        return json.load(file)
+
+
+# name: (task, number of test images, output shape of the test split,
+#        the card's headline metric)
+SAVED_MODELS = {
+    "unet_shapes": ("segmentation", (256, 64, 64), "mean IoU", "mean_iou"),
+    "resnet_shapes": ("classification", (256,), "accuracy", "accuracy"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAVED_MODELS))
+def test_saved_model_gives_its_cards_metric(name):
+    task, shape, headline, key = SAVED_MODELS[name]
+    folder = os.path.join(SAVED, name)
+    card = _read_json(folder, "metrics.json")["test"]
+    run = _read_json(folder, "run.json")
+    assert run["task"] == task
     with open(os.path.join(folder, "README.md")) as file:
-        assert f"mean IoU **{card['mean_iou']:.4f}**" in file.read()
+        assert f"{headline} **{card[key]:.4f}**" in file.read()
 
     # The card's figures from the loaded model and NumPy, independent of
     # the Keras metrics that wrote them.
-    model = keras.saving.load_model(path, compile=False)
-    images, masks = shapes_dataset("test", image_size=64)
+    model = keras.saving.load_model(os.path.join(folder, f"{name}.keras"), compile=False)
+    images, targets = shapes_dataset(
+        "test", image_size=run["image_size"][0], task=task,
+        num_images=run["args"]["num_images"],
+    )
     predicted = model.predict(images, batch_size=128, verbose=0).argmax(-1)
-    assert predicted.shape == masks.shape == (256, 64, 64)
-    assert abs(_mean_iou(predicted, masks, 4) - card["mean_iou"]) < 1e-3
-    assert abs(np.mean(predicted == masks) - card["accuracy"]) < 1e-4
+    assert predicted.shape == targets.shape == shape
+    assert abs(np.mean(predicted == targets) - card["accuracy"]) < 1e-4
+    if task == "segmentation":
+        assert abs(_mean_iou(predicted, targets, 4) - card["mean_iou"]) < 1e-3
