@@ -12,6 +12,36 @@ if keras.backend.backend() == "jax":
     jax.config.update("jax_threefry_partitionable", False)
 
 
+# The slowest modules, slowest first (JAX run, `--durations`, 2026-11-29).
+# `scripts/test` gives xdist workers whole modules in collection order
+# (`--no-loadscope-reorder`), so these start first and the short modules fill
+# in the end of the run: no worker draws a long module when the other is done.
+SLOW_MODULES = (
+    "models/test_unet.py",
+    "models/test_resnet.py",
+    "test_export.py",
+    "training/test_run.py",
+    "layers/test_unpooling.py",
+    "test_weights.py",
+    "test_examples.py",
+    "utils/test_flops.py",
+    "training/test_resume.py",
+    "models/test_convnext.py",
+)
+
+
+def _slowness_rank(item):
+    path = item.path.as_posix()
+    return next(
+        (rank for rank, module in enumerate(SLOW_MODULES) if path.endswith("tests/" + module)),
+        len(SLOW_MODULES),
+    )
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=_slowness_rank)  # stable: the other modules keep their order
+
+
 @pytest.fixture(autouse=True)
 def reset_keras_state():
     """float32 policy, channels_last and seed 0 before (and after) every test."""

@@ -30,9 +30,6 @@ from keras_cvlec.export import FORMATS, VerificationError, export_model, exporte
 from keras_cvlec.export.samples import default_samples
 from tests.harness import backend_name, randomize_weights, to_numpy
 
-# The module's fixtures are costly: its tests share one xdist worker.
-pytestmark = pytest.mark.xdist_group("export")
-
 UPSAMPLINGS = ("transpose", "bilinear", "nearest", "max_unpool")
 SEGMENTERS = [f"unet_{kind}" for kind in UPSAMPLINGS] + ["segnet"]
 CLASSIFIERS = ["resnet", "convnext"]

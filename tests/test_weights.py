@@ -21,9 +21,6 @@ import keras_cvlec
 from keras_cvlec.weights import from_keras_applications
 from tests import harness
 
-# The module's fixtures are costly: its tests share one xdist worker.
-pytestmark = pytest.mark.xdist_group("weights")
-
 SIZE = 64
 # keras.applications name -> (variant, version, count_params at 1000 classes)
 SOURCES = {

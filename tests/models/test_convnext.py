@@ -36,9 +36,6 @@ from keras_cvlec.models.convnext import (
 )
 from tests import harness
 
-# The module's fixtures are costly: its tests share one xdist worker.
-pytestmark = pytest.mark.xdist_group("convnext")
-
 STAGE_NAMES = tuple(f"stage{level}_output" for level in range(1, 5))
 TRANSFER_SIZE = 64
 

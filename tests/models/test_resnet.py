@@ -25,9 +25,6 @@ import keras_cvlec
 from keras_cvlec.models.resnet import RESNET_VARIANTS
 from tests import harness
 
-# The module's fixtures are costly: its tests share one xdist worker.
-pytestmark = pytest.mark.xdist_group("resnet")
-
 VERSIONS = ("v1", "v1.5", "v2")
 STAGE_NAMES = tuple(f"stage{level}_output" for level in range(1, 5))
 STAGE_WIDTHS = (64, 128, 256, 512)

@@ -17,9 +17,6 @@ from keras_cvlec.training.run import prepare_training, run_training
 from keras_cvlec.training.callbacks import read_log
 from keras_cvlec.training.files import read_json
 
-# The module's fixtures are costly: its tests share one xdist worker.
-pytestmark = pytest.mark.xdist_group("training_run")
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 UNET = {"filters": 4, "depth": 2}
 

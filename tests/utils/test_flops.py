@@ -16,9 +16,6 @@ import keras_cvlec
 from keras_cvlec.layers import ResNetBasicBlock, ResNetBottleneckBlock
 from keras_cvlec.utils import count_flops, flops
 
-# The module's fixtures are costly: its tests share one xdist worker.
-pytestmark = pytest.mark.xdist_group("flops")
-
 # Weight values do not matter here; constant initializers keep the tests fast
 # on JAX, which compiles the random initializer once per weight shape.
 Conv1D = functools.partial(layers.Conv1D, kernel_initializer="zeros")
