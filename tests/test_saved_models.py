@@ -27,8 +27,8 @@ def _read_json(folder, name):
         return json.load(file)
 
 
-# name: (task, number of test images, output shape of the test split,
-#        the card's headline metric)
+# name: (task, shape of the test split's targets, the card's headline metric
+#        as written in its README, its key in metrics.json)
 SAVED_MODELS = {
     "unet_shapes": ("segmentation", (256, 64, 64), "mean IoU", "mean_iou"),
     "resnet_shapes": ("classification", (256,), "accuracy", "accuracy"),
