@@ -37,6 +37,13 @@ class DatasetInfo:
             `0..num_classes-1`.
         class_names: a tuple of `num_classes` strings.
         image_size: `(height, width)` of the batches.
+        num_examples: the number of examples of the loaded split (after
+            `num_images`), or None where the source cannot tell cheaply.
+        ignore_class: None, or the target value that marks pixels to leave
+            out of the loss and metrics (255, "void", in segmentation
+            folders).
+        splits: the splits the source has (a tuple of `SPLITS`); a source
+            without `"test"` is evaluated on its validation split only.
     """
 
     name: str
@@ -44,6 +51,9 @@ class DatasetInfo:
     num_classes: int
     class_names: tuple
     image_size: tuple
+    num_examples: int = None
+    ignore_class: int = None
+    splits: tuple = SPLITS
 
 
 def list_datasets():
@@ -161,6 +171,37 @@ def resolve_transform(augment, one_hot, task, num_classes, seed):
     return lambda images, labels: augment(*encode(images, labels))
 
 
+def map_batches(dataset, transform):
+    """`dataset` with `transform` applied to each of its batches.
+
+    Args:
+        dataset: a loader's dataset: an `ArrayDataset` or a batched
+            `tf.data.Dataset`.
+        transform: a callable `(images, targets) -> (images, targets)`, e.g.
+            an augmentation built once the data set's size is known.
+
+    Returns:
+        A dataset of the same kind: an `ArrayDataset` whose transform runs
+        `transform` after its own, or the `tf.data.Dataset` mapped and
+        prefetched.
+    """
+    if not callable(transform):
+        raise TypeError(f"`transform` must be a callable. Received: transform={transform!r}")
+    if isinstance(dataset, ArrayDataset):
+        first = dataset.transform
+        return ArrayDataset(
+            dataset.images,
+            dataset.targets,
+            batch_size=dataset.batch_size,
+            shuffle=dataset.shuffle,
+            seed=dataset.seed,
+            transform=transform if first is None else lambda x, y: transform(*first(x, y)),
+        )
+    import tensorflow as tf
+
+    return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 SHUFFLE_BUFFER = 4096
 
 
@@ -210,7 +251,10 @@ def _load_shapes(split, *, task, image_size, batch_size, shuffle, augment, num_i
         split, num_images=num_images, image_size=height, task=task, seed=seed
     )
     class_names = shapes.CLASS_NAMES if task == "segmentation" else shapes.CLASS_NAMES[1:]
-    info = DatasetInfo("shapes", task, len(class_names), tuple(class_names), (height, width))
+    info = DatasetInfo(
+        "shapes", task, len(class_names), tuple(class_names), (height, width),
+        num_examples=len(images),
+    )
     dataset = ArrayDataset(
         images,
         targets,

@@ -23,7 +23,7 @@ def test_list_datasets():
 def test_shapes_both_tasks_match_the_arrays():
     dataset, info = load_dataset("shapes", "validation", image_size=16, batch_size=4, num_images=10)
     assert isinstance(dataset, keras.utils.PyDataset) and len(dataset) == 3
-    assert info == DatasetInfo("shapes", "segmentation", 4, ("background", "circle", "square", "triangle"), (16, 16))
+    assert info == DatasetInfo("shapes", "segmentation", 4, ("background", "circle", "square", "triangle"), (16, 16), num_examples=10)
     images, masks = shapes_dataset("validation", num_images=10, image_size=16)
     batches = [dataset[i] for i in range(3)]
     assert [x.shape for x, _ in batches] == [(4, 16, 16, 3), (4, 16, 16, 3), (2, 16, 16, 3)]
@@ -32,6 +32,7 @@ def test_shapes_both_tasks_match_the_arrays():
     assert batches[0][1].dtype == np.int32
     dataset, info = load_dataset("shapes", "test", task="classification", image_size=16, num_images=6, batch_size=6)
     assert info.num_classes == 3 and info.class_names == ("circle", "square", "triangle")
+    assert info.num_examples == 6 and info.ignore_class is None and "test" in info.splits
     x, y = dataset[0]
     assert y.shape == (6,) and y.dtype == np.int32 and set(y) <= {0, 1, 2}
 
