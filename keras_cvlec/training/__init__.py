@@ -12,9 +12,13 @@ from keras_cvlec.training.predict import predict
 from keras_cvlec.training.recipes import (
     RECIPES,
     Recipe,
+    RunRecipe,
+    augmentation_strength,
+    norm_momentum_for,
     recipe_augmentation,
     recipe_for,
     recipe_optimizer,
+    resolve_recipe,
     scaled_learning_rate,
 )
 from keras_cvlec.training.run import evaluate, train

@@ -1,5 +1,6 @@
-"""What a resumable run needs beyond Keras's callbacks: a backup at every
-epoch end, and a CSV log cut back to the epoch the backup restarts from."""
+"""What a run needs beyond Keras's callbacks: a backup at every epoch end, a
+CSV log cut back to the epoch the backup restarts from, and an error when the
+loss stops being finite."""
 
 import csv
 import json
@@ -26,6 +27,34 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
             self._save_model()
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training stopped because the loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
+    """`keras.callbacks.TerminateOnNaN` that raises `TrainingDivergedError`
+    naming the epoch and batch, at once: no later callback saves the
+    non-finite weights (the backup keeps the last finished epoch)."""
+
+    def __init__(self):
+        super().__init__(raise_error=True)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError:
+            raise TrainingDivergedError(
+                f"Training diverged: the loss became {logs['loss']} at epoch "
+                f"{self._epoch + 1}, batch {batch + 1}. No model of that epoch was saved. "
+                "Try a lower learning rate (--learning-rate) or gradient clipping "
+                "(--recipe-options clipnorm=1.0) in a new run folder."
+            ) from None
 
 
 def backup_epoch(backup_dir):

@@ -32,6 +32,7 @@ def _user_errors(command, function, *args, **kwargs):
 
 
 def _train(args):
+    from keras_cvlec.training.callbacks import TrainingDivergedError
     from keras_cvlec.training.run import prepare_training, run_training
 
     run = _user_errors(
@@ -43,8 +44,14 @@ def _train(args):
         num_images=args.num_images, model_options=dict(args.model_options),
         backup_every=args.backup_every,
     )
-    metrics = run_training(run, verbose=args.verbose)
+    try:
+        metrics = run_training(run, verbose=args.verbose)
+    except TrainingDivergedError as error:
+        raise SystemExit(f"keras-cvlec train: {error} Run folder: {args.output}") from None
     for split in ("validation", "test"):
+        if metrics[split] is None:
+            print(f"{split}: none ({metrics['note']})")
+            continue
         values = ", ".join(f"{name} {value:.4f}" for name, value in metrics[split].items())
         print(f"{split}: {values}")
     print(f"run folder: {args.output}")
@@ -105,7 +112,8 @@ def add_commands(subparsers):
                        metavar="KEY=VALUE",
                        help="recipe fields to change, e.g. mixup_alpha=0 randaugment_magnitude=0")
     train.add_argument("--learning-rate", type=float, metavar="LR",
-                       help="peak learning rate (default: the recipe's, scaled to the batch size)")
+                       help="peak learning rate (default: the recipe's, scaled to the batch "
+                            "size by its rule, printed at the start)")
     train.add_argument("--jit-compile", action="store_const", const=True, default="auto",
                        help="compile with XLA (default: Keras's 'auto')")
     train.add_argument("--mixed-precision", nargs="?", const="mixed_float16",

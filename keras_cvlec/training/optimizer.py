@@ -3,7 +3,7 @@ normalisation parameters and layer-scale gammas (the ConvNeXt/timm recipe)."""
 
 import keras
 
-from keras_cvlec.utils.validation import check_float, check_positive_int
+from keras_cvlec.utils.validation import check_float, check_positive_int, check_rate
 
 
 def weight_decay_exclusions(model):
@@ -65,7 +65,7 @@ def cosine_schedule(*, learning_rate, total_steps, warmup_steps=0, initial_learn
 
 
 def make_optimizer(*, learning_rate, weight_decay, total_steps, warmup_steps=0, model=None,
-                   clipnorm=None, initial_learning_rate=0.0, alpha=0.0):
+                   clipnorm=None, initial_learning_rate=0.0, alpha=0.0, ema_momentum=None):
     """`keras.optimizers.AdamW` on a warmup + cosine schedule.
 
     Args:
@@ -81,6 +81,10 @@ def make_optimizer(*, learning_rate, weight_decay, total_steps, warmup_steps=0, 
         clipnorm: optional float > 0, clips each gradient to this norm.
         initial_learning_rate: float >= 0, the learning rate at step 0.
         alpha: float >= 0, the final learning rate as a fraction of the peak.
+        ema_momentum: None, or a float in `[0, 1)`: keep an exponential
+            moving average of the weights (Keras's `use_ema`); with
+            `keras.callbacks.SwapEMAWeights` it is what is evaluated, and
+            `fit` ends with it in the model.
 
     Returns:
         A `keras.optimizers.AdamW`.
@@ -105,6 +109,8 @@ def make_optimizer(*, learning_rate, weight_decay, total_steps, warmup_steps=0, 
         learning_rate=schedule,
         weight_decay=check_float("weight_decay", weight_decay, 0.0),
         clipnorm=clipnorm,
+        use_ema=ema_momentum is not None,
+        ema_momentum=0.99 if ema_momentum is None else check_rate("ema_momentum", ema_momentum),
     )
     if model is not None:
         optimizer.exclude_from_weight_decay(var_list=weight_decay_exclusions(model))

@@ -1,4 +1,5 @@
-"""PNG plots of a run: learning curves, and predictions next to the truth."""
+"""PNG plots of a run: learning curves, predictions next to the truth, and
+per-class results."""
 
 import numpy as np
 
@@ -86,4 +87,43 @@ def plot_predictions(images, targets, predictions, class_names, path):
                 f"true: {class_names[target]}\npredicted: {class_names[prediction]}",
                 fontsize=8, color=color,
             )
+    _save(figure, path)
+
+
+def plot_per_class(report, path, title=None):
+    """Horizontal bars of each class's IoU (segmentation) or recall
+    (classification), with their values and a dashed line at their mean.
+
+    Args:
+        report: a `keras_cvlec.training.report.class_report` dict; classes
+            whose value is `None` get no bar and the label "n/a".
+        path: where the PNG goes.
+        title: the figure's title; by default "IoU per class" or "recall
+            per class".
+
+    Example:
+
+    >>> plot_per_class(class_report(model, validation, ...), "per_class.png")  # doctest: +SKIP
+    """
+    from matplotlib.figure import Figure
+
+    score, label = ("iou", "IoU") if report["task"] == "segmentation" else ("recall", "recall")
+    names = report["class_names"]
+    values = [report["per_class"][name][score] for name in names]
+    known = [value for value in values if value is not None]
+    mean = sum(known) / len(known) if known else None
+    figure = Figure(figsize=(6, 1.2 + 0.3 * len(names)), layout="constrained")
+    axes = figure.subplots()
+    bars = axes.barh(names, [value or 0.0 for value in values])
+    axes.bar_label(
+        bars, labels=["n/a" if value is None else f"{value:.2f}" for value in values],
+        padding=3, fontsize=8,
+    )
+    if mean is not None:
+        axes.axvline(mean, color="black", linestyle="--", linewidth=1,
+                     label=f"mean {label} {mean:.2f}")
+        axes.legend(loc="best", fontsize=8)
+    axes.invert_yaxis()  # class 0 on top
+    axes.set(xlim=(0.0, 1.12), xlabel=label, ylabel="class",
+             title=title or f"{label} per class")
     _save(figure, path)

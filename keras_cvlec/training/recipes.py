@@ -1,10 +1,28 @@
-"""Training recipes as data: the published hyper-parameters per model family.
+"""Training recipes as data: the published hyper-parameters per model family,
+and how a run derives what it uses from them (`resolve_recipe`).
 
-Learning rates are given at a reference batch size and scaled linearly to the
-batch size of a run (Goyal et al., 2017, "Accurate, Large Minibatch SGD").
+A recipe is published for one setting (ImageNet, a batch of thousands,
+hundreds of epochs). A run on the user's data differs in batch size, length
+and data set size, so `resolve_recipe` derives from the run:
+
+- the peak learning rate, scaled from the recipe's reference batch size by the
+  square root of the batch ratio (timm's rule for adaptive optimizers such as
+  AdamW; linear scaling, Goyal et al. 2017, is for SGD and leaves AdamW almost
+  still at small batches) or linearly (`learning_rate_scaling="linear"`);
+- warm-up: the recipe's warm-up epochs, capped at the fraction of the run that
+  they are of the recipe's own schedule;
+- RandAugment, MixUp and CutMix strengths, scaled by how many images the run
+  sees (`augmentation_strength`): off for short runs on small data, full at
+  the recipe's own data set size and length;
+- the BatchNormalization momentum (`norm_momentum_for`): moving statistics
+  over about a tenth of an epoch, so that a run of few steps per epoch
+  validates with statistics of its current weights.
 """
 
 import dataclasses
+import math
+
+import keras
 
 from keras_cvlec.data.augmentation import classification_augmentation, segmentation_augmentation
 from keras_cvlec.models.registry import list_models, model_task
@@ -16,6 +34,13 @@ from keras_cvlec.utils.validation import (
     check_positive_int,
     check_rate,
 )
+
+LEARNING_RATE_SCALING = ("sqrt", "linear")
+IMAGENET_TRAIN_IMAGES = 1_281_167
+# Below this many training images seen in a run (images x epochs), the
+# recipe's RandAugment, MixUp and CutMix are off: they regularise runs long
+# enough to fit their data, and slow down fitting in shorter ones.
+MIN_AUGMENTED_IMAGES = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +67,19 @@ class Recipe:
         clipnorm: optional gradient clipping norm.
         drop_path_rates: `{model name: drop_path_rate}` overrides.
         source: where the numbers come from.
+        learning_rate_scaling: how a run's batch size scales
+            `base_learning_rate`: `"sqrt"` (square root of the batch ratio,
+            timm's rule for AdamW) or `"linear"`.
+        reference_examples: training images of the data set the recipe was
+            published for; its augmentation is at full strength for a run
+            that sees `reference_examples * epochs` images (None: always).
+        scale_augmentation: whether a run scales RandAugment, MixUp and
+            CutMix by its size (`augmentation_strength`).
+        norm_momentum: BatchNormalization momentum, or None to derive it from
+            the run's steps per epoch (`norm_momentum_for`).
+        ema_momentum: None, or the momentum of an exponential moving average
+            of the weights (Keras's `use_ema`), which is what is validated
+            and saved.
     """
 
     name: str
@@ -59,6 +97,11 @@ class Recipe:
     clipnorm: float = None
     drop_path_rates: dict = dataclasses.field(default_factory=dict)
     source: str = ""
+    learning_rate_scaling: str = "sqrt"
+    reference_examples: int = None
+    scale_augmentation: bool = True
+    norm_momentum: float = None
+    ema_momentum: float = None
 
     @property
     def mixes_labels(self):
@@ -107,8 +150,12 @@ def _check_positive(name, value):
     return check_float(name, value, 0.0, inclusive=False)
 
 
-def _check_clipnorm(name, value):
-    return None if value is None else _check_positive(name, value)
+def _optional(check):
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _check_scaling(name, value):
+    return check_choice(name, value, LEARNING_RATE_SCALING)
 
 
 def _check_non_negative(name, value):
@@ -127,7 +174,12 @@ OPTION_CHECKS = {
     "randaugment_magnitude": _check_magnitude,
     "mixup_alpha": _check_non_negative,
     "cutmix_alpha": _check_non_negative,
-    "clipnorm": _check_clipnorm,
+    "clipnorm": _optional(_check_positive),
+    "learning_rate_scaling": _check_scaling,
+    "reference_examples": _optional(check_positive_int),
+    "scale_augmentation": check_bool,
+    "norm_momentum": _optional(check_rate),
+    "ema_momentum": _optional(check_rate),
 }
 
 
@@ -147,6 +199,7 @@ RECIPES = {
         randaugment_magnitude=6,
         mixup_alpha=0.1,
         cutmix_alpha=1.0,
+        reference_examples=IMAGENET_TRAIN_IMAGES,
         source="Wightman et al. 2021, ResNet strikes back, A3 (arXiv:2110.00476)",
     ),
     # Liu et al., 2022, "A ConvNet for the 2020s", Table 5 (ImageNet-1K, 300
@@ -172,6 +225,7 @@ RECIPES = {
             "convnext_large": 0.5,
             "convnext_xlarge": 0.5,
         },
+        reference_examples=IMAGENET_TRAIN_IMAGES,
         source="Liu et al. 2022, A ConvNet for the 2020s, Table 5 (arXiv:2201.03545)",
     ),
     # Segmentation models (U-Net, SegNet, FCN) on small data sets: defaults
@@ -241,16 +295,59 @@ def _family_recipe(model_name):
 
 
 def scaled_learning_rate(recipe, batch_size):
-    """The recipe's learning rate scaled linearly to `batch_size`:
-    `base_learning_rate * batch_size / reference_batch_size`.
+    """The recipe's peak learning rate at `batch_size`: `base_learning_rate`
+    times the square root of `batch_size / reference_batch_size` (or the
+    ratio itself with `learning_rate_scaling="linear"`).
 
     Example:
 
-    >>> scaled_learning_rate(RECIPES["convnext"], 128)
-    0.000125
+    >>> scaled_learning_rate(RECIPES["resnet"], 32)  # 8e-3 * sqrt(32 / 2048)
+    0.001
     """
     batch_size = check_positive_int("batch_size", batch_size)
-    return recipe.base_learning_rate * batch_size / recipe.reference_batch_size
+    ratio = batch_size / recipe.reference_batch_size
+    return recipe.base_learning_rate * (math.sqrt(ratio) if recipe.learning_rate_scaling == "sqrt" else ratio)
+
+
+def augmentation_strength(recipe, images_seen):
+    """The fraction of its RandAugment, MixUp and CutMix strengths a recipe
+    uses in a run that sees `images_seen` training images (images x epochs).
+
+    0 up to `MIN_AUGMENTED_IMAGES`, 1 from the recipe's own
+    `reference_examples * epochs`, log-linear in between; 1 when the recipe
+    does not scale its augmentation or names no reference data set.
+
+    Example:
+
+    >>> augmentation_strength(RECIPES["resnet"], 1_300 * 15)  # a small data set
+    0.0
+    >>> round(augmentation_strength(RECIPES["resnet"], 50_000 * 100), 2)  # CIFAR-10
+    0.55
+    """
+    images_seen = check_positive_int("images_seen", images_seen)
+    if not recipe.scale_augmentation or recipe.reference_examples is None:
+        return 1.0
+    full = recipe.reference_examples * recipe.epochs
+    if images_seen <= MIN_AUGMENTED_IMAGES:
+        return 0.0
+    return min(1.0, math.log(images_seen / MIN_AUGMENTED_IMAGES) / math.log(full / MIN_AUGMENTED_IMAGES))
+
+
+def norm_momentum_for(steps_per_epoch):
+    """A BatchNormalization momentum whose moving statistics average over
+    about a tenth of an epoch: `1 - 10 / steps_per_epoch`, within
+    `[0.9, 0.99]` (PyTorch's default and Keras's).
+
+    Keras's 0.99 averages over ~100 steps: a run of 20 steps an epoch then
+    validates with statistics that are still mostly their initial values.
+
+    Example:
+
+    >>> norm_momentum_for(20), norm_momentum_for(200), norm_momentum_for(5000)
+    (0.9, 0.95, 0.99)
+    """
+    steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
+    return round(min(0.99, max(0.9, 1.0 - 10.0 / steps_per_epoch)), 4)
 
 
 def recipe_augmentation(recipe, task, *, num_classes, seed=None):
@@ -295,10 +392,190 @@ def recipe_augmentation(recipe, task, *, num_classes, seed=None):
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class RunRecipe:
+    """A recipe resolved for one run (see `resolve_recipe`).
+
+    Attributes:
+        recipe: the recipe, its RandAugment/MixUp/CutMix strengths scaled by
+            `augmentation_strength`.
+        batch_size: the run's batch size.
+        steps_per_epoch: batches per epoch.
+        epochs: epochs of the run.
+        learning_rate: AdamW's peak learning rate.
+        learning_rate_source: how `learning_rate` was derived, in words.
+        warmup_steps: steps of linear warm-up.
+        augmentation_strength: the fraction of the recipe's augmentation
+            strengths in use.
+        norm_momentum: the BatchNormalization momentum of the run.
+    """
+
+    recipe: Recipe
+    batch_size: int
+    steps_per_epoch: int
+    epochs: int
+    learning_rate: float
+    learning_rate_source: str
+    warmup_steps: int
+    augmentation_strength: float
+    norm_momentum: float
+
+    @property
+    def total_steps(self):
+        return self.steps_per_epoch * self.epochs
+
+    def optimizer(self, model):
+        """The run's built `keras.optimizers.AdamW` for `model`."""
+        return make_optimizer(
+            learning_rate=self.learning_rate,
+            weight_decay=self.recipe.weight_decay,
+            total_steps=self.total_steps,
+            warmup_steps=self.warmup_steps,
+            model=model,
+            clipnorm=self.recipe.clipnorm,
+            ema_momentum=self.recipe.ema_momentum,
+        )
+
+    def augmentation(self, task, *, num_classes, seed=None):
+        """`recipe_augmentation` at the run's strengths (None for none)."""
+        return recipe_augmentation(self.recipe, task, num_classes=num_classes, seed=seed)
+
+    def set_norm_momentum(self, model):
+        """Sets the momentum of every BatchNormalization layer of `model`
+        (nested ones too) to `norm_momentum`; returns how many were set."""
+        layers = [
+            layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        for layer in layers:
+            layer.momentum = self.norm_momentum
+        return len(layers)
+
+    def augmentation_text(self, task):
+        """The run's augmentation in words."""
+        recipe = self.recipe
+        if not recipe.augment:
+            return "none"
+        if task == "segmentation":
+            return "flip, shift and zoom (image and mask)"
+        parts = ["flip", "shift"]
+        parts.append(f"RandAugment {RANDAUGMENT_OPS} ops magnitude {recipe.randaugment_magnitude}"
+                     if recipe.randaugment_magnitude else "RandAugment off")
+        parts.append(f"CutMix {recipe.cutmix_alpha:g}" if recipe.cutmix_alpha else "CutMix off")
+        parts.append(f"MixUp {recipe.mixup_alpha:g}" if recipe.mixup_alpha else "MixUp off")
+        return ", ".join(parts)
+
+    def summary(self, task):
+        """A short block of text: what the run uses and how it was derived."""
+        recipe = self.recipe
+        images_seen = self.total_steps * self.batch_size
+        warmup_share = self.warmup_steps / self.total_steps
+        strength = ""
+        if task == "classification" and recipe.augment and recipe.reference_examples:
+            strength = (f" (strength {self.augmentation_strength:.2f} of the recipe's, "
+                        f"for {images_seen:,} images seen)")
+        lines = [
+            f"recipe {recipe.name!r} resolved for this run ({recipe.source or 'no source'}):",
+            f"  learning rate    {self.learning_rate:.3g} ({self.learning_rate_source}), "
+            f"AdamW, cosine decay over {self.total_steps} steps",
+            f"  warm-up          {self.warmup_steps} steps ({warmup_share:.0%} of the run)",
+            f"  augmentation     {self.augmentation_text(task)}{strength}",
+            f"  label smoothing  {recipe.label_smoothing:g}, drop path {recipe.drop_path_rate:g}, "
+            f"weight decay {recipe.weight_decay:g}",
+            f"  BatchNorm        momentum {self.norm_momentum:g} "
+            f"({self.steps_per_epoch} steps an epoch)",
+            f"  weight EMA       {recipe.ema_momentum if recipe.ema_momentum else 'off'}",
+        ]
+        return "\n".join(lines)
+
+    def to_json(self):
+        """The resolved values as a JSON-ready dict (for `run.json`)."""
+        recipe = self.recipe
+        return {
+            "learning_rate": self.learning_rate,
+            "learning_rate_source": self.learning_rate_source,
+            "batch_size": self.batch_size,
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "augmentation_strength": self.augmentation_strength,
+            "randaugment_magnitude": recipe.randaugment_magnitude,
+            "mixup_alpha": recipe.mixup_alpha,
+            "cutmix_alpha": recipe.cutmix_alpha,
+            "label_smoothing": recipe.label_smoothing,
+            "drop_path_rate": recipe.drop_path_rate,
+            "weight_decay": recipe.weight_decay,
+            "norm_momentum": self.norm_momentum,
+            "ema_momentum": recipe.ema_momentum,
+        }
+
+
+def resolve_recipe(recipe, *, batch_size, steps_per_epoch, epochs, learning_rate=None):
+    """What a run of a recipe uses, derived from the run (see the module
+    docstring).
+
+    Args:
+        recipe: a `Recipe`.
+        batch_size: int >= 1, the run's batch size.
+        steps_per_epoch: int >= 1, batches per epoch.
+        epochs: int >= 1, epochs of the run.
+        learning_rate: None (the recipe's, scaled to `batch_size`) or the
+            peak learning rate, a finite float > 0.
+
+    Returns:
+        A `RunRecipe`.
+
+    Example:
+
+    >>> run = resolve_recipe(RECIPES["resnet"], batch_size=32,
+    ...     steps_per_epoch=41, epochs=15)
+    >>> run.learning_rate, run.warmup_steps, run.recipe.mixup_alpha, run.norm_momentum
+    (0.001, 31, 0.0, 0.9)
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
+    total_steps = steps_per_epoch * check_positive_int("epochs", epochs)
+    if learning_rate is None:
+        learning_rate = scaled_learning_rate(recipe, batch_size)
+        ratio = f"{batch_size} / {recipe.reference_batch_size}"
+        rule = f"sqrt({ratio})" if recipe.learning_rate_scaling == "sqrt" else ratio
+        source = f"{recipe.base_learning_rate:g} x {rule}"
+    else:
+        learning_rate = check_float("learning_rate", learning_rate, 0.0, inclusive=False)
+        source = "set by learning_rate"
+    warmup_steps = min(
+        round(recipe.warmup_epochs * steps_per_epoch),
+        round(total_steps * recipe.warmup_epochs / recipe.epochs),
+        total_steps // 2,
+    )
+    strength = augmentation_strength(recipe, total_steps * batch_size)
+    scaled = dataclasses.replace(
+        recipe,
+        randaugment_magnitude=round(recipe.randaugment_magnitude * strength),
+        mixup_alpha=round(recipe.mixup_alpha * strength, 2),
+        cutmix_alpha=round(recipe.cutmix_alpha * strength, 2),
+    )
+    momentum = recipe.norm_momentum if recipe.norm_momentum is not None else norm_momentum_for(
+        steps_per_epoch
+    )
+    return RunRecipe(
+        recipe=scaled,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        learning_rate_source=source,
+        warmup_steps=warmup_steps,
+        augmentation_strength=strength,
+        norm_momentum=momentum,
+    )
+
+
 def recipe_optimizer(recipe, *, model, batch_size, steps_per_epoch, epochs, learning_rate=None):
-    """`make_optimizer` set up by a recipe for a run: AdamW at the recipe's
-    learning rate scaled to `batch_size`, its weight decay (not on the
-    model's biases and normalisation parameters), warmup and clipping.
+    """The AdamW optimizer of a recipe for a run (`resolve_recipe(...)
+    .optimizer(model)`): the recipe's learning rate scaled to `batch_size`,
+    its weight decay (not on the model's biases and normalisation
+    parameters), warm-up capped to the run's length, clipping and EMA.
 
     Args:
         recipe: a `Recipe`.
@@ -309,21 +586,14 @@ def recipe_optimizer(recipe, *, model, batch_size, steps_per_epoch, epochs, lear
         learning_rate: None (the recipe's, scaled) or the peak learning rate.
 
     Returns:
-        A built `keras.optimizers.AdamW`. A run shorter than the recipe's
-        warmup warms up over its first half, so it still reaches the peak.
+        A built `keras.optimizers.AdamW`.
 
     Example:
 
     >>> optimizer = recipe_optimizer(RECIPES["resnet"], model=model,
     ...     batch_size=256, steps_per_epoch=100, epochs=10)  # doctest: +SKIP
     """
-    steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
-    total_steps = steps_per_epoch * check_positive_int("epochs", epochs)
-    return make_optimizer(
-        learning_rate=learning_rate or scaled_learning_rate(recipe, batch_size),
-        weight_decay=recipe.weight_decay,
-        total_steps=total_steps,
-        warmup_steps=min(round(recipe.warmup_epochs * steps_per_epoch), total_steps // 2),
-        model=model,
-        clipnorm=recipe.clipnorm,
-    )
+    return resolve_recipe(
+        recipe, batch_size=batch_size, steps_per_epoch=steps_per_epoch, epochs=epochs,
+        learning_rate=learning_rate,
+    ).optimizer(model)

@@ -18,6 +18,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
 import warnings
 
 import keras
@@ -29,12 +30,7 @@ from keras_cvlec.training.files import read_json, write_json
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
 from keras_cvlec.training.objectives import compile_arguments
 from keras_cvlec.training.plots import plot_learning_curves, plot_predictions
-from keras_cvlec.training.recipes import (
-    Recipe,
-    recipe_augmentation,
-    recipe_for,
-    recipe_optimizer,
-)
+from keras_cvlec.training.recipes import Recipe, recipe_for, resolve_recipe
 from keras_cvlec.utils.validation import (
     check_bool,
     check_choice,
@@ -60,7 +56,7 @@ class _Run:
     model_name: str
     args: dict
     info: object
-    recipe: Recipe
+    plan: object  # the RunRecipe
     model: keras.Model
     data: dict
     output_dir: str
@@ -131,6 +127,8 @@ def _check_model(model_name):
 def _check_run_folder(output_dir, args, resume):
     """Refuses to overwrite a run, or to resume one of other settings."""
     run_file = os.path.join(output_dir, RUN_FILE)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"`output_dir` {output_dir!r} is a file: it must name a folder.")
     if not resume:
         if os.path.exists(run_file):
             stored = read_json(run_file)["args"]
@@ -139,6 +137,18 @@ def _check_run_folder(output_dir, args, resume):
                 f"on {stored['dataset']}). Resume it with resume=True (--resume), or "
                 f"choose another output_dir."
             )
+        if os.path.isdir(output_dir) and os.listdir(output_dir):
+            raise ValueError(
+                f"`output_dir` {output_dir!r} is a folder with files in it that is not a "
+                f"run (no {RUN_FILE}): nothing of yours is overwritten. Choose a new or "
+                f"empty folder."
+            )
+        parent = os.path.dirname(os.path.abspath(output_dir))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"`output_dir` {output_dir!r} cannot be created: {parent!r} is "
+                             f"not writable.")
         return
     if not os.path.exists(run_file):
         raise ValueError(
@@ -183,21 +193,33 @@ def _one_hot_targets(task, recipe):
     return task == "classification" and recipe.mixes_labels
 
 
-def _load_data(dataset, task, image_size, batch_size, num_images, seed, recipe):
-    """The train, validation and test splits and the data set's info."""
-    from keras_cvlec.data import load_dataset
+def _load_data(dataset, task, args, recipe):
+    """The train, validation and test splits (None for a split the data set
+    lacks), the data set's info and the recipe resolved for the run."""
+    from keras_cvlec.data import load_dataset, map_batches
+    from keras_cvlec.data.registry import resolve_transform
 
     options = dict(
-        task=task, image_size=image_size, batch_size=batch_size, num_images=num_images,
-        seed=seed, one_hot=_one_hot_targets(task, recipe),
+        task=task, image_size=args["image_size"], batch_size=args["batch_size"],
+        num_images=args["num_images"], seed=args["seed"],
     )
-    data = {}
-    for split in ("validation", "test"):
-        data[split], info = load_dataset(dataset, split, **options)
-    # The augmentation needs the number of classes (the one-hot width).
-    augment = recipe_augmentation(recipe, task, num_classes=info.num_classes, seed=seed)
-    data["train"], _ = load_dataset(dataset, "train", augment=augment or False, **options)
-    return data, info
+    # The training split first: its size decides the learning rate, warm-up
+    # and augmentation strength, and so whether targets are one-hot.
+    train, info = load_dataset(dataset, "train", **options)
+    plan = resolve_recipe(
+        recipe, batch_size=args["batch_size"], steps_per_epoch=_num_batches(train),
+        epochs=args["epochs"], learning_rate=args["learning_rate"],
+    )
+    one_hot = _one_hot_targets(task, plan.recipe)
+    data = {
+        split: load_dataset(dataset, split, one_hot=one_hot, **options)[0]
+        if split in info.splits else None
+        for split in ("validation", "test")
+    }
+    augment = plan.augmentation(task, num_classes=info.num_classes, seed=args["seed"])
+    transform = resolve_transform(augment or False, one_hot, task, info.num_classes, args["seed"])
+    data["train"] = train if transform is None else map_batches(train, transform)
+    return data, info, plan
 
 
 def _build(model_name, task, info, channels, recipe, model_options, policy):
@@ -272,10 +294,7 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
     }
     args = _as_json(args)
     _check_run_folder(output_dir, args, check_bool("resume", resume))
-    data, info = _load_data(
-        dataset, task, args["image_size"], args["batch_size"], args["num_images"],
-        args["seed"], recipe,
-    )
+    data, info, plan = _load_data(dataset, task, args, recipe)
     # The channel count, from a split without augmentation (a first call of
     # RandAugment traces for up to a minute off the TensorFlow backend).
     images, _ = _first_batch(data["validation"])
@@ -284,7 +303,8 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
         model_name, task, info, images.shape[-1], recipe, args["model_options"],
         args["mixed_precision"],
     )
-    return _Run(model_name, args, info, recipe, model, data, output_dir, resume, jit_compile)
+    plan.set_norm_momentum(model)
+    return _Run(model_name, args, info, plan, model, data, output_dir, resume, jit_compile)
 
 
 def _as_json(data):
@@ -303,19 +323,26 @@ def _callbacks(run, task):
                   if monitor in row]
         best_so_far = max(values) if values else None
     callbacks = [
+        run_callbacks.StopOnNonFiniteLoss(),
+        # The log before the backup: a run killed between the two repeats
+        # the epoch, whose row `truncate_log` removes on resume.
+        keras.callbacks.CSVLogger(run.path("log.csv"), append=run.resume),
+        # Two backups: a run killed while writing one restores the other.
+        # Before the EMA swap, so that they hold the trained weights.
+        run_callbacks.ResumableBackup(
+            run.path("backup"), save_freq=run.args["backup_every"] or "epoch",
+            double_checkpoint=True,
+        ),
+    ]
+    if run.plan.recipe.ema_momentum is not None:
+        # Validation and the checkpoints see the averaged weights.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
         keras.callbacks.ModelCheckpoint(
             run.path("best.keras"), monitor=monitor, mode="max", save_best_only=True,
             initial_value_threshold=best_so_far,
         ),
         keras.callbacks.ModelCheckpoint(run.path("last.keras")),
-        # The log before the backup: a run killed between the two repeats
-        # the epoch, whose row `truncate_log` removes on resume.
-        keras.callbacks.CSVLogger(run.path("log.csv"), append=run.resume),
-        # Two backups: a run killed while writing one restores the other.
-        run_callbacks.ResumableBackup(
-            run.path("backup"), save_freq=run.args["backup_every"] or "epoch",
-            double_checkpoint=True,
-        ),
     ]
     # Keras's TensorBoard callback writes through tf.summary.
     if all(importlib.util.find_spec(name) for name in ("tensorboard", "tensorflow")):
@@ -330,24 +357,38 @@ def _predicted_classes(model, images):
     return np.argmax(keras.ops.convert_to_numpy(model(images, training=False)), axis=-1)
 
 
-def run_training(run, verbose="auto"):
-    """Trains a run from `prepare_training` and writes its folder; returns
-    the metrics of `train`."""
-    task = model_task(run.model_name)
-    recipe = run.recipe
-    optimizer = recipe_optimizer(
-        recipe, model=run.model, batch_size=run.args["batch_size"],
-        steps_per_epoch=_num_batches(run.data["train"]), epochs=run.args["epochs"],
-        learning_rate=run.args["learning_rate"],
+def _training_finished(run):
+    """Whether a resumed run was killed after its last epoch (the backup is
+    removed then) but before its metrics were written."""
+    return (
+        run.resume
+        and not os.path.exists(run.path("backup"))
+        and os.path.exists(run.path("last.keras"))
+        and len(run_callbacks.read_log(run.path("log.csv"))) >= run.args["epochs"]
     )
-    one_hot = _one_hot_targets(task, recipe)
-    run.model.compile(
-        optimizer=optimizer, jit_compile=run.jit_compile,
-        **compile_arguments(
-            task, run.info.num_classes, label_smoothing=recipe.label_smoothing,
-            one_hot=one_hot,
-        ),
-    )
+
+
+# What a run writes into its folder (removed again when it fails before its
+# first epoch ends).
+RUN_FOLDER_ENTRIES = (RUN_FILE, "log.csv", "backup", "logs", "best.keras", "last.keras")
+
+
+def _remove_run_files(run, created_folder):
+    if created_folder:
+        shutil.rmtree(run.output_dir, ignore_errors=True)
+        return
+    for name in RUN_FOLDER_ENTRIES:
+        path = run.path(name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def _fit(run, task, verbose):
+    """`model.fit` with the run's callbacks; a run that fails before its
+    first epoch ends leaves no folder behind to block the same command."""
+    created_folder = not os.path.exists(run.output_dir)
     os.makedirs(run.output_dir, exist_ok=True)
     if not run.resume:
         write_json(run.path(RUN_FILE), {
@@ -356,31 +397,71 @@ def run_training(run, verbose="auto"):
             "num_classes": run.info.num_classes,
             "class_names": list(run.info.class_names),
             "image_size": list(run.info.image_size),
+            "ignore_class": run.info.ignore_class,
+            "splits": list(run.info.splits),
+            "resolved_recipe": run.plan.to_json(),
             "backend": keras.backend.backend(),
             "keras_version": keras.__version__,
         })
-    run.model.fit(
-        run.data["train"], validation_data=run.data["validation"],
-        epochs=run.args["epochs"], callbacks=_callbacks(run, task), verbose=verbose,
+    try:
+        run.model.fit(
+            run.data["train"], validation_data=run.data["validation"],
+            epochs=run.args["epochs"], callbacks=_callbacks(run, task), verbose=verbose,
+        )
+    except BaseException:
+        if not run.resume and not run_callbacks.read_log(run.path("log.csv")):
+            _remove_run_files(run, created_folder)
+        raise
+
+
+def run_training(run, verbose="auto"):
+    """Trains a run from `prepare_training` and writes its folder; returns
+    the metrics of `train`.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN or infinite (the best
+            model so far stays in the folder; nothing non-finite is saved).
+    """
+    task = model_task(run.model_name)
+    plan = run.plan
+    if verbose != 0:
+        print(plan.summary(task))
+    one_hot = _one_hot_targets(task, plan.recipe)
+    run.model.compile(
+        optimizer=plan.optimizer(run.model), jit_compile=run.jit_compile,
+        **compile_arguments(
+            task, run.info.num_classes, label_smoothing=plan.recipe.label_smoothing,
+            one_hot=one_hot,
+        ),
     )
+    if _training_finished(run):
+        if verbose != 0:
+            print(f"{run.output_dir}: all {run.args['epochs']} epochs were trained; evaluating.")
+    else:
+        _fit(run, task, verbose)
     best_path = run.path("best.keras")
     if not os.path.exists(best_path):  # no epoch had a finite validation metric
         best_path = run.path("last.keras")
     # The trained model with the best weights: its compiled functions are
     # reused, where a loaded copy would be traced again.
     run.model.load_weights(best_path)
-    metrics = {
-        split: run.model.evaluate(run.data[split], return_dict=True, verbose=0)
-        for split in ("validation", "test")
-    }
+    held_out = [split for split in ("validation", "test") if run.data[split] is not None]
     metrics = _as_json({
-        split: {name: float(value) for name, value in values.items()}
-        for split, values in metrics.items()
+        split: {
+            name: float(value)
+            for name, value in run.model.evaluate(run.data[split], return_dict=True,
+                                                  verbose=0).items()
+        }
+        for split in held_out
     })
+    if run.data["test"] is None:
+        metrics["test"] = None
+        metrics["note"] = (f"{run.info.name} has no test split: the validation split is "
+                           f"the only held-out data.")
     metrics["model"] = os.path.basename(best_path)
     write_json(run.path(METRICS_FILE), metrics)
     plot_learning_curves(run_callbacks.read_log(run.path("log.csv")), run.path("curves.png"))
-    images, targets = _first_batch(run.data["test"])
+    images, targets = _first_batch(run.data[held_out[-1]])
     images, targets = images[:8], targets[:8]
     if one_hot:
         targets = targets.argmax(-1)
@@ -398,7 +479,10 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
     """Trains a registered model on a data set and writes a run folder.
 
     Every argument, the data set and the model are checked before training
-    starts. The folder (see the module docstring) holds the best and last
+    starts. The recipe is resolved for the run (`resolve_recipe`: learning
+    rate, warm-up, augmentation strength and BatchNorm momentum from the
+    batch size, steps and data set size), printed at the start and recorded
+    in `run.json`. The folder (see the module docstring) holds the best and last
     models, a CSV and a TensorBoard log, `metrics.json` and PNG plots. A run
     that was killed continues, from its last backup, with `resume=True`.
 
@@ -407,14 +491,14 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
             or segmentation).
         dataset: a name from `keras_cvlec.data.list_datasets()` or a folder.
         epochs: int >= 1; defaults to the recipe's.
-        batch_size: int >= 1; the learning rate scales linearly with it.
+        batch_size: int >= 1; the recipe's learning rate is scaled to it.
         image_size: None (the data set's), an int or `(height, width)`.
         recipe: None (`recipe_for(model_name)`), a key of `RECIPES` or a
             `Recipe`.
         recipe_options: None or a dict of recipe fields to change (see
             `Recipe.with_options`), e.g. `{"mixup_alpha": 0.0}`.
-        learning_rate: None (the recipe's, scaled linearly to `batch_size`)
-            or the peak learning rate, a float > 0.
+        learning_rate: None (the recipe's, scaled to `batch_size`, see
+            `resolve_recipe`) or the peak learning rate, a finite float > 0.
         jit_compile: `True`, `False` or `"auto"`, as in `Model.compile`.
         mixed_precision: False, True (`"mixed_float16"`),
             `"mixed_float16"` or `"mixed_bfloat16"`.
@@ -428,7 +512,11 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
 
     Returns:
         A dict `{"validation": {...}, "test": {...}, "model": "best.keras"}`:
-        the loss and metrics of the best model on each split.
+        the loss and metrics of the best model on each split (`"test"` is
+        None, and a `"note"` says so, for a data set without a test split).
+
+    Raises:
+        TrainingDivergedError: the loss became NaN or infinite.
 
     Example:
 

@@ -5,6 +5,7 @@ what is allowed, and returns the value unchanged (or as the plain Python type
 it was checked as), so callers can write `self.rate = check_rate("rate", rate)`.
 """
 
+import math
 import numbers
 
 import keras
@@ -23,13 +24,16 @@ def check_rate(name, value):
 
 
 def check_float(name, value, minimum, inclusive=True):
-    """A real number `>= minimum` (or `> minimum`), returned as a float."""
+    """A finite real number `>= minimum` (or `> minimum`), returned as a
+    float; NaN and infinities are refused."""
     bound = ">=" if inclusive else ">"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(
             f"`{name}` must be a float {bound} {minimum}. Received: {name}={value!r} "
             f"of type {type(value).__name__}"
         )
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite float {bound} {minimum}. Received: {name}={value}")
     if not (value >= minimum if inclusive else value > minimum):
         raise ValueError(f"`{name}` must be {bound} {minimum}. Received: {name}={value}")
     return float(value)

@@ -8,13 +8,17 @@ from keras_cvlec.layers.layer_scale import LayerScale
 from keras_cvlec.models.registry import build_model
 from keras_cvlec.training import (
     RECIPES,
+    augmentation_strength,
     cosine_schedule,
     make_optimizer,
+    norm_momentum_for,
     recipe_augmentation,
     recipe_for,
+    resolve_recipe,
     scaled_learning_rate,
     weight_decay_exclusions,
 )
+from keras_cvlec.training.recipes import IMAGENET_TRAIN_IMAGES
 from tests.harness import assert_allclose, to_numpy
 
 NORM_LAYERS = (
@@ -127,8 +131,12 @@ def test_recipes():
     convnext = RECIPES["convnext"]
     assert (convnext.base_learning_rate, convnext.reference_batch_size) == (4e-3, 4096)
     assert scaled_learning_rate(convnext, 4096) == pytest.approx(4e-3)
-    assert scaled_learning_rate(convnext, 128) == pytest.approx(1.25e-4)
-    assert scaled_learning_rate(RECIPES["resnet"], 256) == pytest.approx(1e-3)
+    # AdamW scales by the square root of the batch ratio (timm), SGD-style
+    # linear scaling on request.
+    assert scaled_learning_rate(convnext, 128) == pytest.approx(4e-3 / math.sqrt(32))
+    assert scaled_learning_rate(RECIPES["resnet"], 32) == pytest.approx(1e-3)
+    linear = RECIPES["resnet"].with_options(learning_rate_scaling="linear")
+    assert scaled_learning_rate(linear, 256) == pytest.approx(1e-3)
     assert recipe_for("convnext_tiny").drop_path_rate == 0.1
     assert recipe_for("convnext_base").drop_path_rate == 0.5
     assert recipe_for("convnext_atto").drop_path_rate == 0.0
@@ -165,6 +173,11 @@ def test_recipe_with_options():
         (dict(mixup_alpha=-1), ValueError, "mixup_alpha.*>= 0.0"),
         (dict(clipnorm=0), ValueError, "clipnorm.*> 0.0"),
         (dict(reference_batch_size=0), ValueError, "reference_batch_size.*>= 1"),
+        (dict(learning_rate_scaling="cubic"), ValueError, "learning_rate_scaling.*'cubic'.*'sqrt'"),
+        (dict(norm_momentum=1.0), ValueError, "norm_momentum.*\\[0, 1\\)"),
+        (dict(ema_momentum=float("nan")), ValueError, "ema_momentum"),
+        (dict(base_learning_rate=float("inf")), ValueError, "base_learning_rate.*finite"),
+        (dict(scale_augmentation=1), TypeError, "scale_augmentation.*True or False"),
     ]
     for options, error, message in cases:
         with pytest.raises(error, match=message):
@@ -197,3 +210,80 @@ def test_recipe_augmentation():
         plain, "classification", num_classes=10).pipeline.layers] == ["RandomFlip", "RandomTranslation"]
     with pytest.raises(ValueError, match="Unknown `task`: 'depth'"):
         recipe_augmentation(plain, "depth", num_classes=10)
+
+
+def test_resolve_recipe_gives_the_published_values_at_their_setting():
+    for name in ("resnet", "convnext"):
+        recipe = RECIPES[name]
+        steps = math.ceil(IMAGENET_TRAIN_IMAGES / recipe.reference_batch_size)
+        run = resolve_recipe(recipe, batch_size=recipe.reference_batch_size,
+                             steps_per_epoch=steps, epochs=recipe.epochs)
+        assert run.learning_rate == pytest.approx(recipe.base_learning_rate)
+        assert run.warmup_steps == round(recipe.warmup_epochs * steps)
+        assert run.augmentation_strength == 1.0
+        assert run.recipe == recipe  # RandAugment, MixUp and CutMix at full strength
+        assert run.recipe.ema_momentum is None
+
+
+def test_resolve_recipe_for_a_short_run_on_small_data():
+    """1,300 images at batch 32 for 15 epochs: the recipe's ImageNet setting
+    would leave AdamW at 1.25e-4, warm up for a third of the run and mix
+    labels; the run uses the square-root rule, 5 % warm-up and no mixing."""
+    run = resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15)
+    assert run.learning_rate == pytest.approx(8e-3 * math.sqrt(32 / 2048))
+    assert run.learning_rate_source == "0.008 x sqrt(32 / 2048)"
+    assert run.total_steps == 615 and run.warmup_steps == 31  # 5 of 100 epochs: 5 %
+    assert run.augmentation_strength == 0.0
+    recipe = run.recipe
+    assert (recipe.randaugment_magnitude, recipe.mixup_alpha, recipe.cutmix_alpha) == (0, 0.0, 0.0)
+    assert not recipe.mixes_labels and recipe.augment  # flips and shifts stay
+    assert run.norm_momentum == 0.9
+    assert resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15,
+                          learning_rate=2e-3).learning_rate == 2e-3
+    text = run.summary("classification")
+    for words in ("0.001 (0.008 x sqrt(32 / 2048))", "31 steps (5% of the run)",
+                  "RandAugment off, CutMix off, MixUp off", "momentum 0.9 (41 steps"):
+        assert words in text, text
+    stored = run.to_json()
+    assert (stored["learning_rate"], stored["warmup_steps"], stored["mixup_alpha"]) == (
+        pytest.approx(1e-3), 31, 0.0)
+    with pytest.raises(ValueError, match="learning_rate.*finite"):
+        resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15,
+                       learning_rate=float("inf"))
+
+
+def test_augmentation_strength_between_small_and_imagenet_runs():
+    recipe = RECIPES["convnext"]
+    images_seen = 1407 * 32 * 100  # CIFAR-10 train split, 100 epochs
+    expected = np.log(images_seen / 1e5) / np.log(IMAGENET_TRAIN_IMAGES * 300 / 1e5)
+    assert augmentation_strength(recipe, images_seen) == pytest.approx(expected)
+    run = resolve_recipe(recipe, batch_size=32, steps_per_epoch=1407, epochs=100)
+    assert run.recipe.randaugment_magnitude == round(9 * expected)
+    assert run.recipe.mixup_alpha == round(0.8 * expected, 2) > 0
+    assert run.recipe.cutmix_alpha == round(1.0 * expected, 2)
+    assert augmentation_strength(recipe, 100_000) == 0.0
+    assert augmentation_strength(recipe, IMAGENET_TRAIN_IMAGES * 400) == 1.0
+    assert augmentation_strength(recipe.with_options(scale_augmentation=False), 10) == 1.0
+
+
+def test_norm_momentum_follows_the_steps_per_epoch():
+    assert [norm_momentum_for(steps) for steps in (5, 100, 200, 500, 1000, 10**5)] == [
+        0.9, 0.9, 0.95, 0.98, 0.99, 0.99]
+    fixed = RECIPES["unet"].with_options(norm_momentum=0.97)
+    assert resolve_recipe(fixed, batch_size=8, steps_per_epoch=3, epochs=2).norm_momentum == 0.97
+    model = build_model("resnet18", num_classes=3, input_shape=(32, 32, 3), filters=8)
+    run = resolve_recipe(RECIPES["resnet"], batch_size=8, steps_per_epoch=20, epochs=2)
+    norms = [layer for layer in model._flatten_layers(include_self=False)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 20  # stem + 8 blocks x 2 + 3 shortcuts
+    assert run.set_norm_momentum(model) == 20
+    assert {layer.momentum for layer in norms} == {0.9}
+
+
+def test_weight_ema_through_the_recipe():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    recipe = RECIPES["unet"].with_options(ema_momentum=0.9)
+    optimizer = resolve_recipe(recipe, batch_size=8, steps_per_epoch=10, epochs=2).optimizer(model)
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.9
+    assert not resolve_recipe(RECIPES["unet"], batch_size=8, steps_per_epoch=10,
+                              epochs=2).optimizer(model).use_ema

@@ -2,6 +2,7 @@
 that must come before any training."""
 
 import json
+import math
 import os
 import shutil
 import zipfile
@@ -14,7 +15,7 @@ from PIL import Image
 from keras_cvlec import cli
 from keras_cvlec.training import evaluate, predict, train
 from keras_cvlec.training.run import prepare_training, run_training
-from keras_cvlec.training.callbacks import read_log
+from keras_cvlec.training.callbacks import TrainingDivergedError, read_log
 from keras_cvlec.training.files import read_json
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -43,6 +44,26 @@ def _check_png(path, size=None, mode=None):
 def unet_run(tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("runs") / "unet")
     return output_dir, _tiny("unet", output_dir)
+
+
+def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
+    """No learning_rate given: the peak of the schedule a run trains with is
+    the recipe's rate scaled by the square root of the batch ratio, the
+    warm-up is capped to the run, and BatchNorm follows the steps."""
+    run = prepare_training("unet", "shapes", epochs=2, batch_size=8, image_size=16,
+                           num_images=24, model_options=UNET, output_dir=str(tmp_path / "run"))
+    run_training(run, verbose=0)
+    schedule = run.model.optimizer._learning_rate
+    assert schedule.warmup_target == pytest.approx(4e-3 * math.sqrt(8 / 32))
+    assert schedule.warmup_steps == round(6 * 1 / 20)  # 1 of the recipe's 20 epochs
+    assert schedule.decay_steps == 6 - schedule.warmup_steps
+    norms = [layer for layer in run.model._flatten_layers(include_self=False)
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and {layer.momentum for layer in norms} == {0.9}
+    stored = read_json(str(tmp_path / "run" / "run.json"))
+    assert stored["resolved_recipe"]["learning_rate"] == pytest.approx(2e-3)
+    assert stored["resolved_recipe"]["steps_per_epoch"] == 3
+    assert stored["args"]["learning_rate"] is None
 
 
 def test_train_writes_the_run_folder(unet_run):
@@ -106,7 +127,10 @@ def test_classification_run_mixes_labels_and_top_k(tmp_path):
     output_dir = str(tmp_path / "resnet")
     # The augmentation runs as the same TensorFlow graph on every backend, but
     # off TF tracing RandAugment takes ~50 s: mixing only there.
-    recipe_options = {} if keras.backend.backend() == "tensorflow" else {"randaugment_magnitude": 0}
+    # A run of 8 images would scale the augmentation off: full strength here.
+    recipe_options = {"scale_augmentation": False}
+    if keras.backend.backend() != "tensorflow":
+        recipe_options["randaugment_magnitude"] = 0
     arguments = dict(epochs=1, batch_size=8, image_size=32, num_images=8,
                      model_options={"filters": 8}, mixed_precision="mixed_bfloat16",
                      learning_rate=1e-3, recipe_options=recipe_options, output_dir=output_dir)
@@ -195,3 +219,39 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
                   "--recipe-options", "mix=0"])
     with pytest.raises(SystemExit, match="^keras-cvlec evaluate: No model file"):
         cli.main(["evaluate", str(tmp_path / "missing.keras"), "--dataset", "shapes"])
+
+
+def test_a_diverging_run_stops_with_an_error_and_leaves_nothing(tmp_path, capsys):
+    output_dir = tmp_path / "diverged"
+    with pytest.raises(TrainingDivergedError, match="loss became (nan|inf).*epoch 1.*lower learning"):
+        _tiny("unet", str(output_dir), learning_rate=1e30)
+    # It failed in its first epoch: no folder blocks the same command.
+    assert not output_dir.exists()
+    with pytest.raises(SystemExit, match="^keras-cvlec train: Training diverged"):
+        cli.main(["train", "--model", "unet", "--dataset", "shapes", "--image-size", "16",
+                  "--num-images", "16", "--batch-size", "8", "--epochs", "1",
+                  "--model-options", "filters=4", "depth=2", "--learning-rate", "1e30",
+                  "--output", str(output_dir), "--verbose", "0"])
+    assert not output_dir.exists()
+
+
+def test_output_folders_of_the_user_are_never_overwritten(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "best.keras").write_text("my own model")
+    for folder in (mine, mine / "best.keras"):
+        with pytest.raises(ValueError, match="not a run|is a file"):
+            _tiny("unet", str(folder))
+    assert (mine / "best.keras").read_text() == "my own model"
+    assert sorted(os.listdir(mine)) == ["best.keras"]
+
+
+def test_a_run_killed_after_its_last_epoch_resumes_by_evaluating(unet_run, tmp_path):
+    finished, metrics = unet_run
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    os.remove(copy / "metrics.json")
+    trained = os.path.getmtime(copy / "last.keras")
+    assert _tiny("unet", str(copy), resume=True) == metrics
+    assert os.path.getmtime(copy / "last.keras") == trained  # not trained again
+    assert [row["epoch"] for row in read_log(str(copy / "log.csv"))] == [0, 1]
