@@ -36,11 +36,37 @@ def _save_png(image, path):
     atomic_write(path, lambda temporary: image.save(temporary, format="PNG"))
 
 
-def _write_mask(path, original_size, classes, output_dir, num_classes):
+def output_stems(paths):
+    """One output name stem per input path, never the same for two inputs:
+    the file's stem, and for stems that several inputs share (`a/cat.png`,
+    `b/cat.jpg`) the stem followed by `-2`, `-3`, ... in input order.
+
+    Example:
+
+    >>> output_stems(["a/cat.png", "b/cat.jpg", "dog.png"])
+    ['cat', 'cat-2', 'dog']
+    """
+    stems = [os.path.splitext(os.path.basename(os.fspath(path)))[0] for path in paths]
+    taken = set(stems)
+    seen = {}
+    unique = []
+    for stem in stems:
+        seen[stem] = seen.get(stem, 0) + 1
+        name = stem
+        if seen[stem] > 1:
+            count = seen[stem]
+            while f"{stem}-{count}" in taken:
+                count += 1
+            name = f"{stem}-{count}"
+            taken.add(name)
+        unique.append(name)
+    return unique
+
+
+def _write_mask(path, stem, original_size, classes, output_dir, num_classes):
     """Writes `<stem>_mask.png` (class ids) and `<stem>_overlay.png`."""
     from PIL import Image
 
-    stem = os.path.splitext(os.path.basename(path))[0]
     mask = Image.fromarray(classes.astype("uint8"), mode="L").resize(
         original_size, Image.NEAREST
     )
@@ -65,7 +91,9 @@ def predict(model_path, images, output_dir=None, *, top_k=5):
     Images are read with PIL and resized to the model's input size if it is
     fixed. Segmentation models write, for each image `NAME.*`, a mask of
     class ids `NAME_mask.png` (8-bit, the image's size) and `NAME_overlay.png`
-    (the mask's colours over the image) into `output_dir`. Classification
+    (the mask's colours over the image) into `output_dir`; inputs that share a
+    name (`a/cat.png`, `b/cat.png`) get `cat-2`, ... (`output_stems`), so no
+    output is written twice. Classification
     models return the `top_k` classes of each image (names from the run's
     `run.json`, else class indices), also written to
     `output_dir/predictions.json` when `output_dir` is given.
@@ -95,12 +123,13 @@ def predict(model_path, images, output_dir=None, *, top_k=5):
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
     results = []
-    for path, (array, size) in zip(images, inputs):
+    for path, stem, (array, size) in zip(images, output_stems(images), inputs):
         # A direct call: `predict` would compile a function per image size.
         scores = keras.ops.convert_to_numpy(trained.model(array[None], training=False))[0]
         if trained.task == "segmentation":
             results.append(_write_mask(
-                os.fspath(path), size, scores.argmax(-1), output_dir, len(trained.class_names)
+                os.fspath(path), stem, size, scores.argmax(-1), output_dir,
+                len(trained.class_names),
             ))
             continue
         probabilities = _softmax(scores) if trained.from_logits else scores

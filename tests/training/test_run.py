@@ -114,6 +114,15 @@ def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
         mask = _check_png(out / f"image{index}_mask.png", size=size, mode="L")
         assert mask.max() <= 3
         _check_png(out / f"image{index}_overlay.png", size=size, mode="RGB")
+    # Two inputs of one name in two folders: two outputs, each of its input.
+    for folder, size in (("a", (8, 8)), ("b", (12, 10))):
+        os.makedirs(tmp_path / folder)
+        Image.fromarray(np.zeros(size[::-1] + (3,), "uint8")).save(tmp_path / folder / "x.png")
+    results = predict(os.path.join(output_dir, "best.keras"),
+                      [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")], str(out))
+    assert [os.path.basename(r["mask"]) for r in results] == ["x_mask.png", "x-2_mask.png"]
+    _check_png(out / "x_mask.png", size=(8, 8))
+    _check_png(out / "x-2_mask.png", size=(12, 10))
 
 
 def _compile_config(path):
