@@ -1,14 +1,16 @@
-"""Segmentation metrics that take the model's raw output.
+"""Metrics that take the model's raw output and leave out void labels.
 
 Keras's `MeanIoU` wants class ids (or `sparse_y_pred=False` to take an
 argmax), which breaks for single-logit binary models (tensorflow #32875).
 These metrics accept probabilities or logits with any number of channels and
-reuse Keras's confusion-matrix accumulation.
+reuse Keras's confusion-matrix accumulation. Keras's
+`SparseCategoricalAccuracy` has no `ignore_class`; the one here does.
 """
 
 import keras
 from keras import ops
 
+from keras_cvlec.losses import _check_ignore_class, _squeeze_labels
 from keras_cvlec.utils.validation import check_positive_int
 
 
@@ -20,6 +22,50 @@ def predicted_classes(y_pred, from_logits, axis=-1):
         threshold = 0.0 if from_logits else 0.5
         return ops.cast(ops.squeeze(y_pred, axis=axis) > threshold, "int32")
     return ops.argmax(y_pred, axis=axis)
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class SparseCategoricalAccuracy(keras.metrics.SparseCategoricalAccuracy):
+    """How often the argmax of the predictions equals integer labels,
+    leaving out elements labelled `ignore_class`.
+
+    The elements labelled `ignore_class` get weight 0 (times
+    `sample_weight`, if given), so the result is the mean over the other
+    pixels (or examples); 0 while there are none.
+
+    Args:
+        ignore_class: optional label whose elements are not counted
+            (e.g. 255 for "void").
+        name: the metric's name.
+        dtype: the metric's dtype.
+
+    Example:
+
+    >>> metric = SparseCategoricalAccuracy(ignore_class=255)
+    >>> metric.update_state([[0, 1, 255]], [[[0.9, 0.1], [0.8, 0.2], [0.0, 1.0]]])
+    >>> float(metric.result())  # the void pixel is left out: 1 of 2
+    0.5
+    """
+
+    def __init__(self, ignore_class=None, name="accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.ignore_class = _check_ignore_class(ignore_class)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.ignore_class is not None:
+            y_pred = ops.convert_to_tensor(y_pred)
+            y_true = _squeeze_labels(ops.convert_to_tensor(y_true), y_pred)
+            valid = ops.cast(ops.not_equal(y_true, self.ignore_class), self.dtype)
+            if sample_weight is not None:
+                sample_weight = ops.convert_to_tensor(sample_weight, self.dtype)
+                while len(sample_weight.shape) < len(valid.shape):
+                    sample_weight = ops.expand_dims(sample_weight, -1)
+                valid = valid * sample_weight
+            sample_weight = valid
+        return super().update_state(y_true, y_pred, sample_weight)
+
+    def get_config(self):
+        return {"ignore_class": self.ignore_class, "name": self.name, "dtype": self.dtype}
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
@@ -59,7 +105,7 @@ class MeanIoU(keras.metrics.MeanIoU):
             num_classes=check_positive_int("num_classes", num_classes, minimum=2),
             name=name,
             dtype=dtype,
-            ignore_class=ignore_class,
+            ignore_class=_check_ignore_class(ignore_class),
             sparse_y_true=True,
             sparse_y_pred=True,
             axis=axis,

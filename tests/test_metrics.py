@@ -2,8 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_cvlec import metrics
-from tests.harness import assert_allclose
+from keras_cvlec import losses, metrics
+from keras_cvlec.training.objectives import compile_arguments
+from tests.harness import assert_allclose, jit_compile_setting
 
 RNG = np.random.default_rng(1)
 
@@ -99,3 +100,98 @@ def test_bad_num_classes():
         metrics.MeanIoU(num_classes=1)
     with pytest.raises(TypeError, match="num_classes"):
         metrics.Dice(num_classes=2.5)
+
+
+def _void_labels(shape, num_classes, void=255, fraction=0.3):
+    labels = RNG.integers(0, num_classes, shape)
+    labels[RNG.random(shape) < fraction] = void
+    return labels
+
+
+@pytest.mark.parametrize("weights", [None, "per_image", "per_pixel"])
+def test_accuracy_leaves_out_void_like_numpy(weights):
+    metric = metrics.SparseCategoricalAccuracy(ignore_class=255)
+    hits = total = 0.0
+    for _ in range(3):
+        labels = _void_labels((2, 5, 6), 3)
+        logits = RNG.normal(size=(2, 5, 6, 3)).astype("float32")
+        weight = {
+            None: None, "per_image": RNG.random(2), "per_pixel": RNG.random((2, 5, 6))
+        }[weights]
+        metric.update_state(labels, logits, sample_weight=weight)
+        # Weighted count of correct non-void pixels over their total weight.
+        pixel_weight = np.broadcast_to(
+            1.0 if weight is None else weight.reshape(weight.shape + (1,) * (3 - weight.ndim)),
+            labels.shape,
+        )
+        pixel_weight = np.where(labels == 255, 0.0, pixel_weight)
+        hits += (pixel_weight * (logits.argmax(-1) == labels)).sum()
+        total += pixel_weight.sum()
+    assert_allclose(metric.result(), hits / total, atol=1e-6)
+
+
+def test_accuracy_all_void_batch_is_not_nan():
+    metric = metrics.SparseCategoricalAccuracy(ignore_class=255)
+    logits = RNG.normal(size=(1, 2, 3, 3)).astype("float32")
+    metric.update_state(np.full((1, 2, 3), 255), logits)
+    assert float(metric.result()) == 0.0
+    labels = np.array([[[0, 1, 2], [255, 255, 255]]])
+    predicted = logits.argmax(-1)[0, 0]
+    metric.update_state(labels[..., None], logits)  # a trailing axis of 1 too
+    assert_allclose(metric.result(), np.mean(predicted == [0, 1, 2]), atol=1e-6)
+
+
+def test_accuracy_without_ignore_class_is_keras_accuracy():
+    labels = RNG.integers(0, 3, (4, 5))
+    logits = RNG.normal(size=(4, 5, 3)).astype("float32")
+    weight = RNG.random(4)
+    ours = metrics.SparseCategoricalAccuracy()
+    reference = keras.metrics.SparseCategoricalAccuracy()
+    ours.update_state(labels, logits, weight)
+    reference.update_state(labels, logits, weight)
+    assert_allclose(ours.result(), reference.result(), atol=1e-6)
+    restored = keras.metrics.deserialize(
+        keras.metrics.serialize(metrics.SparseCategoricalAccuracy(255, name="acc"))
+    )
+    assert type(restored) is metrics.SparseCategoricalAccuracy
+    assert restored.get_config() == {"ignore_class": 255, "name": "acc", "dtype": "float32"}
+    with pytest.raises(TypeError, match="ignore_class.*'void'"):
+        metrics.SparseCategoricalAccuracy(ignore_class="void")
+
+
+def test_compile_arguments_leave_out_void_in_evaluate():
+    num_classes = 4
+    kernel = RNG.normal(size=(1, 1, 3, num_classes)).astype("float32")
+    inputs = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(num_classes, 1, use_bias=False)
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([kernel])
+    model.compile(jit_compile=jit_compile_setting(), **compile_arguments(
+        "segmentation", num_classes, ignore_class=255))
+    x = RNG.normal(size=(3, 4, 5, 3)).astype("float32")
+    labels = _void_labels((3, 4, 5), num_classes)
+    labels[1] = 255  # one image is all void
+    results = model.evaluate(x, labels, batch_size=3, return_dict=True, verbose=0)
+
+    logits = np.einsum("bhwc,ck->bhwk", x, kernel[0, 0])
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    valid = labels != 255
+    true_log_probs = np.take_along_axis(log_probs[valid], labels[valid][:, None], -1)
+    predictions = logits.argmax(-1)
+    matrix = _confusion(labels, predictions, num_classes, ignore_class=255)
+    assert_allclose(results["loss"], -true_log_probs.mean(), atol=1e-5)
+    assert_allclose(results["accuracy"], np.trace(matrix) / valid.sum(), atol=1e-6)
+    assert_allclose(results["mean_iou"], _numpy_scores(matrix, "iou"), atol=1e-6)
+
+
+def test_compile_arguments_ignore_class_choices():
+    arguments = compile_arguments("classification", 3, ignore_class=-1)
+    assert arguments["loss"].ignore_class == -1
+    assert [(type(m), m.ignore_class) for m in arguments["metrics"]] == [
+        (metrics.SparseCategoricalAccuracy, -1)
+    ]
+    arguments = compile_arguments("segmentation", 3, ignore_class=255)
+    assert isinstance(arguments["loss"], losses.SparseCategoricalCrossentropy)
+    assert [m.ignore_class for m in arguments["metrics"]] == [255, 255]
+    with pytest.raises(ValueError, match="ignore_class=255 with one_hot=True"):
+        compile_arguments("classification", 3, one_hot=True, ignore_class=255)

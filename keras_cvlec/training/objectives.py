@@ -58,7 +58,7 @@ def compile_arguments(task, num_classes, *, label_smoothing=0.0, from_logits=Tru
             ),
             "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")],
         }
-    metrics = [SparseCategoricalAccuracy(name="accuracy")]
+    metrics = [SparseCategoricalAccuracy(ignore_class=ignore_class, name="accuracy")]
     if task == "segmentation":
         metrics.append(
             MeanIoU(num_classes, from_logits=from_logits, ignore_class=ignore_class)
