@@ -64,10 +64,23 @@ def _evaluate(args):
     metrics = _user_errors(
         "evaluate", evaluate, args.model, args.dataset, split=args.split,
         batch_size=args.batch_size, image_size=args.image_size, num_images=args.num_images,
-        seed=args.seed, verbose=args.verbose,
+        seed=args.seed, per_class=True, verbose=args.verbose,
     )
+    report = metrics.pop("per_class")
     print(", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+    print(_per_class_table(report))
     return 0
+
+
+def _per_class_table(report):
+    """The per-class report as aligned text: one row a class."""
+    score = lambda value: "   -  " if value is None else f"{value:.4f}"  # noqa: E731
+    width = max(len("class"), *(len(name) for name in report["per_class"]))
+    rows = [f"{'class':<{width}}  iou     precision recall  support"]
+    for name, values in report["per_class"].items():
+        rows.append(f"{name:<{width}}  {score(values['iou'])}  {score(values['precision'])}    "
+                    f"{score(values['recall'])}  {values['support']}")
+    return "\n".join(rows)
 
 
 def _predict(args):

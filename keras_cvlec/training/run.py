@@ -29,7 +29,8 @@ from keras_cvlec.training import callbacks as run_callbacks
 from keras_cvlec.training.files import read_json, write_json
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
 from keras_cvlec.training.objectives import compile_arguments
-from keras_cvlec.training.plots import plot_learning_curves, plot_predictions
+from keras_cvlec.training.plots import plot_learning_curves, plot_per_class, plot_predictions
+from keras_cvlec.training.report import class_report
 from keras_cvlec.training.recipes import Recipe, recipe_for, resolve_recipe
 from keras_cvlec.utils.validation import (
     check_bool,
@@ -357,6 +358,13 @@ def _predicted_classes(model, images):
     return np.argmax(keras.ops.convert_to_numpy(model(images, training=False)), axis=-1)
 
 
+def _class_report(model, dataset, info, task):
+    return class_report(
+        model, dataset, num_classes=info.num_classes, class_names=info.class_names, task=task,
+        ignore_class=info.ignore_class,
+    )
+
+
 def _training_finished(run):
     """Whether a resumed run was killed after its last epoch (the backup is
     removed then) but before its metrics were written."""
@@ -431,7 +439,7 @@ def run_training(run, verbose="auto"):
         optimizer=plan.optimizer(run.model), jit_compile=run.jit_compile,
         **compile_arguments(
             task, run.info.num_classes, label_smoothing=plan.recipe.label_smoothing,
-            one_hot=one_hot,
+            one_hot=one_hot, ignore_class=run.info.ignore_class,
         ),
     )
     if _training_finished(run):
@@ -459,8 +467,12 @@ def run_training(run, verbose="auto"):
         metrics["note"] = (f"{run.info.name} has no test split: the validation split is "
                            f"the only held-out data.")
     metrics["model"] = os.path.basename(best_path)
+    metrics["per_class"] = {split: _class_report(run.model, run.data[split], run.info, task)
+                            for split in held_out}
     write_json(run.path(METRICS_FILE), metrics)
     plot_learning_curves(run_callbacks.read_log(run.path("log.csv")), run.path("curves.png"))
+    plot_per_class(metrics["per_class"][held_out[-1]], run.path("per_class.png"),
+                   title=f"{run.model_name} on {run.info.name}, {held_out[-1]} split")
     images, targets = _first_batch(run.data[held_out[-1]])
     images, targets = images[:8], targets[:8]
     if one_hot:
@@ -537,7 +549,7 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
 
 
 def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=None,
-             num_images=None, seed=0, verbose="auto"):
+             num_images=None, seed=0, per_class=False, verbose="auto"):
     """Evaluates a saved model on a split of a data set.
 
     Args:
@@ -550,13 +562,17 @@ def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=Non
             set's.
         num_images: None or the number of images to evaluate on.
         seed: the data set's seed.
+        per_class: also return the per-class report (`class_report`:
+            confusion matrix, IoU, precision, recall and support of each
+            class) under `"per_class"`.
         verbose: Keras's `evaluate` verbosity.
 
     Returns:
         A dict of the loss (cross-entropy with the run's label smoothing,
         from `run.json` next to the model, else none), accuracy and, for
         segmentation, mean IoU, on integer targets whatever the model was
-        trained on.
+        trained on; pixels of the data set's `ignore_class` (255, "void", in
+        folders) are left out.
     """
     from keras_cvlec.data import load_dataset
 
@@ -574,7 +590,13 @@ def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=Non
     model = trained.model
     model.compile(**compile_arguments(
         trained.task, info.num_classes, label_smoothing=trained.label_smoothing,
-        from_logits=trained.from_logits,
+        from_logits=trained.from_logits, ignore_class=info.ignore_class,
     ))
     results = model.evaluate(data, return_dict=True, verbose=verbose)
-    return {name: float(value) for name, value in results.items()}
+    results = {name: float(value) for name, value in results.items()}
+    if check_bool("per_class", per_class):
+        results["per_class"] = class_report(
+            model, data, num_classes=info.num_classes, class_names=info.class_names,
+            task=trained.task, from_logits=trained.from_logits, ignore_class=info.ignore_class,
+        )
+    return results

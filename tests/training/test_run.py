@@ -76,10 +76,17 @@ def test_train_writes_the_run_folder(unet_run):
     assert [row["epoch"] for row in rows] == [0, 1]
     assert {"loss", "accuracy", "mean_iou", "val_loss", "val_mean_iou"} <= set(rows[0])
     assert read_json(path("metrics.json")) == metrics
-    assert set(metrics) == {"validation", "test", "model"}
+    assert set(metrics) == {"validation", "test", "model", "per_class"}
     for split in ("validation", "test"):
         assert set(metrics[split]) == {"loss", "accuracy", "mean_iou"}
         assert 0.0 <= metrics[split]["mean_iou"] <= metrics[split]["accuracy"] <= 1.0
+        # The per-class report (NumPy) agrees with Keras's metrics.
+        report = metrics["per_class"][split]
+        assert report["mean_iou"] == pytest.approx(metrics[split]["mean_iou"], abs=1e-5)
+        assert report["accuracy"] == pytest.approx(metrics[split]["accuracy"], abs=1e-5)
+        matrix = np.array(report["confusion_matrix"])
+        assert matrix.shape == (4, 4) and matrix.sum() == 16 * 16 * 16  # 16 images of 16x16
+        assert list(report["per_class"]) == ["background", "circle", "square", "triangle"]
     best_epoch = int(np.argmax([row["val_mean_iou"] for row in rows]))
     assert metrics["validation"]["mean_iou"] == pytest.approx(
         rows[best_epoch]["val_mean_iou"], abs=1e-6
@@ -88,14 +95,16 @@ def test_train_writes_the_run_folder(unet_run):
     assert run["args"]["model_name"] == "unet" and run["args"]["model_options"] == UNET
     assert run["class_names"] == ["background", "circle", "square", "triangle"]
     assert run["image_size"] == [16, 16]
-    for name in ("curves.png", "predictions.png"):
+    for name in ("curves.png", "predictions.png", "per_class.png"):
         _check_png(path(name))
     assert not os.path.exists(path("backup"))  # removed once the run finished
 
     # evaluate the saved model: the same numbers as metrics.json
-    results = evaluate(path("best.keras"), "shapes", batch_size=8, num_images=16, verbose=0)
+    results = evaluate(path("best.keras"), "shapes", batch_size=8, num_images=16,
+                       per_class=True, verbose=0)
     for name, value in metrics["test"].items():
         assert results[name] == pytest.approx(value, rel=1e-5, abs=1e-6)
+    assert results["per_class"] == metrics["per_class"]["test"]
 
 
 def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
@@ -110,6 +119,15 @@ def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
                      "--output", str(out)])
     assert code == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+    # evaluate prints the metrics, then a row per class
+    assert cli.main(["evaluate", os.path.join(output_dir, "best.keras"), "--dataset", "shapes",
+                     "--num-images", "16", "--batch-size", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("loss ") and "mean_iou" in lines[0]
+    assert [line.split()[0] for line in lines[1:]] == [
+        "class", "background", "circle", "square", "triangle"]
+    support = sum(int(line.split()[-1]) for line in lines[2:])
+    assert support == 16 * 16 * 16
     for index, size in enumerate([(24, 20), (16, 16)]):
         mask = _check_png(out / f"image{index}_mask.png", size=size, mode="L")
         assert mask.max() <= 3
