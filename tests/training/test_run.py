@@ -123,7 +123,7 @@ def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
     assert cli.main(["evaluate", os.path.join(output_dir, "best.keras"), "--dataset", "shapes",
                      "--num-images", "16", "--batch-size", "8"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("loss ") and "mean_iou" in lines[0]
+    assert lines[0].startswith("accuracy ") and "loss" in lines[0] and "mean_iou" in lines[0]
     assert [line.split()[0] for line in lines[1:]] == [
         "class", "background", "circle", "square", "triangle"]
     support = sum(int(line.split()[-1]) for line in lines[2:])
