@@ -279,6 +279,8 @@ def load_dataset(
     seed=0,
     one_hot=False,
     data_dir=None,
+    ignore_class=255,
+    skip_bad_files=False,
 ):
     """Loads a data set as batches of `(images, targets)` for `model.fit`.
 
@@ -301,12 +303,17 @@ def load_dataset(
             targets)` such as `classification_augmentation(...)` with MixUp
             or CutMix. Training split only.
         num_images: None or an int: use only the first `num_images`
-            examples of the split (tiny runs and tests).
+            examples of the split (folders: a subset drawn by `seed`), for
+            tiny runs and tests.
         seed: int seed of the data (shapes), shuffling and augmentation.
         one_hot: classification only: labels as one-hot float32
             `(B, num_classes)` (for `keras.losses.CategoricalCrossentropy`,
             e.g. to evaluate a model trained with MixUp or CutMix).
         data_dir: tensorflow-datasets data directory (tfds names only).
+        ignore_class: folders only: the mask value of "void" pixels (in no
+            class), None to read every value as a class.
+        skip_bad_files: folders only: leave out, with a warning, image and
+            mask files that cannot be decoded instead of raising.
 
     Returns:
         `(dataset, info)`: for "shapes" a `keras.utils.PyDataset` (no
@@ -329,6 +336,12 @@ def load_dataset(
         seed=seed,
         one_hot=one_hot,
     )
+    if name_or_path in list_datasets() and (ignore_class != 255 or skip_bad_files is not False):
+        raise ValueError(
+            "`ignore_class` and `skip_bad_files` are for folders of images only. "
+            f"Received: ignore_class={ignore_class!r}, skip_bad_files={skip_bad_files!r} "
+            f"with the {name_or_path!r} data set"
+        )
     if name_or_path == "shapes":
         if data_dir is not None:
             raise ValueError(
@@ -351,7 +364,9 @@ def load_dataset(
             )
         from keras_cvlec.data.folders import load_folder
 
-        return load_folder(name_or_path, split, **options)
+        return load_folder(
+            name_or_path, split, ignore_class=ignore_class, skip_bad_files=skip_bad_files, **options
+        )
     raise ValueError(
         f"Unknown data set: {name_or_path!r} is neither a registered name nor an "
         f"existing folder. Registered data sets: {', '.join(list_datasets())}."
