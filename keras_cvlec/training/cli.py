@@ -18,6 +18,10 @@ def _option(text):
         return key, value
 
 
+def _ignore_class(text):
+    return None if text.lower() == "none" else int(text)
+
+
 def _image_size(text):
     sizes = [int(part) for part in text.lower().split("x")]
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
@@ -42,7 +46,8 @@ def _train(args):
         jit_compile=args.jit_compile, mixed_precision=args.mixed_precision or False,
         output_dir=args.output, resume=args.resume, seed=args.seed,
         num_images=args.num_images, model_options=dict(args.model_options),
-        backup_every=args.backup_every,
+        backup_every=args.backup_every, ignore_class=args.ignore_class,
+        skip_bad_files=args.skip_bad_files,
     )
     try:
         metrics = run_training(run, verbose=args.verbose)
@@ -139,6 +144,12 @@ def add_commands(subparsers):
                        metavar="KEY=VALUE", help="builder arguments, e.g. filters=16 depth=3")
     train.add_argument("--backup-every", type=int, metavar="STEPS",
                        help="back up every STEPS steps (default: every epoch)")
+    train.add_argument("--ignore-class", type=_ignore_class, default=255, metavar="VALUE",
+                       help="folders: the mask value of void pixels, left out of the loss and "
+                            "metrics (default 255; 'none' reads 255 as a class)")
+    train.add_argument("--skip-bad-files", action="store_true",
+                       help="folders: leave out unreadable images and masks (listed in a "
+                            "warning) instead of failing before training")
     train.set_defaults(handler=_train)
 
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved model on a data set")

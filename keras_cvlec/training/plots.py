@@ -49,7 +49,8 @@ def plot_predictions(images, targets, predictions, class_names, path):
 
     Args:
         images: float `(N, H, W, C)` in `[0, 1]`.
-        targets: int masks `(N, H, W)` or labels `(N,)`.
+        targets: int masks `(N, H, W)` or labels `(N,)`; mask values
+            outside the classes (void, e.g. 255) are drawn white.
         predictions: predicted class ids, the shape of `targets`.
         class_names: the class names, indexed by class id.
         path: where the PNG goes.
@@ -62,7 +63,9 @@ def plot_predictions(images, targets, predictions, class_names, path):
     segmentation = np.ndim(targets) == 3
     count = len(images)
     if segmentation:
-        colors = mask_colors(len(class_names))
+        void = len(class_names)
+        colors = np.concatenate([mask_colors(void), np.full((1, 3), 255, "uint8")])
+        targets = np.where((targets >= 0) & (targets < void), targets, void)
         figure = Figure(figsize=(6, 2 * count), layout="constrained")
         grid = figure.subplots(count, 3, squeeze=False)
         for row, image, target, prediction in zip(grid, images, targets, predictions):

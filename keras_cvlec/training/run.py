@@ -202,7 +202,8 @@ def _load_data(dataset, task, args, recipe):
 
     options = dict(
         task=task, image_size=args["image_size"], batch_size=args["batch_size"],
-        num_images=args["num_images"], seed=args["seed"],
+        num_images=args["num_images"], seed=args["seed"], ignore_class=args["ignore_class"],
+        skip_bad_files=args["skip_bad_files"],
     )
     # The training split first: its size decides the learning rate, warm-up
     # and augmentation strength, and so whether targets are one-hot.
@@ -265,7 +266,8 @@ def _check_model_options(model_options):
 def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_size=None,
                      recipe=None, recipe_options=None, learning_rate=None, jit_compile="auto",
                      mixed_precision=False, output_dir, resume=False, seed=0,
-                     num_images=None, model_options=None, backup_every=None):
+                     num_images=None, model_options=None, backup_every=None, ignore_class=255,
+                     skip_bad_files=False):
     """Checks every argument, loads the data and builds the model: all that can
     fail on bad input, before any training. Arguments as in `train`.
 
@@ -292,6 +294,8 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
         "model_options": _check_model_options(model_options),
         "backup_every": None if backup_every is None
         else check_positive_int("backup_every", backup_every),
+        "ignore_class": ignore_class,
+        "skip_bad_files": check_bool("skip_bad_files", skip_bad_files),
     }
     args = _as_json(args)
     _check_run_folder(output_dir, args, check_bool("resume", resume))
@@ -487,7 +491,7 @@ def run_training(run, verbose="auto"):
 def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, recipe=None,
           recipe_options=None, learning_rate=None, jit_compile="auto", mixed_precision=False,
           output_dir, resume=False, seed=0, num_images=None, model_options=None, backup_every=None,
-          verbose="auto"):
+          ignore_class=255, skip_bad_files=False, verbose="auto"):
     """Trains a registered model on a data set and writes a run folder.
 
     Every argument, the data set and the model are checked before training
@@ -520,6 +524,11 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
         num_images: None or the number of images of each split (tiny runs).
         model_options: dict of builder arguments, e.g. `{"filters": 16}`.
         backup_every: None (back up after every epoch) or a number of steps.
+        ignore_class: folders only: the mask value of "void" pixels, left
+            out of the loss and metrics (255, as VOC and Cityscapes), or
+            None to read it as a class.
+        skip_bad_files: folders only: leave out unreadable images and masks
+            (with a warning) instead of failing before training.
         verbose: Keras's `fit` verbosity (`"auto"`: a progress bar).
 
     Returns:
@@ -543,7 +552,8 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
         recipe=recipe, recipe_options=recipe_options, learning_rate=learning_rate,
         jit_compile=jit_compile, mixed_precision=mixed_precision,
         output_dir=output_dir, resume=resume, seed=seed, num_images=num_images,
-        model_options=model_options, backup_every=backup_every,
+        model_options=model_options, backup_every=backup_every, ignore_class=ignore_class,
+        skip_bad_files=skip_bad_files,
     )
     return run_training(run, verbose=verbose)
 

@@ -282,3 +282,51 @@ def test_a_run_killed_after_its_last_epoch_resumes_by_evaluating(unet_run, tmp_p
     assert _tiny("unet", str(copy), resume=True) == metrics
     assert os.path.getmtime(copy / "last.keras") == trained  # not trained again
     assert [row["epoch"] for row in read_log(str(copy / "log.csv"))] == [0, 1]
+
+
+def _segmentation_folder(root, count=20, size=16):
+    """Image/mask pairs: a bright square (class 2) on a dark left (0) and
+    grey right half (1), its outline marked void (255)."""
+    rng = np.random.default_rng(0)
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True)
+    for index in range(count):
+        mask = np.zeros((size, size), "uint8")
+        mask[:, size // 2:] = 1
+        top, left = rng.integers(2, size - 8, 2)
+        mask[top:top + 6, left:left + 6] = 2
+        mask[top - 1, left - 1:left + 7] = mask[top + 6, left - 1:left + 7] = 255
+        image = np.stack([np.array([20, 120, 240, 0])[np.minimum(mask, 3)]] * 3, -1)
+        Image.fromarray(image.astype("uint8")).save(root / "images" / f"{index}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{index}.png")
+
+
+def test_train_on_a_folder_with_void_pixels_bad_files_and_no_test_split(tmp_path, capsys):
+    from keras_cvlec.data import load_dataset
+
+    folder = tmp_path / "data"
+    _segmentation_folder(folder)
+    (folder / "images" / "broken.png").write_bytes(PNG_SIGNATURE + b"not an image")
+    Image.fromarray(np.zeros((16, 16), "uint8")).save(folder / "masks" / "broken.png")
+    output_dir = tmp_path / "run"
+    arguments = dict(epochs=1, batch_size=8, model_options=UNET, verbose=0,
+                     output_dir=str(output_dir))
+    with pytest.raises(ValueError, match="(?s)broken.png.*skip_bad_files=True"):
+        train("unet", str(folder), **arguments)
+    assert not output_dir.exists()
+    with pytest.warns(UserWarning, match="[Ss]kipp"):
+        metrics = train("unet", str(folder), skip_bad_files=True, **arguments)
+    assert metrics["test"] is None and "no test split" in metrics["note"]
+    assert list(metrics["per_class"]) == ["validation"]
+    stored = read_json(str(output_dir / "run.json"))
+    assert stored["ignore_class"] == 255 and stored["num_classes"] == 3
+    assert stored["splits"] == ["train", "validation"]
+    # Void pixels are not counted: the report covers the other pixels only.
+    validation, _ = load_dataset(str(folder), "validation", skip_bad_files=True)
+    masks = np.concatenate([y.numpy() for _, y in validation])
+    assert 255 in masks
+    matrix = np.array(metrics["per_class"]["validation"]["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == (masks != 255).sum()
+    with pytest.raises(SystemExit, match="^keras-cvlec train: .*ignore_class.*folders"):
+        cli.main(["train", "--model", "unet", "--dataset", "shapes", "--ignore-class", "none",
+                  "--output", str(tmp_path / "shapes")])
