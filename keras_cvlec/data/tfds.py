@@ -14,14 +14,25 @@ to 0 = background, 1 = pet, 2 = border. Its classification task predicts the
 
 The pipeline: decode, resize (bilinear for images, nearest for masks) to
 `image_size` (no aspect-ratio preservation), cache as uint8, shuffle, batch,
-scale to float32 `[0, 1]`, augment, prefetch. Needs `tensorflow` and
-`tensorflow-datasets` (`pip install keras-cvlec[tfds]`); the data must have
-been downloaded to `data_dir` (or tfds's default) beforehand.
+scale to float32 `[0, 1]`, augment, prefetch.
+
+Install: `pip install keras-cvlec[tfds]` (TensorFlow and tensorflow-datasets).
+
+Data: a data set is read from `data_dir` (None: tfds's default,
+`$TFDS_DATA_DIR` or `~/tensorflow_datasets`). When it is not there, it is
+downloaded and prepared there on first use, after a check that its server
+answers within `PROBE_TIMEOUT` seconds; without a connection the loader
+raises `DatasetUnavailableError` within seconds. For an offline machine,
+prepare the data on a connected one with the same tensorflow-datasets version
+(`tfds build cifar10`, or `tfds.load("cifar10")` in Python) and copy its
+`~/tensorflow_datasets/cifar10/` folder into `data_dir`.
 """
 
 import dataclasses
+import os
 
 from keras_cvlec.data.registry import (
+    SPLITS,
     DatasetInfo,
     batch_tf_dataset,
     check_image_size,
@@ -32,6 +43,20 @@ from keras_cvlec.data.registry import (
 from keras_cvlec.utils.validation import check_choice
 
 PET_MASK_CLASSES = ("background", "pet", "border")
+
+# Seconds a data set's download server has to answer before the loader gives
+# up: tfds itself retries a failed connection for minutes.
+PROBE_TIMEOUT = 5
+
+
+class DatasetUnavailableError(FileNotFoundError, RuntimeError):
+    """A tensorflow-datasets data set is not in `data_dir` and cannot be
+    downloaded (e.g. on a machine without internet access).
+
+    A `RuntimeError` (the arguments are fine, the machine lacks the data) and
+    a `FileNotFoundError` (the data set's files are missing), which the
+    `keras-cvlec` command reports as a one-line message.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +107,45 @@ def _pet_trimap_to_classes(mask):
         return tf.gather(tf.constant([0, 1, 0, 2]), mask)
 
 
+def _unavailable_message(builder, error):
+    import tensorflow_datasets as tfds
+
+    name = builder.name
+    data_dir = os.fspath(builder.data_dir_root)
+    return (
+        f"The data set {name!r} is not prepared in data_dir {data_dir!r} and "
+        "cannot be downloaded here. To use it offline: on a machine with "
+        f"internet access and tensorflow-datasets {tfds.__version__}, run "
+        f"`tfds build {name}` (or `tfds.load({name!r})` in Python), then copy "
+        f"its folder ~/tensorflow_datasets/{name}/ into {data_dir} (so that "
+        f"{os.fspath(builder.data_path)}/dataset_info.json exists), or point "
+        "data_dir (or the TFDS_DATA_DIR environment variable) at a folder that "
+        f"holds it. Download error: {type(error).__name__}: {error}"
+    )
+
+
+def download_and_prepare(builder):
+    """Downloads and prepares a tfds data set, failing fast without network.
+
+    Args:
+        builder: a `tfds.core.DatasetBuilder` whose data is not prepared.
+
+    Raises:
+        DatasetUnavailableError: its download server does not answer within
+            `PROBE_TIMEOUT` seconds, or the download fails.
+    """
+    import requests
+    import tensorflow_datasets as tfds
+
+    try:
+        urls = builder.url_infos or {}
+        if urls:
+            requests.head(next(iter(urls)), timeout=PROBE_TIMEOUT)
+        builder.download_and_prepare()
+    except (requests.RequestException, tfds.download.DownloadError) as error:
+        raise DatasetUnavailableError(_unavailable_message(builder, error)) from error
+
+
 def load_tfds(
     name,
     split="train",
@@ -114,12 +178,19 @@ def load_tfds(
         num_images: None or the number of examples to read.
         seed: int seed of shuffling and augmentation.
         one_hot: classification only: labels one-hot float32 `(B, C)`.
-        data_dir: tfds data directory; None for tfds's default.
+        data_dir: tfds data directory; None for tfds's default
+            (`$TFDS_DATA_DIR` or `~/tensorflow_datasets`). A data set not
+            prepared there is downloaded (see the module docstring).
 
     Returns:
         `(dataset, info)`: a batched `tf.data.Dataset` of float32 images in
         `[0, 1]` and int32 labels `(B,)` or masks `(B, H, W)`, and its
-        `DatasetInfo`.
+        `DatasetInfo` (with `num_examples`, the examples in the split after
+        `num_images`).
+
+    Raises:
+        DatasetUnavailableError: the data set is not in `data_dir` and cannot
+            be downloaded.
 
     Example:
 
@@ -144,14 +215,22 @@ def load_tfds(
             "pip install 'keras-cvlec[tfds]'"
         ) from error
 
-    dataset, tfds_info = tfds.load(
-        name, split=tfds_split(name, split), data_dir=data_dir, with_info=True
-    )
+    builder = tfds.builder(name, data_dir=data_dir)
+    source_split = tfds_split(name, split)
+    # Read first and prepare only when tfds finds no data ("could not find data
+    # in data_dir"): `tfds.testing.mock_data` serves unprepared data sets.
+    try:
+        dataset = builder.as_dataset(split=source_split)
+    except AssertionError:
+        if builder.is_prepared():
+            raise
+        download_and_prepare(builder)
+        dataset = builder.as_dataset(split=source_split)
     segmentation = task == "segmentation"
     if segmentation:
         class_names = PET_MASK_CLASSES
     else:
-        class_names = tuple(tfds_info.features["label"].names)
+        class_names = tuple(builder.info.features["label"].names)
 
     def decode(example):
         image = tf.image.resize(example["image"], size, method="bilinear")
@@ -164,7 +243,12 @@ def load_tfds(
 
     if num_images is not None:
         dataset = dataset.take(num_images)
+    # tfds asserts the cardinality of the (sliced) split: its split info.
+    num_examples = int(dataset.cardinality())
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    info = DatasetInfo(name, task, len(class_names), class_names, size)
+    info = DatasetInfo(
+        name, task, len(class_names), class_names, size,
+        num_examples=num_examples if num_examples >= 0 else None, splits=SPLITS,
+    )
     augment = resolve_transform(augment, one_hot, task, info.num_classes, seed)
     return batch_tf_dataset(dataset, batch_size, shuffle=shuffle, seed=seed, augment=augment), info

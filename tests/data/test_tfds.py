@@ -1,10 +1,17 @@
-"""tensorflow-datasets loaders, offline with `tfds.testing.mock_data`."""
+"""tensorflow-datasets loaders, offline with `tfds.testing.mock_data` and a
+tiny cifar10 prepared from fake files."""
+
+import contextlib
+import signal
+import socket
+import time
+from unittest import mock
 
 import numpy as np
 import pytest
 
 from keras_cvlec.data import TFDS_DATASETS, load_dataset, load_tfds
-from keras_cvlec.data.tfds import tfds_split
+from keras_cvlec.data.tfds import DatasetUnavailableError, tfds_split
 
 tf = pytest.importorskip("tensorflow")
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -38,6 +45,53 @@ def pet_examples(trimap, num_examples=5):
 
 def batches(dataset):
     return [(x.numpy(), y.numpy()) for x, y in dataset]
+
+
+@contextlib.contextmanager
+def offline(seconds=30):
+    """No host name resolves (what a machine without network sees), and the
+    block fails with TimeoutError after `seconds` instead of hanging."""
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def timeout(*args):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(seconds)
+    try:
+        with mock.patch.object(socket, "getaddrinfo", no_dns):
+            yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# A fake cifar-10-binary.tar.gz: 5 train files of 2 records and a test file of
+# 4, each record a label byte and a 3x32x32 image whose pixels are the label.
+CIFAR_TRAIN_LABELS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
+CIFAR_TEST_LABELS = [8, 9, 7, 9]
+
+
+@pytest.fixture(scope="module")
+def cifar10_dir(tmp_path_factory):
+    """A tfds data_dir with cifar10 prepared from the fake files."""
+    folder = tmp_path_factory.mktemp("cifar_download")
+    files = folder / "cifar-10-batches-bin"
+    files.mkdir()
+    (files / "batches.meta.txt").write_text("\n".join(f"class{i}" for i in range(10)))
+
+    def write(path, labels):
+        path.write_bytes(b"".join(bytes([label] * (1 + 3072)) for label in labels))
+
+    for i in range(5):
+        write(files / f"data_batch_{i + 1}.bin", CIFAR_TRAIN_LABELS[2 * i : 2 * i + 2])
+    write(files / "test_batch.bin", CIFAR_TEST_LABELS)
+    data_dir = tmp_path_factory.mktemp("tfds")
+    with mock.patch.object(tfds.download.DownloadManager, "download_and_extract", return_value=folder):
+        tfds.builder("cifar10", data_dir=data_dir).download_and_prepare()
+    return data_dir
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "imagenette"])
@@ -122,3 +176,62 @@ def test_split_mapping_and_bad_arguments():
         load_tfds("mnist")
     with pytest.raises(ValueError, match="`augment` is for training data only"):
         load_tfds("cifar10", "test", augment=True)
+
+
+def test_num_examples_and_splits_with_mock_data():
+    with tfds.testing.mock_data(num_examples=6):
+        counts = []
+        for num_images in (None, 4, 10):
+            dataset, info = load_dataset("cifar10", "test", batch_size=4, image_size=8, num_images=num_images)
+            counts.append((info.num_examples, sum(len(x) for x, _ in batches(dataset))))
+    assert counts == [(6, 6), (4, 4), (6, 6)]
+    assert info.splits == ("train", "validation", "test")
+
+
+def test_prepared_data_set_loads_without_network(cifar10_dir):
+    builder = tfds.builder("cifar10", data_dir=cifar10_dir)
+    with offline(), mock.patch("requests.head", side_effect=AssertionError("probed the network")):
+        loaded = {
+            split: load_tfds("cifar10", split, data_dir=cifar10_dir, batch_size=16, shuffle=False)
+            for split in ("train", "validation", "test")
+        }
+        few = load_tfds("cifar10", data_dir=cifar10_dir, num_images=3)[1]
+    data = {split: batches(dataset)[0] for split, (dataset, _) in loaded.items()}
+    sizes = {split: info.num_examples for split, (_, info) in loaded.items()}
+    assert sizes == {split: len(labels) for split, (_, labels) in data.items()}
+    assert sizes == {"train": 9, "validation": 1, "test": 4} and few.num_examples == 3
+    assert sizes["train"] == builder.info.splits["train[:90%]"].num_examples
+    assert loaded["test"][1].class_names == tuple(f"class{i}" for i in range(10))
+    train_labels = np.concatenate([data["train"][1], data["validation"][1]])
+    assert sorted(train_labels) == sorted(CIFAR_TRAIN_LABELS)
+    images, labels = data["test"]
+    assert sorted(labels) == sorted(CIFAR_TEST_LABELS)
+    # Every byte of a fake image is its label.
+    np.testing.assert_allclose(images, np.broadcast_to(labels[:, None, None, None] / 255, images.shape), atol=1e-7)
+
+
+@pytest.mark.parametrize("name", list(TFDS_DATASETS))
+def test_unprepared_data_set_offline_fails_fast_with_instructions(name, tmp_path):
+    builder = tfds.builder(name, data_dir=tmp_path)
+    start = time.perf_counter()
+    with offline(), pytest.raises(DatasetUnavailableError) as raised:
+        load_dataset(name, data_dir=tmp_path)
+    assert time.perf_counter() - start < 10
+    message = str(raised.value)
+    assert isinstance(raised.value, RuntimeError) and isinstance(raised.value, FileNotFoundError)
+    assert f"The data set {name!r} is not prepared in data_dir {str(tmp_path)!r}" in message
+    assert f"run `tfds build {name}`" in message and f"~/tensorflow_datasets/{name}/ into {tmp_path}" in message
+    assert f"{builder.data_path}/dataset_info.json" in message and "Name or service not known" in message
+    assert not (tmp_path / name).exists()
+
+
+def test_failed_download_after_the_server_answered(tmp_path):
+    failure = tfds.download.DownloadError("Failed to get url cifar. HTTP code: 403.")
+    with (
+        offline(),
+        mock.patch("requests.head") as probe,
+        mock.patch.object(tfds.download.DownloadManager, "download_and_extract", side_effect=failure),
+        pytest.raises(DatasetUnavailableError, match="Download error: DownloadError: Failed to get url cifar. HTTP code: 403.$"),
+    ):
+        load_tfds("cifar10", data_dir=tmp_path)
+    probe.assert_called_once_with("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", timeout=5)
