@@ -11,4 +11,4 @@ from keras_cvlec.data.folders import load_folder
 from keras_cvlec.data.pydataset import ArrayDataset
 from keras_cvlec.data.registry import DatasetInfo, list_datasets, load_dataset, map_batches
 from keras_cvlec.data.shapes import CLASS_NAMES, make_shapes, shapes_dataset
-from keras_cvlec.data.tfds import TFDS_DATASETS, load_tfds
+from keras_cvlec.data.tfds import TFDS_DATASETS, DatasetUnavailableError, load_tfds

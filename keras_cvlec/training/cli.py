@@ -2,7 +2,7 @@
 
 import ast
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError)
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError)
 
 
 def _option(text):

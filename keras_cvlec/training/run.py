@@ -275,6 +275,12 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
         An object to pass to `run_training`.
     """
     task = _check_model(model_name)
+    missing = [name for name in ("matplotlib", "PIL") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(
+            f"`train` writes plots and reads images with {' and '.join(missing)}, which is not "
+            f"installed: pip install 'keras-cvlec[train]'"
+        )
     dataset = _check_path("dataset", dataset)
     recipe = _check_recipe(recipe, model_name, recipe_options)
     output_dir = _check_path("output_dir", output_dir)

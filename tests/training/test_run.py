@@ -330,3 +330,15 @@ def test_train_on_a_folder_with_void_pixels_bad_files_and_no_test_split(tmp_path
     with pytest.raises(SystemExit, match="^keras-cvlec train: .*ignore_class.*folders"):
         cli.main(["train", "--model", "unet", "--dataset", "shapes", "--ignore-class", "none",
                   "--output", str(tmp_path / "shapes")])
+
+
+def test_train_without_its_plotting_packages_fails_before_loading(tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "matplotlib" else find_spec(name, *args))
+    with pytest.raises(SystemExit, match="^keras-cvlec train: .*matplotlib.*keras-cvlec\\[train\\]"):
+        cli.main(["train", "--model", "unet", "--dataset", "shapes",
+                  "--output", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
