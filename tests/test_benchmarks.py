@@ -1,0 +1,187 @@
+"""benchmarks/generated_data.py writes the data sets it declares, the same
+bytes for the same seed; benchmarks/defaults.py turns its runs into a table
+and JSON with a row per data set."""
+
+import hashlib
+import json
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+Image = pytest.importorskip("PIL.Image")
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+import defaults  # noqa: E402
+from generated_data import DATASETS, VOID, write_dataset  # noqa: E402
+
+# Images a split in these tests: enough for every class of every data set
+# (20 polygon classes) to occur in each split.
+FEW = 24
+
+
+def _digests(folder):
+    """`{relative path: sha256}` of every file under `folder`."""
+    digests = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as file:
+                digests[os.path.relpath(path, folder)] = hashlib.sha256(file.read()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """Every data set, `FEW` images a split, with void borders."""
+    root = tmp_path_factory.mktemp("generated")
+    for name in DATASETS:
+        write_dataset(name, root / name, max_images=FEW, void=True)
+    return root
+
+
+def test_same_seed_same_bytes(written, tmp_path):
+    for name in DATASETS:
+        write_dataset(name, tmp_path / "again" / name, max_images=FEW, void=True)
+        assert _digests(tmp_path / "again" / name) == _digests(written / name), name
+        # A smaller data set is the first images of the larger one.
+        write_dataset(name, tmp_path / "small" / name, max_images=3, void=True)
+        small = _digests(tmp_path / "small" / name)
+        assert len(small) > 0 and small.items() <= _digests(written / name).items(), name
+        write_dataset(name, tmp_path / "seed1" / name, max_images=3, seed=1, void=True)
+        other = _digests(tmp_path / "seed1" / name)
+        assert other.keys() == small.keys() and all(other[k] != small[k] for k in small), name
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_counts_classes_sizes_and_mask_values(written, name):
+    dataset = DATASETS[name]
+    extension = {"png": ".png", "jpeg": ".jpg"}[dataset.image_format]
+    assert list(dataset.split_sizes)[0] == "train" and "test" in dataset.split_sizes
+    for split, count in dataset.split_sizes.items():
+        folder = written / name / split
+        if dataset.task == "classification":
+            assert sorted(os.listdir(folder)) == sorted(dataset.class_names)
+            images = [folder / c / f for c in dataset.class_names for f in os.listdir(folder / c)]
+        else:
+            assert sorted(os.listdir(folder)) == ["images", "masks"]
+            images = [folder / "images" / f for f in os.listdir(folder / "images")]
+            masks = sorted(os.listdir(folder / "masks"))
+            assert masks == sorted(f.replace(extension, ".png") for f in os.listdir(folder / "images"))
+            values = set()
+            for mask in masks:
+                with Image.open(folder / "masks" / mask) as file:
+                    assert file.mode == "L" and file.size == (dataset.image_size,) * 2
+                    values |= set(np.unique(np.asarray(file)).tolist())
+            # Every class occurs, and nothing else (void only where declared).
+            assert values == dataset.mask_values(void=True), (split, values)
+        assert len(images) == min(count, FEW), split
+        for path in images:
+            assert str(path).endswith(extension)
+            with Image.open(path) as file:
+                assert file.mode == "RGB" and file.size == (dataset.image_size,) * 2
+
+
+def test_void_only_when_asked(tmp_path):
+    write_dataset("voronoi", tmp_path / "voronoi", max_images=4)
+    masks = tmp_path / "voronoi" / "train" / "masks"
+    values = set()
+    for name in os.listdir(masks):
+        values |= set(np.unique(np.asarray(Image.open(masks / name))).tolist())
+    assert VOID not in values and values <= DATASETS["voronoi"].mask_values()
+
+
+def test_full_sizes_span_the_benchmark_brief():
+    """Both tasks; 32 to 96 pixels; 3 to 20 classes; ~500 to ~10,000
+    training images."""
+    datasets = DATASETS.values()
+    assert {d.task for d in datasets} == {"classification", "segmentation"}
+    assert min(d.image_size for d in datasets) == 32 and max(d.image_size for d in datasets) == 96
+    assert min(d.num_classes for d in datasets) == 3 and max(d.num_classes for d in datasets) == 20
+    train = [d.split_sizes["train"] for d in datasets]
+    assert min(train) <= 600 and max(train) >= 10000
+
+
+def test_nothing_overwritten(tmp_path):
+    (tmp_path / "mine.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="not empty"):
+        write_dataset("cells", tmp_path, max_images=1)
+    with pytest.raises(SystemExit, match="not an empty folder"):
+        defaults.main(["--quick", "--work-dir", str(tmp_path)])
+    assert os.listdir(tmp_path) == ["mine.txt"]
+
+
+# A stand-in for `keras-cvlec train`: writes the metrics.json of a run in
+# milliseconds. Validation score 0.7 by default, 0.6 + 50 x the learning rate
+# when tuned; test score 0.05 lower; no test split for "cells"; the default
+# run of "roads" fails.
+FAKE_TRAIN = """\
+import json, os, sys
+args = sys.argv[2:]
+value = lambda flag: args[args.index(flag) + 1] if flag in args else None
+dataset = os.path.basename(value("--dataset"))
+if dataset == "roads" and value("--learning-rate") is None:
+    sys.exit("diverged")
+metric = "mean_iou" if "unet" in args else "accuracy"
+score = 0.6 + 50 * float(value("--learning-rate")) if value("--learning-rate") else 0.7
+os.makedirs(value("--output"))
+metrics = {"validation": {metric: score},
+           "test": None if dataset == "cells" else {metric: score - 0.05}}
+with open(os.path.join(value("--output"), "metrics.json"), "w") as file:
+    json.dump(metrics, file)
+"""
+
+
+def test_table_and_json_from_runs(tmp_path, monkeypatch, capsys):
+    script = tmp_path / "keras-cvlec"
+    script.write_text(f"#!{sys.executable}\n{FAKE_TRAIN}")
+    script.chmod(0o755)
+    monkeypatch.setattr(defaults, "KERAS_CVLEC", str(script))
+    output = tmp_path / "results.json"
+    code = defaults.main([
+        "--quick", "--datasets", "textures", "cells", "roads", "--work-dir", str(tmp_path / "work"),
+        "--output-json", str(output), "--tuned-learning-rates", "0.001", "0.003",
+    ])
+    assert code == 1  # a run failed
+    results = json.loads(output.read_text())
+    rows = {row["dataset"]: row for row in results["rows"]}
+    assert list(rows) == ["textures", "cells", "roads"]
+    textures, cells, roads = rows.values()
+    # The tuned run of the best validation score, its test score reported.
+    assert textures["tuned"]["learning_rate"] == 0.003 and len(textures["tuned_runs"]) == 2
+    assert textures["tuned"]["score"] == pytest.approx(0.7)
+    assert textures["default"]["score"] == pytest.approx(0.65)
+    assert textures["difference_points"] == pytest.approx(-5.0)
+    assert "--learning-rate 0.003 --recipe-options randaugment_magnitude=0" in textures["tuned"]["command"]
+    assert "--learning-rate" not in textures["default"]["command"]
+    assert textures["layout"] == "train+test" and textures["train_images"] == defaults.QUICK_IMAGES
+    assert cells["default"]["split"] == "validation" and cells["default"]["score"] == pytest.approx(0.7)
+    assert roads["default"]["returncode"] == 1 and roads["difference_points"] is None
+    assert "--model unet --model-options filters=16 depth=3" in roads["tuned"]["command"]
+    assert results["target_missed"] == ["textures", "cells", "roads"]
+    printed = capsys.readouterr().out
+    assert "diverged" in printed  # the failed run's output
+    table = [line for line in printed.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 3
+    assert "| -5.0 |" in table[1] and "0.7000 (val)" in table[2] and "failed (exit 1)" in table[3]
+    assert "MISSED on textures, cells, roads" in printed
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="the real CLI runs take ~50 s on TF and ~2 min on JAX; the harness is tested above",
+)
+def test_quick_run_with_the_cli(tmp_path):
+    """`defaults.py --quick` end to end: one tiny data set per task, four
+    real `keras-cvlec train` processes (~50 s on 2 CPUs)."""
+    output = tmp_path / "results.json"
+    assert defaults.main(["--quick", "--work-dir", str(tmp_path / "work"), "--output-json", str(output)]) == 0
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["dataset"] for row in rows] == list(defaults.QUICK_DATASETS)
+    for row in rows:
+        for run in (row["default"], row["tuned"]):
+            assert run["returncode"] == 0 and run["split"] == "test"
+            assert 0.0 <= run["score"] <= 1.0 and 0.0 <= run["validation_score"] <= 1.0
