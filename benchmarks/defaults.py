@@ -100,11 +100,11 @@ def train(command, run_dir, metric):
     }
 
 
-def benchmark_dataset(name, work_dir, *, epochs, max_images, learning_rates, void):
+def benchmark_dataset(name, work_dir, *, epochs, max_images, learning_rates):
     """Writes data set `name` under `work_dir`, trains it with the defaults
     and tuned, and returns its row of the results (a dict)."""
     folder = os.path.join(work_dir, "data", name)
-    sizes = write_dataset(name, folder, max_images=max_images, void=void)
+    sizes = write_dataset(name, folder, max_images=max_images)
     dataset = DATASETS[name]
     task, metric = dataset.task, METRICS[dataset.task]
     common = [
@@ -216,9 +216,6 @@ def main(argv=None):
     parser.add_argument("--tuned-learning-rates", nargs="+", type=float, metavar="LR",
                         help="learning rates of the tuned runs; the best validation score "
                              "is reported (default: 2e-3 for both tasks)")
-    parser.add_argument("--void", action="store_true",
-                        help="voronoi masks mark region borders 255 (void); see "
-                             "generated_data.py for what it needs from the package")
     args = parser.parse_args(argv)
     names = args.datasets or (QUICK_DATASETS if args.quick else list(DATASETS))
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
@@ -227,7 +224,7 @@ def main(argv=None):
             benchmark_dataset(
                 name, work_dir, epochs=1 if args.quick else EPOCHS[name],
                 max_images=QUICK_IMAGES if args.quick else None,
-                learning_rates=args.tuned_learning_rates, void=args.void,
+                learning_rates=args.tuned_learning_rates,
             )
             for name in names
         ]

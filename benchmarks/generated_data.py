@@ -14,21 +14,17 @@ would have it, in the folder layouts `keras_cvlec.data.folders` reads:
 
 Every data set has a test split (a flat folder has none). Three of them have
 only `train/` and `test/`, as many downloads come: the loader then holds out
-10 % of `train/` for validation. These layouts and the `val/` alias need
-the folder loader as rewritten after commit 30141b2 (uncommitted in the
-working tree when this was written); the loader of that commit needs
-`validation/` next to `test/`.
-
-Void: with `void=True`, `voronoi` masks mark region borders 255. Off by
-default: the loader leaves 255 out of loss and metrics, but `keras-cvlec
-train` (at 30141b2) fails after training when it plots the predictions of
-a mask holding 255 (`plot_predictions`: index 255 out of bounds).
+10 % of `train/` for validation. The masks of `voronoi` mark the borders
+between regions 255 ("void"), which training leaves out of the loss and
+metrics. These layouts, the `val/` alias and void need the package from
+commit f11810d on (folder loader 5234e59; before f11810d, `keras-cvlec
+train` failed plotting a mask holding 255).
 
 Deterministic: image `i` of a split is drawn from
 `numpy.random.default_rng((seed, split number, i))`, so the same seed writes
 the same bytes, and a smaller split is a prefix of a larger one.
 
-    python benchmarks/generated_data.py OUT_DIR [--datasets NAME ...] [--max-images N] [--void]
+    python benchmarks/generated_data.py OUT_DIR [--datasets NAME ...] [--max-images N]
 """
 
 import argparse
@@ -233,8 +229,8 @@ def draw_voronoi(rng, size):
     """4 to 9 regions of a Voronoi partition whose borders are bent by smooth
     noise; each region takes one of six `VORONOI_CLASSES` textures at random,
     in its own colours, period and phase. The mask holds each pixel's
-    texture class (with `write_dataset(void=True)`, `VOID` on a band about
-    two pixels wide along the borders between classes).
+    texture class; `write_dataset` marks a band about two pixels wide
+    along the borders between classes `VOID`.
 
     Unlike shapes: regions tile the whole image (no background class), their
     outlines are irregular, and only the texture, not colour or shape, tells
@@ -484,8 +480,7 @@ class Dataset:
             of mask values `0, 1, ...` (segmentation).
         split_sizes: `{split folder: number of images}`, `"train"` first.
         image_format: `"png"` or `"jpeg"` (masks are always PNG).
-        void_borders: whether `write_dataset(void=True)` marks borders
-            between classes `VOID`.
+        void_borders: whether masks mark borders between classes `VOID`.
     """
 
     name: str
@@ -501,10 +496,10 @@ class Dataset:
     def num_classes(self):
         return len(self.class_names)
 
-    def mask_values(self, void=False):
-        """The values a mask of this segmentation data set may hold, written
-        with `void`."""
-        return set(range(self.num_classes)) | ({VOID} if void and self.void_borders else set())
+    @property
+    def mask_values(self):
+        """The values the masks of this segmentation data set hold."""
+        return set(range(self.num_classes)) | ({VOID} if self.void_borders else set())
 
 
 DATASETS = {
@@ -532,7 +527,7 @@ def _save(array, path, image_format="png"):
     Image.fromarray(array).save(path, format=image_format.upper(), **options)
 
 
-def write_dataset(name, folder, *, seed=0, max_images=None, void=False):
+def write_dataset(name, folder, *, seed=0, max_images=None):
     """Draws a data set of `DATASETS` and writes it to `folder` (see the
     module docstring for the layout). Classification labels take turns
     (image `i` has class `i % num_classes`), so every split is balanced.
@@ -543,8 +538,6 @@ def write_dataset(name, folder, *, seed=0, max_images=None, void=False):
         seed: int seed of the drawing.
         max_images: None, or at most this many images a split (a quick,
             small version: the first images of each full split).
-        void: mark borders between classes `VOID` in a data set with
-            `void_borders`.
 
     Returns:
         `{split folder: number of images written}`.
@@ -565,7 +558,7 @@ def write_dataset(name, folder, *, seed=0, max_images=None, void=False):
                 _save(image, path, dataset.image_format)
                 continue
             image, mask = dataset.draw(rng, dataset.image_size)
-            if void and dataset.void_borders:
+            if dataset.void_borders:
                 mask = _void_borders(mask)
             _save(image, os.path.join(folder, split, "images", stem + extension), dataset.image_format)
             _save(mask, os.path.join(folder, split, "masks", stem + ".png"))
@@ -578,11 +571,10 @@ def main():
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-images", type=int, metavar="N", help="at most N images a split")
-    parser.add_argument("--void", action="store_true", help="void (255) borders where a data set has them")
     args = parser.parse_args()
     for name in args.datasets:
         sizes = write_dataset(name, os.path.join(args.out_dir, name), seed=args.seed,
-                              max_images=args.max_images, void=args.void)
+                              max_images=args.max_images)
         print(f"{name}: {os.path.join(args.out_dir, name)} {sizes}")
 
 

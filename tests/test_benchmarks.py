@@ -16,7 +16,7 @@ Image = pytest.importorskip("PIL.Image")
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 import defaults  # noqa: E402
-from generated_data import DATASETS, VOID, write_dataset  # noqa: E402
+from generated_data import DATASETS, write_dataset  # noqa: E402
 
 # Images a split in these tests: enough for every class of every data set
 # (20 polygon classes) to occur in each split.
@@ -36,22 +36,22 @@ def _digests(folder):
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
-    """Every data set, `FEW` images a split, with void borders."""
+    """Every data set, `FEW` images a split."""
     root = tmp_path_factory.mktemp("generated")
     for name in DATASETS:
-        write_dataset(name, root / name, max_images=FEW, void=True)
+        write_dataset(name, root / name, max_images=FEW)
     return root
 
 
 def test_same_seed_same_bytes(written, tmp_path):
     for name in DATASETS:
-        write_dataset(name, tmp_path / "again" / name, max_images=FEW, void=True)
+        write_dataset(name, tmp_path / "again" / name, max_images=FEW)
         assert _digests(tmp_path / "again" / name) == _digests(written / name), name
         # A smaller data set is the first images of the larger one.
-        write_dataset(name, tmp_path / "small" / name, max_images=3, void=True)
+        write_dataset(name, tmp_path / "small" / name, max_images=3)
         small = _digests(tmp_path / "small" / name)
         assert len(small) > 0 and small.items() <= _digests(written / name).items(), name
-        write_dataset(name, tmp_path / "seed1" / name, max_images=3, seed=1, void=True)
+        write_dataset(name, tmp_path / "seed1" / name, max_images=3, seed=1)
         other = _digests(tmp_path / "seed1" / name)
         assert other.keys() == small.keys() and all(other[k] != small[k] for k in small), name
 
@@ -77,21 +77,12 @@ def test_counts_classes_sizes_and_mask_values(written, name):
                     assert file.mode == "L" and file.size == (dataset.image_size,) * 2
                     values |= set(np.unique(np.asarray(file)).tolist())
             # Every class occurs, and nothing else (void only where declared).
-            assert values == dataset.mask_values(void=True), (split, values)
+            assert values == dataset.mask_values, (split, values)
         assert len(images) == min(count, FEW), split
         for path in images:
             assert str(path).endswith(extension)
             with Image.open(path) as file:
                 assert file.mode == "RGB" and file.size == (dataset.image_size,) * 2
-
-
-def test_void_only_when_asked(tmp_path):
-    write_dataset("voronoi", tmp_path / "voronoi", max_images=4)
-    masks = tmp_path / "voronoi" / "train" / "masks"
-    values = set()
-    for name in os.listdir(masks):
-        values |= set(np.unique(np.asarray(Image.open(masks / name))).tolist())
-    assert VOID not in values and values <= DATASETS["voronoi"].mask_values()
 
 
 def test_full_sizes_span_the_benchmark_brief():
