@@ -27,6 +27,7 @@ SLOW_MODULES = (
     "utils/test_flops.py",
     "training/test_resume.py",
     "models/test_convnext.py",
+    "test_benchmarks.py",
 )
 
 

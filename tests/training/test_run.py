@@ -49,11 +49,15 @@ def unet_run(tmp_path_factory):
 def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
     """No learning_rate given: the peak of the schedule a run trains with is
     the recipe's rate scaled by the square root of the batch ratio, the
-    warm-up is capped to the run, and BatchNorm follows the steps."""
+    warm-up is capped to the run, and BatchNorm follows the steps; with
+    weight EMA the run validates and saves the averaged weights."""
     run = prepare_training("unet", "shapes", epochs=2, batch_size=8, image_size=16,
-                           num_images=24, model_options=UNET, output_dir=str(tmp_path / "run"))
+                           num_images=24, model_options=UNET, output_dir=str(tmp_path / "run"),
+                           recipe_options={"ema_momentum": 0.5})
     run_training(run, verbose=0)
-    schedule = run.model.optimizer._learning_rate
+    optimizer = run.model.optimizer
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.5
+    schedule = optimizer._learning_rate
     assert schedule.warmup_target == pytest.approx(4e-3 * math.sqrt(8 / 32))
     assert schedule.warmup_steps == round(6 * 1 / 20)  # 1 of the recipe's 20 epochs
     assert schedule.decay_steps == 6 - schedule.warmup_steps
@@ -64,6 +68,15 @@ def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
     assert stored["resolved_recipe"]["learning_rate"] == pytest.approx(2e-3)
     assert stored["resolved_recipe"]["steps_per_epoch"] == 3
     assert stored["args"]["learning_rate"] is None
+    assert stored["resolved_recipe"]["ema_momentum"] == 0.5
+    # fit ends with the averaged weights in the model: last.keras holds them
+    last = keras.saving.load_model(str(tmp_path / "run" / "last.keras"), compile=False)
+    averages = optimizer._model_variables_moving_average
+    for saved, trained in zip(last.weights, run.model.weights):
+        if trained.trainable:
+            average = averages[optimizer._get_variable_index(trained)]
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(saved.value),
+                                       keras.ops.convert_to_numpy(average.value), atol=1e-6)
 
 
 def test_train_writes_the_run_folder(unet_run):
