@@ -50,3 +50,19 @@ def save_model_atomically(model, path):
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write(path, model.save)
+
+
+def check_output_folder(name, path):
+    """Raises a `ValueError` naming argument `name` unless `path` is a folder
+    that exists and is writable, or can be created (its nearest existing
+    parent is a writable folder); returns `path`."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"`{name}` {path!r} is a file: it must name a folder.")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"`{name}` {path!r} cannot be written: {existing!r} is not a writable "
+                         f"folder.")
+    return path

@@ -3,6 +3,7 @@ to know about it: its task, classes and input size."""
 
 import dataclasses
 import os
+import zipfile
 
 import keras
 
@@ -63,9 +64,20 @@ def load_trained_model(model_path):
         raise ValueError(f"`model_path` must be a .keras file. Received: {model_path!r}")
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"No model file at {model_path!r}.")
+    if not zipfile.is_zipfile(model_path):
+        raise ValueError(
+            f"{model_path!r} is not a readable .keras file: a .keras file is a zip archive, "
+            f"and this one is truncated or corrupt ({os.path.getsize(model_path)} bytes). "
+            "Use the run's other model (best.keras or last.keras) or train again."
+        )
     # Uncompiled: evaluation compiles its own loss and metrics, prediction
     # needs none (and compiling the stored optimizer costs a minute on JAX).
     model = keras.saving.load_model(model_path, compile=False)
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"{model_path!r} has {len(model.inputs)} inputs; evaluate and predict take models "
+            "with one image input (batch, height, width, channels)."
+        )
     output_shape = model.output_shape
     if not isinstance(output_shape, tuple) or len(output_shape) not in (2, 4):
         raise ValueError(

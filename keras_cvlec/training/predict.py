@@ -5,7 +5,7 @@ import os
 import keras
 import numpy as np
 
-from keras_cvlec.training.files import atomic_write, write_json
+from keras_cvlec.training.files import atomic_write, check_output_folder, write_json
 from keras_cvlec.training.loading import load_trained_model
 from keras_cvlec.training.plots import mask_colors
 from keras_cvlec.utils.validation import check_positive_int
@@ -80,6 +80,29 @@ def _write_mask(path, stem, original_size, classes, output_dir, num_classes):
     return {"image": path, "mask": mask_path, "overlay": overlay_path}
 
 
+def _image_files(paths):
+    """`paths` with each folder replaced by its image files (sorted)."""
+    from keras_cvlec.data.folders import IMAGE_EXTENSIONS
+
+    files = []
+    for path in map(os.fspath, paths):
+        if not os.path.isdir(path):
+            files.append(path)
+            continue
+        found = sorted(
+            os.path.join(path, name) for name in os.listdir(path)
+            if name.lower().endswith(IMAGE_EXTENSIONS)
+        )
+        if not found:
+            raise ValueError(
+                f"Folder {path!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})."
+            )
+        files += found
+    if not files:
+        raise ValueError("`images` must list at least one image file or folder. Received: []")
+    return files
+
+
 def _softmax(logits):
     exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return exponentials / exponentials.sum(axis=-1, keepdims=True)
@@ -100,7 +123,8 @@ def predict(model_path, images, output_dir=None, *, top_k=5):
 
     Args:
         model_path: a `.keras` file, e.g. a run's `best.keras`.
-        images: a list of image paths.
+        images: a list of image files and folders (a folder stands for
+            its image files, sorted by name).
         output_dir: the folder for the outputs (required for segmentation).
         top_k: int >= 1, the classes listed per image.
 
@@ -112,9 +136,10 @@ def predict(model_path, images, output_dir=None, *, top_k=5):
         isinstance(path, (str, os.PathLike)) for path in images
     ):
         raise TypeError(f"`images` must be a list of paths. Received: images={images!r}")
-    if not images:
-        raise ValueError("`images` must list at least one image file. Received: images=[]")
+    images = _image_files(images)
     top_k = check_positive_int("top_k", top_k)
+    if output_dir is not None:
+        check_output_folder("output_dir", output_dir)
     trained = load_trained_model(model_path)
     if trained.task == "segmentation" and output_dir is None:
         raise ValueError("A segmentation model writes masks: `output_dir` must be given.")

@@ -26,7 +26,7 @@ import numpy as np
 
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.training import callbacks as run_callbacks
-from keras_cvlec.training.files import read_json, write_json
+from keras_cvlec.training.files import check_output_folder, read_json, write_json
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
 from keras_cvlec.training.objectives import compile_arguments
 from keras_cvlec.training.plots import plot_learning_curves, plot_per_class, plot_predictions
@@ -128,8 +128,7 @@ def _check_model(model_name):
 def _check_run_folder(output_dir, args, resume):
     """Refuses to overwrite a run, or to resume one of other settings."""
     run_file = os.path.join(output_dir, RUN_FILE)
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ValueError(f"`output_dir` {output_dir!r} is a file: it must name a folder.")
+    check_output_folder("output_dir", output_dir)
     if not resume:
         if os.path.exists(run_file):
             stored = read_json(run_file)["args"]
@@ -144,12 +143,6 @@ def _check_run_folder(output_dir, args, resume):
                 f"run (no {RUN_FILE}): nothing of yours is overwritten. Choose a new or "
                 f"empty folder."
             )
-        parent = os.path.dirname(os.path.abspath(output_dir))
-        while not os.path.exists(parent):
-            parent = os.path.dirname(parent)
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise ValueError(f"`output_dir` {output_dir!r} cannot be created: {parent!r} is "
-                             f"not writable.")
         return
     if not os.path.exists(run_file):
         raise ValueError(
