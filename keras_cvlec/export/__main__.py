@@ -1,10 +1,13 @@
 """`python -m keras_cvlec.export REQUEST.json`: the TensorFlow-side conversion.
 
 `export_model` starts this with `KERAS_BACKEND=tensorflow` when another
-backend is active. The request names the `.keras` file, the output folder
-and `convert`'s arguments; `convert`'s result goes to `artifacts.json` there.
+backend is active. The request names the `.keras` file, the output folder,
+the modules that define the model's custom objects (imported first, with the
+parent's `sys.path`) and `convert`'s arguments; `convert`'s result goes to
+`artifacts.json` there.
 """
 
+import importlib
 import json
 import os
 import sys
@@ -21,7 +24,10 @@ def main(request_path):
         raise SystemExit("keras_cvlec.export needs KERAS_BACKEND=tensorflow")
     with open(request_path) as file:
         request = json.load(file)
-    model = keras.saving.load_model(request.pop("model"))
+    sys.path.extend(path for path in request.pop("sys_path") if path not in sys.path)
+    for module in request.pop("modules"):
+        importlib.import_module(module)
+    model = keras.saving.load_model(request.pop("model"), compile=False)
     out_dir = request.pop("out_dir")
     if request["representative"] is not None:
         request["representative"] = np.load(request["representative"])

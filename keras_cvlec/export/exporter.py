@@ -5,6 +5,7 @@ import json
 import numbers
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,10 @@ QUANTIZATIONS = (None, "float16", "int8")
 EXPORT_EXTRA = "pip install keras-cvlec[export]"
 NUM_VERIFY_SAMPLES = 4
 NUM_CALIBRATION_SAMPLES = 16
+_STAGING_PREFIX = ".keras_cvlec_export_"
+# How much of the last line of the TensorFlow process's error output its
+# error message shows (Keras's "Could not locate class" line runs to KBs).
+_MAX_REASON_CHARS = 300
 
 # Modules each format needs: to convert (under TensorFlow) and to verify.
 _CONVERTERS = {
@@ -72,11 +77,14 @@ def export_model(
 
     The conversion runs under TensorFlow: in this process on the TensorFlow
     backend, otherwise in one TensorFlow-backend subprocess that loads the
-    model's `.keras` file (custom layers must then be importable there, as
-    this package's are). Each artifact is then run in its own runtime on
-    sample inputs and compared with the model's outputs in this process.
-    Artifacts are written to a temporary folder next to `out_dir` and moved
-    into `out_dir` only once verified: a failure leaves nothing behind.
+    model's `.keras` file (custom layers and functions must then be
+    registered with `keras.saving.register_keras_serializable` in an
+    importable module, which the subprocess imports). Each artifact is then
+    run in its own runtime on sample inputs and compared with the model's
+    outputs in this process. Artifacts are staged in a hidden folder next to
+    `out_dir` and moved into `out_dir` only once verified: a failure leaves
+    nothing behind, and the next export removes the folder of one that was
+    killed (it carries the process id and host name).
 
     - `"saved_model"`: folder `saved_model/` with a `serving_default`
       signature of the model's own input shape: dynamic batch, and dynamic
@@ -92,7 +100,9 @@ def export_model(
     per pixel) is reported, and must be >= 99 % for float16.
 
     Args:
-        model_or_path: a single-input `keras.Model`, or the path of a
+        model_or_path: a `keras.Model` with one image input, of shape
+            `(batch, height, width, channels)` or channels first, that
+            returns a tensor or a list of tensors; or the path of a
             `.keras` file.
         out_dir: the folder to write into (created; artifacts already there
             with the same names are replaced).
@@ -159,12 +169,37 @@ def load_model_arg(model_or_path):
             "`model_or_path` must be a keras.Model or the path of a `.keras` file. "
             f"Received: {model_or_path!r} of type {type(model_or_path).__name__}"
         )
-    if len(model.inputs) != 1:
-        raise ValueError(
-            f"export_model needs a model with one input; {model.name!r} has "
-            f"{len(model.inputs)}."
-        )
+    _check_model(model)
     return model, path
+
+
+def _check_model(model):
+    """Export takes one image input, `(batch, height, width, channels)` or
+    channels first, and returns a tensor or a list of tensors."""
+    inputs = getattr(model, "inputs", None)
+    if inputs is None:
+        raise ValueError(
+            f"export_model needs a model with symbolic inputs (functional, or "
+            f"Sequential starting with keras.Input); {model.name!r} is a "
+            f"{type(model).__name__} without them."
+        )
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        raise ValueError(
+            "export_model supports models with one image input of shape "
+            "(batch, height, width, channels) or (batch, channels, height, "
+            f"width); {model.name!r} has {len(inputs)} input(s) of shape "
+            f"{', '.join(str(tuple(x.shape)) for x in inputs)}."
+        )
+    outputs = model.output
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    if not all(isinstance(output, keras.KerasTensor) for output in outputs):
+        shapes = keras.tree.map_structure(lambda x: tuple(x.shape), model.output)
+        raise ValueError(
+            f"export_model supports models that return a tensor or a list of "
+            f"tensors; {model.name!r} returns {shapes}. Export "
+            "`keras.Model(model.inputs, model.outputs)` instead."
+        )
 
 
 def export_loaded(
@@ -204,11 +239,7 @@ def export_loaded(
             )
 
     out_dir = os.path.abspath(os.fspath(out_dir))
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"`out_dir` is a file, not a folder: {out_dir!r}")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".keras_cvlec_export_", dir=parent)
+    work = _make_staging_folder(_staging_parent(out_dir))
     try:
         staged = os.path.join(work, "artifacts")
         os.mkdir(staged)
@@ -236,6 +267,63 @@ def export_loaded(
         return ExportResult(final, input_shapes, report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _staging_parent(out_dir):
+    """The folder to stage `out_dir`'s artifacts in: its parent, or the
+    nearest folder above it that exists (nothing is created before the
+    artifacts pass). Both it and `out_dir`, if it exists, must be writable."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"`out_dir` is a file, not a folder: {out_dir!r}")
+    parent = os.path.dirname(out_dir)
+    while not os.path.isdir(parent):
+        if os.path.exists(parent) or parent == os.path.dirname(parent):
+            raise ValueError(
+                f"`out_dir` cannot be created: {parent!r} is not a folder. "
+                f"Received: out_dir={out_dir!r}"
+            )
+        parent = os.path.dirname(parent)
+    for folder in (parent, out_dir):
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(
+                f"`out_dir`: this process cannot write to the folder {folder!r} "
+                f"(exports are staged next to `out_dir`). Received: out_dir={out_dir!r}"
+            )
+    return parent
+
+
+def _make_staging_folder(parent):
+    """A new folder in `parent` named after this process
+    (`.keras_cvlec_export_<random>.<pid>@<host>`), made once the folders
+    left by killed exports (their process on this host is gone) are removed."""
+    host = socket.gethostname()
+    for name in os.listdir(parent):
+        stem, _, owner_host = name.partition("@")
+        pid = stem.rpartition(".")[2]
+        if (
+            name.startswith(_STAGING_PREFIX)
+            and owner_host == host
+            and pid.isdigit()
+            and not _is_running(int(pid))
+        ):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    return tempfile.mkdtemp(
+        prefix=_STAGING_PREFIX, suffix=f".{os.getpid()}@{host}", dir=parent
+    )
+
+
+def _is_running(pid):
+    """Whether process `pid` exists (assumed on Windows, where `os.kill`
+    would end it)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
 
 
 def model_data_format(model):
@@ -345,10 +433,17 @@ def _convert(model, model_path, work, staged, request):
         from keras_cvlec.export.convert import convert
 
         return convert(model, staged, **request)
+    modules = _custom_modules(model)
     if model_path is None:
         model_path = os.path.join(work, "model.keras")
         model.save(model_path)
-    request = dict(request, model=os.path.abspath(model_path), out_dir=staged)
+    request = dict(
+        request,
+        model=os.path.abspath(model_path),
+        out_dir=staged,
+        modules=modules,
+        sys_path=[path for path in sys.path if isinstance(path, str)],
+    )
     if request["representative"] is not None:
         np.save(os.path.join(work, "representative.npy"), request["representative"])
         request["representative"] = os.path.join(work, "representative.npy")
@@ -364,12 +459,68 @@ def _convert(model, model_path, work, staged, request):
         text=True,
     )
     if process.returncode != 0:
-        raise RuntimeError(
-            f"The TensorFlow export process failed (exit code {process.returncode}):\n"
-            f"{process.stderr[-4000:]}"
+        lines = process.stderr.strip().splitlines() or ["no error output"]
+        reason = lines[-1]
+        if len(reason) > _MAX_REASON_CHARS:
+            reason = reason[:_MAX_REASON_CHARS] + " ..."
+        error = RuntimeError(
+            f"The TensorFlow export process failed (exit code {process.returncode}): "
+            f"{reason}\nIts whole error output is in this error's `stderr` attribute."
         )
+        error.stderr = process.stderr
+        raise error
     with open(os.path.join(staged, "artifacts.json")) as file:
         return {fmt: (path, tuple(shape)) for fmt, (path, shape) in json.load(file).items()}
+
+
+def _custom_modules(model):
+    """The modules that define `model`'s objects from outside Keras, which
+    the TensorFlow process imports before it loads the model.
+
+    Raises a ValueError for an object it could not find there: one defined
+    in `__main__`, or not registered for serialization.
+    """
+    modules = set()
+    for config in _object_configs(keras.saving.serialize_keras_object(model)):
+        module, name = config["module"], config["registered_name"]
+        if config["class_name"] == "function":
+            # Saved under the module "builtins": the registry knows the real one.
+            function = keras.saving.get_registered_object(config["config"])
+            if function is None:
+                continue  # a Keras built-in
+            module, name = function.__module__, config["config"]
+        elif module is not None and module.partition(".")[0] in ("keras", "builtins"):
+            continue
+        in_main = module in (None, "__main__")  # Keras saves `__main__` as None
+        registered = keras.saving.get_registered_object(name) is not None
+        if in_main or not registered:
+            where = "`__main__`" if in_main else f"module {module!r}"
+            raise ValueError(
+                f"Exporting from the {keras.backend.backend()} backend loads the "
+                f"model in a TensorFlow process, which cannot find "
+                f"{name.rpartition('>')[2]!r} (defined in {where}"
+                f"{'' if registered else ', not registered'}). Define it in an "
+                "importable module and decorate it with "
+                "`@keras.saving.register_keras_serializable()`, or export with "
+                "KERAS_BACKEND=tensorflow."
+            )
+        modules.add(module)
+    return sorted(modules)
+
+
+def _object_configs(config):
+    """Every serialized class or function (a dict with a `class_name` and a
+    `module`) in `config`, outside compile configs (the TensorFlow process
+    loads the model without compiling it)."""
+    if isinstance(config, dict):
+        if "class_name" in config and "module" in config:
+            yield config
+        for key, value in config.items():
+            if key != "compile_config":
+                yield from _object_configs(value)
+    elif isinstance(config, (list, tuple)):
+        for value in config:
+            yield from _object_configs(value)
 
 
 def _verify(model, paths, quantize, inputs, data_format):

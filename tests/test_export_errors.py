@@ -1,0 +1,249 @@
+"""Bad inputs to keras_cvlec.export: clear errors before any conversion, and
+nothing left behind, not even by a killed export.
+
+Cost: tiny one- or two-layer models. The conversion is faked except in
+`test_registered_custom_objects_export`, which exports a SavedModel (one
+TensorFlow subprocess on JAX/torch); `test_killed_export_is_cleaned_up`
+(JAX run only) starts one short Python process and kills it.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from keras_cvlec import cli
+from keras_cvlec.export import export_model, exporter
+from tests.harness import backend_name
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec_export_tests")
+class Registered(keras.layers.Layer):
+    def call(self, inputs):
+        return inputs * 2.0
+
+
+class Unregistered(keras.layers.Layer):
+    def call(self, inputs):
+        return inputs + 1.0
+
+
+class UnregisteredLoss(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(keras.ops.abs(y_true - y_pred))
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec_export_tests")
+def halve(x):
+    return x * 0.5
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec_export_tests")
+class InMain(keras.layers.Layer):
+    """As if defined in a script: Keras saves it without a module."""
+
+    __module__ = "__main__"
+
+    def call(self, inputs):
+        return inputs
+
+
+def _image_model(*layers):
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def _conv():
+    return keras.layers.Conv2D(2, 1)
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("a conversion started")
+
+
+@pytest.fixture
+def no_conversion(monkeypatch):
+    """Fails the test if a conversion (or its subprocess) starts."""
+    monkeypatch.setattr(exporter, "_convert", _fail)
+    monkeypatch.setattr(subprocess, "run", _fail)
+
+
+def _fake_convert(model, model_path, work, staged, request):
+    path = os.path.join(staged, "model.onnx")
+    with open(path, "wb") as file:
+        file.write(b"onnx")
+    return {"onnx": (path, (None, 8, 8, 3))}
+
+
+def test_unsupported_models(tmp_path, no_conversion):
+    tokens = keras.Input((5, 4))
+    a, b = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    image = keras.Input((8, 8, 3))
+
+    class Subclassed(keras.Model):
+        def call(self, inputs):
+            return inputs
+
+    supported = (
+        r"export_model supports models with one image input of shape "
+        r"\(batch, height, width, channels\) or \(batch, channels, height, width\); "
+    )
+    cases = [
+        (
+            keras.Model(tokens, keras.layers.Dense(3)(tokens)),
+            supported + r"'\w+' has 1 input\(s\) of shape \(None, 5, 4\)\.",
+        ),
+        (
+            keras.Model([a, b], keras.layers.Add()([a, b])),
+            supported + r"'\w+' has 2 input\(s\) of shape \(None, 8, 8, 3\), \(None, 8, 8, 3\)",
+        ),
+        (
+            keras.Model(image, {"mask": _conv()(image), "label": keras.layers.Flatten()(image)}),
+            r"supports models that return a tensor or a list of tensors; '\w+' returns "
+            r"\{'mask': \(None, 8, 8, 2\), 'label': \(None, 192\)\}\. Export "
+            r"`keras.Model\(model.inputs, model.outputs\)` instead",
+        ),
+        (Subclassed(), "needs a model with symbolic inputs .*'subclassed' is a Subclassed"),
+    ]
+    for model, message in cases:
+        with pytest.raises(ValueError, match=message):
+            export_model(model, tmp_path / "out", "saved_model")
+    assert os.listdir(tmp_path) == []
+
+
+def test_registered_custom_objects_export(tmp_path):
+    """A layer and a function registered in an importable module (this one):
+    on JAX/torch the TensorFlow process imports it; on TensorFlow an
+    unregistered layer works too (in process). An unregistered loss does not
+    matter: export needs no compiled model."""
+    layers = [Registered(), keras.layers.Conv2D(2, 1, activation=halve)]
+    if backend_name() == "tensorflow":
+        layers.append(Unregistered())
+    model = _image_model(*layers)
+    model.compile(loss=UnregisteredLoss())
+    result = export_model(model, tmp_path / "out", "saved_model")
+    assert result.report["saved_model"].passed
+
+
+@pytest.mark.skipif(backend_name() == "tensorflow", reason="converts in process")
+def test_custom_objects_the_tensorflow_process_cannot_find(tmp_path, monkeypatch):
+    monkeypatch.setattr(subprocess, "run", _fail)
+    remedy = (
+        r"\. Define it in an importable module and decorate it with "
+        r"`@keras.saving.register_keras_serializable\(\)`, or export with "
+        r"KERAS_BACKEND=tensorflow\."
+    )
+    cases = [
+        (
+            Unregistered(),
+            r"'Unregistered' \(defined in module 'tests.test_export_errors', not registered\)",
+        ),
+        (InMain(), r"'InMain' \(defined in `__main__`\)"),
+    ]
+    for layer, where in cases:
+        message = f"a TensorFlow process, which cannot find {where}{remedy}"
+        with pytest.raises(ValueError, match=message):
+            export_model(_image_model(_conv(), layer), tmp_path / "out", "saved_model")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(backend_name() == "tensorflow", reason="converts in process")
+def test_failed_tensorflow_process_error_is_short(tmp_path, monkeypatch):
+    stderr = "Traceback (most recent call last):\n" + "  File ...\n" * 300
+    stderr += "TypeError: Could not locate class 'Custom'. Full object config: " + "x" * 2000
+    monkeypatch.setattr(
+        subprocess, "run", lambda args, **kwargs: subprocess.CompletedProcess(args, 1, "", stderr)
+    )
+    with pytest.raises(RuntimeError) as info:
+        export_model(_image_model(_conv()), tmp_path / "out", "saved_model")
+    message = str(info.value)
+    assert message.startswith(
+        "The TensorFlow export process failed (exit code 1): "
+        "TypeError: Could not locate class 'Custom'"
+    )
+    assert message.endswith("Its whole error output is in this error's `stderr` attribute.")
+    assert len(message) < 500
+    assert info.value.stderr == stderr
+    assert os.listdir(tmp_path) == []
+
+
+# Staging is the same on every backend: the JAX run (the quickest to start a
+# Keras process) checks it.
+@pytest.mark.skipif(
+    backend_name() != "jax" or not hasattr(signal, "SIGKILL"), reason="JAX run, POSIX"
+)
+def test_killed_export_is_cleaned_up(tmp_path, monkeypatch):
+    """An export killed mid-way leaves its staging folder; the next export to
+    the same parent removes it, and leaves those of live processes (this
+    one) and of other hosts alone."""
+    script = (
+        "import sys, time, keras\n"
+        "from keras_cvlec.export import exporter\n"
+        "def convert(*args):\n"
+        "    print('staged', flush=True)\n"
+        "    time.sleep(600)\n"
+        "exporter._convert = convert\n"
+        "inputs = keras.Input((8, 8, 3))\n"
+        "model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))\n"
+        "exporter.export_model(model, sys.argv[1], 'saved_model', verify=False)\n"
+    )
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr, subprocess.Popen(
+        [sys.executable, "-c", script, tmp_path / "killed"],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout.readline() == "staged\n", log.read_text()
+        finally:
+            process.send_signal(signal.SIGKILL)
+    (killed,) = [name for name in os.listdir(tmp_path) if name.startswith(".keras_cvlec")]
+    assert killed.endswith(f".{process.pid}@{socket.gethostname()}")
+    assert os.listdir(tmp_path / killed) == ["artifacts"]
+    kept = [
+        f".keras_cvlec_export_live.{os.getpid()}@{socket.gethostname()}",
+        f".keras_cvlec_export_remote.{process.pid}@another-host",
+    ]
+    for name in kept:
+        os.mkdir(tmp_path / name)
+    monkeypatch.setattr(exporter, "_convert", _fake_convert)
+    result = export_model(_image_model(_conv()), tmp_path / "out", "onnx", verify=False)
+    assert result.paths == {"onnx": str(tmp_path / "out" / "model.onnx")}
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["out", "stderr.txt"])
+
+
+def test_cli_out_errors(tmp_path, monkeypatch, no_conversion):
+    """`--out` naming a file, a path inside a file or a folder this process
+    cannot write: a one-line error before any conversion."""
+    path = tmp_path / "model.keras"
+    _image_model(_conv()).save(path)
+    (tmp_path / "file.txt").write_text("mine")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anywhere: deny as the mode says
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: p != str(locked) and access(p, mode))
+    cases = [
+        (tmp_path / "file.txt", "`out_dir` is a file, not a folder: '.*file.txt'"),
+        (tmp_path / "file.txt" / "out", "`out_dir` cannot be created: '.*file.txt' is not a"),
+        (locked, "`out_dir`: this process cannot write to the folder '.*locked'"),
+        (locked / "out", "`out_dir`: this process cannot write to the folder '.*locked'"),
+    ]
+    try:
+        for out, message in cases:
+            with pytest.raises(SystemExit, match=f"^keras-cvlec export: {message}") as info:
+                cli.main(["export", str(path), "--out", str(out)])
+            assert "\n" not in str(info.value)
+    finally:
+        locked.chmod(0o755)
+    assert sorted(os.listdir(tmp_path)) == ["file.txt", "locked", "model.keras"]
+    assert os.listdir(locked) == [] and (tmp_path / "file.txt").read_text() == "mine"
