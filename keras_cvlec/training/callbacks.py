@@ -1,10 +1,11 @@
-"""What a run needs beyond Keras's callbacks: a backup at every epoch end, a
-CSV log cut back to the epoch the backup restarts from, and an error when the
-loss stops being finite."""
+"""What a run needs beyond Keras's callbacks: checkpoints written atomically,
+a backup at every epoch end, a CSV log cut back to the epoch the backup
+restarts from, and an error when the loss stops being finite."""
 
 import csv
 import json
 import os
+import re
 
 import keras
 
@@ -27,6 +28,32 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
             self._save_model()
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`keras.callbacks.ModelCheckpoint` that writes each file under a
+    temporary name and then renames it: a run killed while saving leaves the
+    previous checkpoint or the complete new one, never a truncated file."""
+
+    def _get_file_path(self, epoch, batch, logs):
+        self._final_path = super()._get_file_path(epoch, batch, logs)
+        root, extension = os.path.splitext(self._final_path)
+        return f"{root}.tmp{os.getpid()}{extension}"
+
+    def _save_model(self, epoch, batch, logs):
+        super()._save_model(epoch, batch, logs)
+        temporary = self._get_file_path(epoch, batch, logs)
+        if os.path.exists(temporary):
+            os.replace(temporary, self._final_path)
+
+
+def remove_partial_checkpoints(folder):
+    """Removes the temporary files of `AtomicModelCheckpoint`s that a killed
+    run left in `folder`; returns their names."""
+    names = [name for name in os.listdir(folder) if re.fullmatch(r".+\.tmp\d+\.keras", name)]
+    for name in names:
+        os.remove(os.path.join(folder, name))
+    return names
 
 
 class TrainingDivergedError(RuntimeError):

@@ -321,6 +321,7 @@ def _callbacks(run, task):
     initial_epoch = 0
     best_so_far = None
     if run.resume:
+        run_callbacks.remove_partial_checkpoints(run.output_dir)
         initial_epoch = run_callbacks.backup_epoch(run.path("backup"))
         run_callbacks.truncate_log(run.path("log.csv"), initial_epoch)
         values = [row[monitor] for row in run_callbacks.read_log(run.path("log.csv"))
@@ -342,11 +343,11 @@ def _callbacks(run, task):
         # Validation and the checkpoints see the averaged weights.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
-        keras.callbacks.ModelCheckpoint(
+        run_callbacks.AtomicModelCheckpoint(
             run.path("best.keras"), monitor=monitor, mode="max", save_best_only=True,
             initial_value_threshold=best_so_far,
         ),
-        keras.callbacks.ModelCheckpoint(run.path("last.keras")),
+        run_callbacks.AtomicModelCheckpoint(run.path("last.keras")),
     ]
     # Keras's TensorBoard callback writes through tf.summary.
     if all(importlib.util.find_spec(name) for name in ("tensorboard", "tensorflow")):

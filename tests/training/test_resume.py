@@ -7,7 +7,12 @@ import time
 
 import keras
 
-from keras_cvlec.training.callbacks import backup_epoch, read_log
+from keras_cvlec.training.callbacks import (
+    AtomicModelCheckpoint,
+    backup_epoch,
+    read_log,
+    remove_partial_checkpoints,
+)
 
 EPOCHS = 2
 
@@ -58,3 +63,27 @@ def test_killed_run_resumes_with_a_complete_log(tmp_path):
     assert "Epoch 1/" not in resumed.stdout and f"Epoch {EPOCHS}/{EPOCHS}" in resumed.stdout
     assert (output_dir / "metrics.json").exists()
     assert not (output_dir / "backup").exists()
+
+
+def test_a_checkpoint_killed_while_saving_leaves_the_previous_file(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = tmp_path / "last.keras"
+    checkpoint = AtomicModelCheckpoint(str(path))
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    saved = path.read_bytes()
+    keras.saving.load_model(path)
+
+    def killed_while_writing(filepath, **kwargs):
+        with open(filepath, "wb") as file:
+            file.write(saved[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "save", killed_while_writing)
+    try:
+        checkpoint.on_epoch_end(1, {"loss": 0.5})
+    except KeyboardInterrupt:
+        pass
+    assert path.read_bytes() == saved  # the previous checkpoint, whole
+    assert remove_partial_checkpoints(str(tmp_path)) == [f"last.tmp{os.getpid()}.keras"]
+    assert os.listdir(tmp_path) == ["last.keras"]
