@@ -2,15 +2,30 @@
 
 Keras's `MeanIoU` wants class ids (or `sparse_y_pred=False` to take an
 argmax), which breaks for single-logit binary models (tensorflow #32875).
-These metrics accept probabilities or logits with any number of channels and
-reuse Keras's confusion-matrix accumulation. Keras's
-`SparseCategoricalAccuracy` has no `ignore_class`; the one here does.
+These metrics accept probabilities or logits with any number of channels.
+Keras's `SparseCategoricalAccuracy` has no `ignore_class`; the one here does.
+
+Labels are checked as in `keras_cvlec.losses`: shapes that do not match
+raise a `ValueError` naming both, and so do label values that can be read
+(NumPy, eager tensors, torch) but are neither an integer in
+`[0, num_classes)` nor `ignore_class`. `MeanIoU` and `Dice` also raise for
+predictions without `num_classes` channels (or one, for `num_classes=2`).
+Elements labelled `ignore_class` are not counted. An element that cannot
+be scored makes the result NaN until `reset_state()`:
+
+- a label that is not a class, or sizes that differ at run time, met
+  inside a traced graph (`tf.function`, `jax.jit`: `fit` and `evaluate` on
+  TensorFlow and JAX), where values cannot be read;
+- a prediction that is NaN or infinite (on any class), eagerly or not.
+
+A wrong data set or a diverged model thus never reads as a score, not even
+as a slightly lower one.
 """
 
 import keras
 from keras import ops
 
-from keras_cvlec.losses import _check_ignore_class, _squeeze_labels
+from keras_cvlec.losses import check_ignore_class, class_labels, nan_where
 from keras_cvlec.utils.validation import check_positive_int
 
 
@@ -24,6 +39,23 @@ def predicted_classes(y_pred, from_logits, axis=-1):
     return ops.argmax(y_pred, axis=axis)
 
 
+def _scored_labels(y_true, y_pred, sample_weight, num_classes, ignore_class, axis):
+    """Class ids, float32 weights (0 for `ignore_class`) and the mask of the
+    unscorable elements: a label that is not a class, or a prediction that
+    is not finite (unless labelled `ignore_class`)."""
+    labels = class_labels(y_true, y_pred, num_classes, ignore_class, axis)
+    counted = ops.logical_not(labels.ignored)
+    weight = ops.cast(counted, "float32")
+    if sample_weight is not None:
+        sample_weight = ops.convert_to_tensor(sample_weight, "float32")
+        while len(sample_weight.shape) < len(weight.shape):
+            sample_weight = ops.expand_dims(sample_weight, -1)
+        weight = weight * sample_weight
+    not_finite = ops.logical_not(ops.all(ops.isfinite(y_pred), axis=axis))
+    unscorable = ops.logical_or(labels.invalid, ops.logical_and(not_finite, counted))
+    return labels.classes, weight, unscorable
+
+
 @keras.saving.register_keras_serializable(package="keras_cvlec")
 class SparseCategoricalAccuracy(keras.metrics.SparseCategoricalAccuracy):
     """How often the argmax of the predictions equals integer labels,
@@ -31,7 +63,8 @@ class SparseCategoricalAccuracy(keras.metrics.SparseCategoricalAccuracy):
 
     The elements labelled `ignore_class` get weight 0 (times
     `sample_weight`, if given), so the result is the mean over the other
-    pixels (or examples); 0 while there are none.
+    pixels (or examples); 0 while there are none. The classes are the last
+    axis of the predictions; labels are checked as the module describes.
 
     Args:
         ignore_class: optional label whose elements are not counted
@@ -49,20 +82,14 @@ class SparseCategoricalAccuracy(keras.metrics.SparseCategoricalAccuracy):
 
     def __init__(self, ignore_class=None, name="accuracy", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.ignore_class = _check_ignore_class(ignore_class)
+        self.ignore_class = check_ignore_class(ignore_class)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        if self.ignore_class is not None:
-            y_pred = ops.convert_to_tensor(y_pred)
-            y_true = _squeeze_labels(ops.convert_to_tensor(y_true), y_pred)
-            valid = ops.cast(ops.not_equal(y_true, self.ignore_class), self.dtype)
-            if sample_weight is not None:
-                sample_weight = ops.convert_to_tensor(sample_weight, self.dtype)
-                while len(sample_weight.shape) < len(valid.shape):
-                    sample_weight = ops.expand_dims(sample_weight, -1)
-                valid = valid * sample_weight
-            sample_weight = valid
-        return super().update_state(y_true, y_pred, sample_weight)
+        y_pred = ops.convert_to_tensor(y_pred)
+        labels, weight, unscorable = _scored_labels(
+            y_true, y_pred, sample_weight, y_pred.shape[-1], self.ignore_class, -1
+        )
+        return super().update_state(labels, y_pred, nan_where(unscorable, weight))
 
     def get_config(self):
         return {"ignore_class": self.ignore_class, "name": self.name, "dtype": self.dtype}
@@ -71,6 +98,11 @@ class SparseCategoricalAccuracy(keras.metrics.SparseCategoricalAccuracy):
 @keras.saving.register_keras_serializable(package="keras_cvlec")
 class MeanIoU(keras.metrics.MeanIoU):
     """Mean intersection-over-union of predicted class maps.
+
+    Predictions need `num_classes` channels along `axis`, or one channel
+    for `num_classes=2` (a binary model); labels are checked as the module
+    describes. Classes absent from both labels and predictions are left
+    out of the mean.
 
     Args:
         num_classes: the number of classes (2 for a single-channel binary
@@ -81,8 +113,6 @@ class MeanIoU(keras.metrics.MeanIoU):
         axis: the class axis of predictions.
         name: the metric's name.
         dtype: the metric's dtype.
-
-    Classes absent from both labels and predictions are left out of the mean.
 
     Example:
 
@@ -105,17 +135,43 @@ class MeanIoU(keras.metrics.MeanIoU):
             num_classes=check_positive_int("num_classes", num_classes, minimum=2),
             name=name,
             dtype=dtype,
-            ignore_class=_check_ignore_class(ignore_class),
+            ignore_class=check_ignore_class(ignore_class),
             sparse_y_true=True,
             sparse_y_pred=True,
             axis=axis,
         )
         self.from_logits = bool(from_logits)
+        self.unscorable_count = self.add_variable(
+            shape=(), initializer="zeros", dtype="float32", name="unscorable_count"
+        )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(
-            y_true, predicted_classes(y_pred, self.from_logits, self.axis), sample_weight
+        y_pred = ops.convert_to_tensor(y_pred)
+        channels = y_pred.shape[self.axis]
+        binary = self.num_classes == 2
+        if channels != self.num_classes and not (channels == 1 and binary):
+            raise ValueError(
+                f"`y_pred` must have num_classes={self.num_classes} channels along "
+                f"axis={self.axis}{' (or 1 for a binary model)' if binary else ''}. "
+                f"Received: y_pred.shape={tuple(y_pred.shape)}"
+            )
+        labels, weight, unscorable = _scored_labels(
+            y_true, y_pred, sample_weight, self.num_classes, self.ignore_class, self.axis
         )
+        cells = labels * self.num_classes + ops.cast(
+            predicted_classes(y_pred, self.from_logits, self.axis), "int32"
+        )
+        counts = ops.segment_sum(
+            ops.reshape(ops.where(unscorable, 0.0, weight), (-1,)),
+            ops.reshape(cells, (-1,)),
+            num_segments=self.num_classes**2,
+        )
+        self.total_cm.assign_add(ops.cast(ops.reshape(counts, self.total_cm.shape), self.dtype))
+        self.unscorable_count.assign_add(ops.sum(ops.cast(unscorable, "float32")))
+
+    def reset_state(self):
+        super().reset_state()
+        self.unscorable_count.assign(0.0)
 
     def _per_class_scores(self, true_positives, true_count, predicted_count):
         return ops.divide_no_nan(
@@ -129,7 +185,8 @@ class MeanIoU(keras.metrics.MeanIoU):
         true_positives = ops.diagonal(matrix)
         present = ops.cast(true_count + predicted_count > 0, "float32")
         scores = self._per_class_scores(true_positives, true_count, predicted_count)
-        return ops.divide_no_nan(ops.sum(scores * present), ops.sum(present))
+        mean = ops.divide_no_nan(ops.sum(scores * present), ops.sum(present))
+        return nan_where(ops.greater(self.unscorable_count, 0), mean)
 
     def get_config(self):
         return {
@@ -146,7 +203,8 @@ class MeanIoU(keras.metrics.MeanIoU):
 class Dice(MeanIoU):
     """Mean Dice coefficient (F1 score) of predicted class maps:
     `2 * TP / (2 * TP + FP + FN)` per class, averaged over the classes
-    present in labels or predictions. Same arguments as `MeanIoU`.
+    present in labels or predictions. Same arguments and checks as
+    `MeanIoU`.
 
     Example:
 

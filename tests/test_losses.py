@@ -1,9 +1,13 @@
+import re
+
 import keras
 import numpy as np
 import pytest
 
 from keras_cvlec import losses
-from tests.harness import assert_allclose, fit_one_step, to_numpy, value_and_gradient
+from tests.harness import (
+    assert_allclose, backend_name, fit_one_step, to_numpy, value_and_gradient,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -207,3 +211,126 @@ def test_check_labels():
     losses.check_labels(np.array([[0, 2], [1, 255]]), num_classes=3, ignore_class=255)
     with pytest.raises(ValueError, match=r"\[0, 3\).*\[3, 7\]"):
         losses.check_labels(np.array([[0, 3], [7, 1]]), num_classes=3)
+
+
+def _losses(ignore_class=None):
+    return [
+        losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=ignore_class),
+        losses.DiceLoss(from_logits=True, ignore_class=ignore_class),
+        losses.CrossentropyDiceLoss(from_logits=True, ignore_class=ignore_class),
+    ]
+
+
+@pytest.mark.parametrize(
+    "labels, ignore_class, message",
+    [
+        ([[0, -1]], None, r"labels in \[0, 3\)\. Received label values \[-1\]"),
+        ([[0, 3]], None, r"labels in \[0, 3\)\. Received label values \[3\]"),
+        ([[256, 255]], 255, r"\[0, 3\) or ignore_class=255\. Received label values \[256\]"),
+        ([[0.0, 1.7]], None, r"Received float32 labels with non-integer values \[1\.7"),
+        ([[np.nan, 1.0]], None, r"float32 labels with non-integer values \[nan\]"),
+    ],
+)
+def test_bad_label_values_raise_eagerly(labels, ignore_class, message):
+    logits = np.zeros((1, 2, 3), "float32")
+    for loss in _losses(ignore_class):
+        with pytest.raises(ValueError, match=message):
+            loss(np.array(labels), logits)
+    with pytest.raises(ValueError, match=message):
+        losses.sparse_categorical_crossentropy(
+            np.array(labels, "float32"), logits, ignore_class=ignore_class
+        )
+
+
+def test_integer_valued_float_labels_are_accepted():
+    labels = np.array([[0, 2, 1, 255, 1, 0], [2, 2, 1, 0, 255, 0]])
+    logits = RNG.normal(size=(2, 6, 3)).astype("float32")
+    for loss in _losses(ignore_class=255):
+        assert_allclose(loss(labels.astype("float64"), logits), loss(labels, logits))
+
+
+@pytest.mark.parametrize(
+    "labels_shape, logits_shape",
+    [((2, 8, 8), (2, 8, 9, 3)), ((4,), (3, 10)), ((2, 4, 4, 2), (2, 4, 4, 3))],
+)
+def test_label_shape_must_match_predictions(labels_shape, logits_shape):
+    shapes = re.escape(f"y_true.shape={labels_shape}, y_pred.shape={logits_shape}")
+    for loss in _losses() + _losses(ignore_class=255):
+        with pytest.raises(ValueError, match=f"without its class axis.*{shapes}"):
+            loss(np.zeros(labels_shape, "int32"), np.zeros(logits_shape, "float32"))
+
+
+def _traced(fn):
+    """`fn` compiled as `model.fit` compiles it: `tf.function` or `jax.jit`."""
+    if backend_name() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn)
+    import jax
+
+    return jax.jit(fn)
+
+
+needs_tracing = pytest.mark.skipif(
+    backend_name() == "torch",
+    reason="torch has no traced graph here: its fit runs eagerly and raises "
+    "(test_bad_labels_in_fit_stop_training_with_finite_weights)",
+)
+
+
+@needs_tracing
+def test_bad_labels_in_a_traced_graph_give_nan_where_they_are():
+    # One sample of clean labels, one with 3, -1, 1.5 and NaN among void
+    # (255) and clean ones.
+    labels = np.array([[0, 1, 2, 255, 1, 0], [0, 3, -1, 255, 1.5, np.nan]], "float32")
+    logits = RNG.normal(size=(2, 6, 3)).astype("float32")
+    pixel_loss = to_numpy(_traced(lambda y, p: losses.sparse_categorical_crossentropy(
+        y, p, from_logits=True, label_smoothing=0.1, ignore_class=255))(labels, logits))
+    bad = np.array([[0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 1, 1]], bool)
+    assert np.isnan(pixel_loss[bad]).all()
+    clean = np.where(bad, 0, labels)
+    expected = to_numpy(losses.sparse_categorical_crossentropy(
+        clean, logits, from_logits=True, label_smoothing=0.1, ignore_class=255))
+    assert_allclose(pixel_loss[~bad], expected[~bad], atol=1e-6)
+    for loss in (losses.DiceLoss, losses.CrossentropyDiceLoss):
+        loss = loss(from_logits=True, ignore_class=255, reduction=None)
+        per_sample = to_numpy(_traced(loss)(labels, logits))
+        assert np.isnan(per_sample[1]) and np.isfinite(per_sample[0])
+        assert_allclose(per_sample[0], loss(clean, logits)[0], atol=1e-6)
+
+
+@pytest.mark.skipif(backend_name() != "tensorflow", reason="static shapes elsewhere")
+def test_shape_mismatch_found_at_run_time_gives_nan():
+    import tensorflow as tf
+
+    loss = losses.SparseCategoricalCrossentropy(from_logits=True)
+    traced = tf.function(loss, input_signature=[
+        tf.TensorSpec((None, None), "int32"), tf.TensorSpec((None, None, 3), "float32")
+    ])
+    # (2, 1) labels broadcast silently against (2, 4) pixels without the check.
+    assert np.isnan(float(traced(np.zeros((2, 1), "int32"), np.zeros((2, 4, 3), "float32"))))
+    assert np.isfinite(float(traced(np.zeros((2, 4), "int32"), np.zeros((2, 4, 3), "float32"))))
+
+
+def test_bad_labels_in_fit_stop_training_with_finite_weights():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
+    # jit_compile=False on TF still runs fit in a tf.function; JAX needs jit.
+    model.compile(
+        optimizer="sgd",
+        loss=losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
+        jit_compile=backend_name() == "jax",
+    )
+    x = RNG.normal(size=(2, 3, 3, 3)).astype("float32")
+    labels = RNG.integers(0, 3, (2, 3, 3))
+    labels[0, 0, 0], labels[1, 1, 1] = 255, 3
+    fit = lambda: model.fit(  # noqa: E731
+        x, labels, epochs=3, callbacks=[keras.callbacks.TerminateOnNaN()], verbose=0
+    )
+    if backend_name() == "torch":  # fit runs eagerly: the labels are checked
+        with pytest.raises(ValueError, match=r"\[0, 3\) or ignore_class=255.*\[3\]"):
+            fit()
+        return
+    history = fit()
+    assert len(history.history["loss"]) == 1 and np.isnan(history.history["loss"][0])
+    assert all(np.isfinite(weight).all() for weight in model.get_weights())

@@ -1,10 +1,12 @@
+import re
+
 import keras
 import numpy as np
 import pytest
 
 from keras_cvlec import losses, metrics
 from keras_cvlec.training.objectives import compile_arguments
-from tests.harness import assert_allclose, jit_compile_setting
+from tests.harness import assert_allclose, backend_name, jit_compile_setting
 
 RNG = np.random.default_rng(1)
 
@@ -195,3 +197,98 @@ def test_compile_arguments_ignore_class_choices():
     assert [m.ignore_class for m in arguments["metrics"]] == [255, 255]
     with pytest.raises(ValueError, match="ignore_class=255 with one_hot=True"):
         compile_arguments("classification", 3, one_hot=True, ignore_class=255)
+
+
+def _metrics(ignore_class=None):
+    return [
+        metrics.MeanIoU(3, from_logits=True, ignore_class=ignore_class),
+        metrics.Dice(3, from_logits=True, ignore_class=ignore_class),
+        metrics.SparseCategoricalAccuracy(ignore_class=ignore_class),
+    ]
+
+
+@pytest.mark.parametrize(
+    "labels, ignore_class, message",
+    [
+        ([[0, -1]], None, r"labels in \[0, 3\)\. Received label values \[-1\]"),
+        ([[3, 1]], None, r"labels in \[0, 3\)\. Received label values \[3\]"),
+        ([[0, 254]], 255, r"\[0, 3\) or ignore_class=255\. Received label values \[254\]"),
+        ([[0.0, 1.7]], None, r"Received float(32|64) labels with non-integer values \[1\.7"),
+    ],
+)
+def test_metrics_refuse_bad_labels_eagerly(labels, ignore_class, message):
+    for metric in _metrics(ignore_class):
+        with pytest.raises(ValueError, match=message):
+            metric.update_state(np.array(labels), np.zeros((1, 2, 3), "float32"))
+
+
+@pytest.mark.parametrize(
+    "labels_shape, logits_shape",
+    [((2, 8, 8), (2, 8, 9, 3)), ((4,), (3, 3)), ((2, 4, 4, 2), (2, 4, 4, 3))],
+)
+def test_metrics_label_shape_must_match_predictions(labels_shape, logits_shape):
+    shapes = re.escape(f"y_true.shape={labels_shape}, y_pred.shape={logits_shape}")
+    for metric in _metrics() + _metrics(ignore_class=255):
+        with pytest.raises(ValueError, match=f"without its class axis.*{shapes}"):
+            metric.update_state(np.zeros(labels_shape, "int32"), np.zeros(logits_shape, "float32"))
+
+
+def test_iou_needs_num_classes_channels():
+    for metric_class in (metrics.MeanIoU, metrics.Dice):
+        with pytest.raises(ValueError, match=r"num_classes=3 channels.*y_pred.shape=\(1, 2, 5\)"):
+            metric_class(3).update_state(np.zeros((1, 2)), np.zeros((1, 2, 5), "float32"))
+        with pytest.raises(ValueError, match=r"num_classes=4 channels.*\(1, 2, 1\)"):
+            metric_class(4).update_state(np.zeros((1, 2)), np.zeros((1, 2, 1), "float32"))
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_non_finite_predictions_make_the_result_nan_until_reset(bad_value):
+    labels = np.array([[0, 1, 2, 255], [2, 1, 0, 0]])
+    logits = RNG.normal(size=(2, 4, 3)).astype("float32")
+    broken = logits.copy()
+    broken[1, 2, 1] = bad_value
+    void_broken = logits.copy()
+    void_broken[0, 3] = bad_value  # a void pixel is not scored
+    for metric in _metrics(ignore_class=255):
+        metric.update_state(labels, logits)
+        clean = float(metric.result())
+        metric.update_state(labels, void_broken)
+        assert np.isfinite(float(metric.result()))
+        metric.update_state(labels, broken)
+        metric.update_state(labels, logits)
+        assert np.isnan(float(metric.result())), type(metric).__name__
+        metric.reset_state()
+        metric.update_state(labels, logits)
+        assert_allclose(metric.result(), clean, atol=1e-6)
+
+
+def test_unscorable_elements_in_compiled_evaluate():
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
+    model.compile(
+        loss=losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
+        metrics=_metrics(ignore_class=255) + [
+            losses.DiceLoss(from_logits=True, ignore_class=255),
+            losses.CrossentropyDiceLoss(from_logits=True, ignore_class=255),
+        ],
+        # jit_compile=False on TF still evaluates in a tf.function.
+        jit_compile=backend_name() == "jax",
+    )
+    x = RNG.normal(size=(2, 3, 3, 3)).astype("float32")
+    labels = RNG.integers(0, 3, (2, 3, 3))
+    labels[0, 0, 0] = 255
+
+    def evaluate(x, labels):
+        return model.evaluate(x, labels, batch_size=2, return_dict=True, verbose=0)
+
+    assert np.isfinite(list(evaluate(x, labels).values())).all()
+    nan_pixel = x.copy()
+    nan_pixel[1, 2, 0, 1] = np.nan
+    assert np.isnan(list(evaluate(nan_pixel, labels).values())).all()
+    bad_labels = labels.copy()
+    bad_labels[1, 1, 1] = 3
+    if backend_name() == "torch":  # evaluate runs eagerly: the labels are checked
+        with pytest.raises(ValueError, match=r"\[0, 3\) or ignore_class=255.*\[3\]"):
+            evaluate(x, bad_labels)
+    else:
+        assert np.isnan(list(evaluate(x, bad_labels).values())).all()
