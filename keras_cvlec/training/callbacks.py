@@ -79,8 +79,9 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
             raise TrainingDivergedError(
                 f"Training diverged: the loss became {logs['loss']} at epoch "
                 f"{self._epoch + 1}, batch {batch + 1}. No model of that epoch was saved. "
-                "Try a lower learning rate (--learning-rate) or gradient clipping "
-                "(--recipe-options clipnorm=1.0) in a new run folder."
+                "Labels outside [0, num_classes) (other than the void class) give a NaN "
+                "loss too; otherwise try a lower learning rate (--learning-rate) or "
+                "gradient clipping (--recipe-options clipnorm=1.0) in a new run folder."
             ) from None
 
 
