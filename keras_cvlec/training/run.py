@@ -31,7 +31,7 @@ from keras_cvlec.training.loading import RUN_FILE, load_trained_model
 from keras_cvlec.training.objectives import compile_arguments
 from keras_cvlec.training.plots import plot_learning_curves, plot_per_class, plot_predictions
 from keras_cvlec.training.report import class_report
-from keras_cvlec.training.recipes import Recipe, recipe_for, resolve_recipe
+from keras_cvlec.training.recipes import Recipe, RunRecipe, recipe_for, resolve_recipe
 from keras_cvlec.utils.validation import (
     check_bool,
     check_choice,
@@ -57,7 +57,7 @@ class _Run:
     model_name: str
     args: dict
     info: object
-    plan: object  # the RunRecipe
+    plan: RunRecipe
     model: keras.Model
     data: dict
     output_dir: str
