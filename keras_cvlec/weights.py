@@ -13,10 +13,19 @@ keras.applications implements them as `Conv2D(groups=C)` with kernels shaped
 `(k, k, 1, C)`, keras_cvlec as `DepthwiseConv2D` with `(k, k, C, 1)`; the
 same numbers in the same order, so the conversion is a swap of the last two
 axes.
+
+Also here: the download of those ImageNet weights (`fetch_imagenet_weights`,
+with a `WeightsUnavailableError` that says what to do offline) and the
+loading of a `.weights.h5` file into a builder's model (`load_weights_file`,
+with errors that name the file and what does not match).
 """
 
+import os
 import re
+import tempfile
+import warnings
 
+import h5py
 import keras
 import numpy as np
 
@@ -217,9 +226,171 @@ def from_keras_applications(model, source_model):
     return model
 
 
+# keras.applications downloads its ImageNet weights from
+# `{_KERAS_APPLICATIONS_URL}{folder}/{file name}` (ResNets under "resnet",
+# ConvNeXts under "convnext") into `$KERAS_HOME/{_CACHE_SUBDIR}`.
+_KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_CONVNEXT_APPLICATION = "ConvNeXt"
+# The folder of `$KERAS_HOME` where keras.applications caches its weights.
+_CACHE_SUBDIR = "models"
+# Arrays shown in the error for a weights file of another architecture.
+_MAX_LISTED_DIFFERENCES = 3
+
+
+class WeightsUnavailableError(FileNotFoundError, RuntimeError):
+    """ImageNet weights that are not in the Keras cache and cannot be
+    downloaded (e.g. on a machine without internet access).
+
+    A `RuntimeError` (the arguments are fine, the machine lacks the file) and
+    a `FileNotFoundError` (the weights file is missing), which the
+    `keras-cvlec` command reports as a one-line message.
+    """
+
+
+def _imagenet_weights_file(application_name, include_top):
+    """(URL, file name) of the ImageNet weights that keras.applications
+    downloads for `application_name`, e.g. `"ResNet50V2"` or
+    `"ConvNeXtTiny"`, with or without the classifier."""
+    suffix = "" if include_top else "_notop"
+    if application_name.startswith(_CONVNEXT_APPLICATION):
+        variant = application_name[len(_CONVNEXT_APPLICATION):].lower()
+        folder, file_name = "convnext", f"convnext_{variant}{suffix}.h5"
+    else:
+        folder = "resnet"
+        file_name = (
+            f"{application_name.lower()}_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
+        )
+    return f"{_KERAS_APPLICATIONS_URL}{folder}/{file_name}", file_name
+
+
+def _keras_home():
+    """`$KERAS_HOME`, by default `~/.keras`, as Keras reads it."""
+    return os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+
+
+def fetch_imagenet_weights(application_name, include_top):
+    """Downloads the ImageNet weights of `keras.applications.<application_name>`
+    into the Keras cache, unless they are there already; the builders call it
+    before building anything, so that a machine without internet access gets
+    a `WeightsUnavailableError` at once. (keras.applications checks the
+    file's hash when it loads it.)
+
+    Returns:
+        The path of the cached file.
+    """
+    url, file_name = _imagenet_weights_file(application_name, include_top)
+    home = _keras_home()
+    try:
+        return keras.utils.get_file(file_name, url, cache_dir=home, cache_subdir=_CACHE_SUBDIR)
+    # A failed download raises a bare `Exception` ("URL fetch failure ...").
+    except Exception as error:
+        raise WeightsUnavailableError(
+            f"Could not download the ImageNet weights of keras.applications."
+            f"{application_name} from {url} ({error}). Keras caches downloaded "
+            f"weights in {os.path.join(home, _CACHE_SUBDIR)} (set KERAS_HOME to "
+            f"move it): on a machine without internet access, copy the file "
+            f"{file_name} there. Or load a local file with "
+            f"weights='path/to/file.weights.h5', saved with `model.save_weights` "
+            f"from a model built with weights='imagenet'."
+        ) from error
+
+
 def load_imagenet_weights(model, application_name, include_top):
     """Builds `keras.applications.<application_name>` with ImageNet weights
     (Keras downloads them once) and transfers them into `model`."""
     application = getattr(keras.applications, application_name)
     source = application(weights="imagenet", include_top=include_top)
     return from_keras_applications(model, source)
+
+
+def weights_file_shapes(path):
+    """{key: shape} of the arrays in the `.weights.h5` file at `path`.
+
+    Raises:
+        ValueError: when the file is not a readable HDF5 file (e.g.
+            truncated).
+    """
+    try:
+        with h5py.File(path, "r") as file:
+            return _array_shapes(file)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot load `weights` file {os.fspath(path)!r}: it is not a readable "
+            f"Keras weights file (truncated, or not written by "
+            f"`model.save_weights`): {error}"
+        ) from None
+
+
+def load_weights_file(model, path):
+    """`model.load_weights(path)`, with errors that name the file.
+
+    Raises:
+        ValueError: when the file is not a Keras weights file, or was saved
+            from another architecture; the message lists the first weights
+            that do not match. The weights of `model` are then undefined.
+    """
+    path = os.fspath(path)
+    file_shapes = weights_file_shapes(path)
+    try:
+        with warnings.catch_warnings():
+            # One warning per layer of the model that the file lacks: the
+            # error below says it once.
+            warnings.filterwarnings("ignore", "Skipping nested container")
+            model.load_weights(path)
+    except ValueError as error:
+        differences = _differences(model, file_shapes)
+        if not differences:
+            raise ValueError(
+                f"Cannot load `weights` file {path!r} into {model.name!r}: {error}"
+            ) from error
+        listed = "; ".join(differences[:_MAX_LISTED_DIFFERENCES])
+        more = " ..." if len(differences) > _MAX_LISTED_DIFFERENCES else ""
+        raise ValueError(
+            f"Cannot load `weights` file {path!r} into {model.name!r}: the file "
+            f"was saved from another architecture (e.g. another variant, "
+            f"width, `num_classes` or `include_top`). {len(differences)} of the "
+            f"model's {len(model.weights)} weights do not match: {listed}{more}"
+        ) from None
+    return model
+
+
+def _array_shapes(file):
+    """{key: shape} of the arrays of an open HDF5 file."""
+    shapes = {}
+
+    def visit(key, item):
+        if isinstance(item, h5py.Dataset):
+            shapes[key] = item.shape
+
+    file.visititems(visit)
+    return shapes
+
+
+def _differences(model, file_shapes):
+    """The model's weights that are missing from a weights file or have
+    another shape there, in the model's order, as sentences.
+
+    Keras keys a weight in the file by the classes of the layers that hold it
+    (`layers/res_net_basic_block_2/...`), not by its path; to map keys to
+    weights, each weight is set to its index in `model.weights` and the model
+    saved once (this overwrites the model's weights).
+    """
+    weights = model.weights
+    for index, weight in enumerate(weights):
+        weight.assign(np.full(weight.shape, index, dtype=weight.dtype))
+    with tempfile.TemporaryDirectory() as folder:
+        reference = os.path.join(folder, "reference.weights.h5")
+        model.save_weights(reference)
+        with h5py.File(reference, "r") as file:
+            indices = {
+                key: int(file[key][(0,) * file[key].ndim]) for key in _array_shapes(file)
+            }
+    differences = []
+    for key, index in sorted(indices.items(), key=lambda item: item[1]):
+        weight = weights[index]
+        shape = tuple(weight.shape)
+        if key not in file_shapes:
+            differences.append(f"{weight.path} {shape}: not in the file")
+        elif tuple(file_shapes[key]) != shape:
+            differences.append(f"{weight.path} {shape}: {tuple(file_shapes[key])} in the file")
+    return differences

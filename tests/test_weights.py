@@ -5,12 +5,23 @@ The reference is keras.applications itself: `ResNet50`, `ResNet50V2` and
 statistics included) set to random values, copied with
 `from_keras_applications`, and both models run on the same images. Nothing
 is downloaded: `weights="imagenet"` is tested with keras.applications
-replaced by a fake that returns such a randomised model.
+replaced by a fake that returns such a randomised model (and
+`keras.utils.get_file` by one that returns a path).
+
+`weights="path.weights.h5"`: files that are not Keras weights files, or come
+from another architecture, give one error naming the file and the first
+weights that differ (ResNets with filters=8 at 32x32; the checks do not
+depend on the family, and a ConvNeXt-atto costs ~8 s to build on JAX).
 
 Cost: each keras.applications source and each target used by several tests
 is built once per process (module-scoped cache): 4 keras.applications and 9
-keras_cvlec builds, two of them ResNet-101, the rest ResNet-50.
+keras_cvlec builds, two of them ResNet-101, the rest ResNet-50. The weights
+file tests build 5 small ResNets (2 saved once per module); the unreadable
+files fail before any build.
 """
+
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -241,11 +252,22 @@ def test_imagenet_weights_come_from_keras_applications(
         calls.append((args, kwargs))
         return source
 
+    downloads = []
+
+    def fake_get_file(fname, origin, **kwargs):
+        downloads.append(fname)
+        return fname
+
     monkeypatch.setattr(keras.applications, name, fake_application)
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
     model = keras_cvlec.build_resnet(
         variant, version=version, weights="imagenet", include_top=include_top,
         classifier_activation=None, data_format=data_format,
     )
+    # The file is downloaded (here: faked) before the build, then loaded by
+    # keras.applications.
+    suffix = "" if include_top else "_notop"
+    assert downloads == [f"{name.lower()}_weights_tf_dim_ordering_tf_kernels{suffix}.h5"]
     assert len(calls) == 1
     args, kwargs = calls[0]
     assert args == () and kwargs["weights"] == "imagenet"
@@ -261,3 +283,79 @@ def test_imagenet_weights_come_from_keras_applications(
         actual = np.transpose(actual, (0, 2, 3, 1))
     diff = _max_abs_diff(actual, expected)
     assert diff <= 1e-4, f"max abs diff {diff}"
+
+
+# --------------------------------------------------------------------------
+# weights="path.weights.h5": clear errors for bad files
+# --------------------------------------------------------------------------
+
+SMALL_RESNET = dict(filters=8, num_classes=10, input_shape=(32, 32, 3))
+
+
+@pytest.fixture(scope="module")
+def weights_files(tmp_path_factory):
+    """`(paths, models)`: the weights files of small models (the models
+    under the same keys), and broken files ("text", "truncated")."""
+    folder = tmp_path_factory.mktemp("weights")
+    models = {
+        "resnet18": keras_cvlec.build_resnet("resnet18", **SMALL_RESNET),
+        "resnet18_headless": keras_cvlec.build_resnet(
+            "resnet18", include_top=False, filters=8, input_shape=(32, 32, 3)
+        ),
+    }
+    paths = {key: str(folder / f"{key}.weights.h5") for key in [*models, "text", "truncated"]}
+    for key, model in models.items():
+        model.save_weights(paths[key])
+    with open(paths["text"], "w") as file:
+        file.write("not HDF5")
+    with open(paths["resnet18"], "rb") as file:
+        data = file.read()
+    with open(paths["truncated"], "wb") as file:
+        file.write(data[: len(data) // 2])
+    return paths, models
+
+
+# (file, variant of build_resnet(**SMALL_RESNET), regex after "<path>'")
+BAD_WEIGHTS_FILES = [
+    ("text", "resnet18",
+     r": it is not a readable Keras weights file \(truncated, or not written by "
+     r"`model.save_weights`\): .*file signature not found"),
+    ("truncated", "resnet18", r": it is not a readable Keras weights file.*truncated file"),
+    ("resnet18", "resnet34",
+     r" into 'resnet34_v1': the file was saved from another architecture .*\. "
+     r"\d+ of the model's 218 weights do not match: stage1_block3/conv1/kernel "
+     r"\(3, 3, 8, 8\): \(3, 3, 8, 16\) in the file; stage1_block3/conv1/bias "
+     r"\(8,\): \(16,\) in the file; [^;]+ \.\.\.$"),
+    ("resnet18_headless", "resnet18",
+     r" into 'resnet18_v1'.*2 of the model's 122 weights do not match: "
+     r"predictions/kernel \(64, 10\): not in the file; predictions/bias \(10,\): "
+     r"not in the file$"),
+]
+
+
+@pytest.mark.parametrize("file, variant, match", BAD_WEIGHTS_FILES)
+def test_bad_weights_file(file, variant, match, weights_files):
+    path = weights_files[0][file]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prefix = f"^Cannot load `weights` file '{re.escape(path)}'"
+        with pytest.raises(ValueError, match=prefix + match):
+            keras_cvlec.build_resnet(variant, weights=path, **SMALL_RESNET)
+    # One error, not one warning per layer.
+    assert [str(w.message) for w in caught if "Skipping" in str(w.message)] == []
+
+
+def test_weights_file_with_classifier_into_headless_model(weights_files):
+    """The file's extra arrays (the classifier) are ignored, as Keras does."""
+    paths, models = weights_files
+    model = keras_cvlec.build_resnet(
+        "resnet18", include_top=False, filters=8, input_shape=(32, 32, 3),
+        weights=paths["resnet18"],
+    )
+    source = models["resnet18"]
+    for weight in model.weights:
+        np.testing.assert_array_equal(
+            harness.to_numpy(weight),
+            harness.to_numpy(next(w for w in source.weights if w.path == weight.path)),
+            err_msg=weight.path,
+        )

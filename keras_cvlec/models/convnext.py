@@ -17,9 +17,9 @@ from keras_cvlec.models.heads import check_head_args, classification_head
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
 from keras_cvlec.models.weights_arg import (
-    check_imagenet_channels,
     check_weights_arg,
     load_weights_arg,
+    prepare_imagenet_weights,
 )
 from keras_cvlec.utils.validation import check_bool, check_rate, standardize_data_format
 
@@ -129,7 +129,10 @@ def build_convnext(
         weights: `None`, `"imagenet"` (tiny ... xlarge, through the
             keras.applications `ConvNeXtTiny` ... `ConvNeXtXLarge` weights;
             needs 3 input channels, layer scale, and `num_classes=1000` with
-            the top) or the path of a `.weights.h5` file.
+            the top; downloaded once into `~/.keras/models`,
+            `keras_cvlec.weights.WeightsUnavailableError` when that fails) or
+            the path of a `.weights.h5` file saved from the same
+            architecture.
         name: the model's name; defaults to e.g. `"convnext_tiny"`.
 
     Returns:
@@ -169,7 +172,9 @@ def build_convnext(
 
     inputs = image_input(input_shape, data_format, min_size=TOTAL_STRIDE)
     if application is not None:
-        check_imagenet_channels(input_channels(inputs, data_format), input_shape)
+        prepare_imagenet_weights(
+            application, input_channels(inputs, data_format), input_shape, include_top
+        )
 
     widths = stage_widths(spec.width)
     total_blocks = sum(spec.depths)

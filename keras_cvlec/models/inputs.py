@@ -5,6 +5,9 @@ import numbers
 import keras
 
 DEFAULT_INPUT_SHAPE = (None, None, 3)
+# Channel counts of images, up to RGBA: a size this small where the other
+# data format puts channels suggests that `input_shape` is in that order.
+MAX_LIKELY_CHANNELS = 4
 
 
 def image_input(input_shape, data_format, min_size, name="image"):
@@ -36,19 +39,16 @@ def image_input(input_shape, data_format, min_size, name="image"):
         *spatial, channels = input_shape
     else:
         channels, *spatial = input_shape
-    if (
-        isinstance(channels, bool)
-        or not isinstance(channels, numbers.Integral)
-        or channels < 1
-    ):
+    if not _is_int(channels) or channels < 1:
         raise ValueError(
             f"The channel dimension of `input_shape` must be an int >= 1 "
             f"(data_format={data_format!r}). Received: input_shape={input_shape}"
+            f"{axis_order_hint(input_shape, data_format)}"
         )
     for size in spatial:
         if size is None:
             continue
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        if not _is_int(size):
             raise ValueError(
                 f"Height and width in `input_shape` must be ints or None. "
                 f"Received: input_shape={input_shape}"
@@ -56,9 +56,36 @@ def image_input(input_shape, data_format, min_size, name="image"):
         if size < min_size:
             raise ValueError(
                 f"Height and width in `input_shape` must be at least {min_size}, "
-                f"the network's total stride. Received: input_shape={input_shape}"
+                f"the network's total stride. Received: input_shape={input_shape} "
+                f"with data_format={data_format!r}"
+                f"{axis_order_hint(input_shape, data_format)}"
             )
     return keras.Input(shape=input_shape, name=name)
+
+
+def axis_order_hint(input_shape, data_format):
+    """A sentence for an error about `input_shape` when it looks like the
+    other data format's order (at most `MAX_LIKELY_CHANNELS` where that
+    format puts channels, `None` or more at the other end), else `""`."""
+    first, middle, last = input_shape
+    if data_format == "channels_first":
+        channels, spatial, suggestion = last, first, (last, first, middle)
+        received, expected = "(height, width, channels)", "(channels, height, width)"
+    else:
+        channels, spatial, suggestion = first, last, (middle, last, first)
+        received, expected = "(channels, height, width)", "(height, width, channels)"
+    if _is_int(channels) and 1 <= channels <= MAX_LIKELY_CHANNELS and (
+        spatial is None or (_is_int(spatial) and spatial > MAX_LIKELY_CHANNELS)
+    ):
+        return (
+            f". The axes look like {received}: data_format={data_format!r} "
+            f"takes {expected}, e.g. input_shape={suggestion}"
+        )
+    return ""
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def input_channels(inputs, data_format):

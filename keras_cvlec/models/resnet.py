@@ -14,9 +14,9 @@ from keras_cvlec.models.heads import check_head_args, classification_head
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
 from keras_cvlec.models.weights_arg import (
-    check_imagenet_channels,
     check_weights_arg,
     load_weights_arg,
+    prepare_imagenet_weights,
 )
 from keras_cvlec.utils.validation import (
     check_choice,
@@ -99,8 +99,10 @@ def build_resnet(
             later stage (64 in the paper; fewer makes a small ResNet of the
             same depth, e.g. 16 as in the paper's CIFAR-10 ResNets).
         weights: `None`, `"imagenet"` (v1 and v2 ResNet-50/101/152, through
-            the keras.applications weights) or the path of a `.weights.h5`
-            file.
+            the keras.applications weights, downloaded once into
+            `~/.keras/models`; `keras_cvlec.weights.WeightsUnavailableError`
+            when that fails) or the path of a `.weights.h5` file saved from
+            the same architecture.
         name: the model's name; defaults to e.g. `"resnet50_v1"`.
 
     Returns:
@@ -130,7 +132,9 @@ def build_resnet(
 
     inputs = image_input(input_shape, data_format, min_size=TOTAL_STRIDE)
     if application is not None:
-        check_imagenet_channels(input_channels(inputs, data_format), input_shape)
+        prepare_imagenet_weights(
+            application, input_channels(inputs, data_format), input_shape, include_top
+        )
     settings = RESNET_VERSIONS[version]
     x = _stem(inputs, version, filters, data_format)
 

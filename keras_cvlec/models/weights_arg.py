@@ -4,10 +4,17 @@
 keras.applications model, transferred by `keras_cvlec.weights`) or the path
 (str or `os.PathLike`) of a `.weights.h5` file saved from the same
 architecture. Everything is checked before any layer is built or anything is
-downloaded.
+downloaded, and the ImageNet weights are downloaded before the model is built.
 """
 
 import os
+
+from keras_cvlec.weights import (
+    fetch_imagenet_weights,
+    load_imagenet_weights,
+    load_weights_file,
+    weights_file_shapes,
+)
 
 IMAGENET_CLASSES = 1000
 
@@ -50,6 +57,7 @@ def check_weights_arg(
     ):
         if not os.path.exists(weights):
             raise ValueError(f"`weights` file not found: {os.fspath(weights)!r}")
+        weights_file_shapes(weights)  # a readable HDF5 file
         return None
     raise ValueError(
         f"`weights` must be None, 'imagenet' or the path of a '.weights.h5' "
@@ -57,21 +65,21 @@ def check_weights_arg(
     )
 
 
-def check_imagenet_channels(channels, input_shape):
-    """ImageNet weights take RGB images: `channels` must be 3."""
+def prepare_imagenet_weights(application, channels, input_shape, include_top):
+    """Checks that the model takes RGB images (3 `channels`) and downloads the
+    ImageNet weights of `application`, before the model is built."""
     if channels != 3:
         raise ValueError(
             f"`weights='imagenet'` needs 3 input channels. Received: "
             f"input_shape={input_shape}"
         )
+    fetch_imagenet_weights(application, include_top)
 
 
 def load_weights_arg(model, weights, imagenet_source, include_top):
     """Loads what `check_weights_arg` accepted into the built `model`."""
     if imagenet_source is not None:
-        from keras_cvlec.weights import load_imagenet_weights
-
         load_imagenet_weights(model, imagenet_source, include_top=include_top)
     elif weights is not None:
-        model.load_weights(os.fspath(weights))
+        load_weights_file(model, weights)
     return model
