@@ -171,6 +171,8 @@ def test_encoder_imagenet_weights_go_through_keras_applications(monkeypatch):
         return original(weights=None, include_top=include_top, **kwargs)
 
     monkeypatch.setattr(keras.applications, "ResNet50", fake_resnet50)
+    # The weights file counts as downloaded (the builder fetches it first).
+    monkeypatch.setattr(keras.utils, "get_file", lambda fname, origin, **kwargs: fname)
     model = build_unet(input_shape=(64, 64, 3), filters=2, encoder="resnet50", encoder_weights="imagenet")
     assert calls == [("imagenet", False)]
     assert model.output_shape == (None, 64, 64, 2)
