@@ -102,6 +102,9 @@ INPUT_SHAPE_CASES = [
      r"at least 32.*input_shape=\(3, 64, 64\).*The axes look like \(channels, height, "
      r"width\): data_format='channels_last' takes \(height, width, channels\), "
      r"e.g. input_shape=\(64, 64, 3\)"),
+    (keras_cvlec.build_unet, dict(input_shape=(64, 64, 3), depth=4, filters=4, **CHANNELS_FIRST),
+     r"`depth`=4 is too large for input_shape=\(64, 64, 3\).*total stride 16.*The axes look "
+     r"like \(height, width, channels\).*e.g. input_shape=\(3, 64, 64\)"),
     (keras_cvlec.build_unet, dict(input_shape=(None, None, 1), filters=8, **CHANNELS_FIRST),
      r"channel dimension.*int >= 1.*input_shape=\(None, None, 1\).*The axes look like "
      r"\(height, width, channels\).*e.g. input_shape=\(1, None, None\)"),

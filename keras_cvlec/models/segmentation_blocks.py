@@ -21,6 +21,7 @@ import keras_cvlec.models.resnet  # noqa: F401
 from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D, BiasFirstConv2DTranspose
 from keras_cvlec.layers.channel_layer_normalization import ChannelLayerNormalization
 from keras_cvlec.layers.unpooling import MaxUnpooling2D
+from keras_cvlec.models.inputs import axis_order_hint
 from keras_cvlec.models.registry import build_model, list_models
 from keras_cvlec.utils.validation import channel_axis
 
@@ -158,7 +159,8 @@ def check_total_stride(inputs, data_format, total_stride, cause, input_shape):
     if any(size is not None and size < total_stride for size in spatial_shape(inputs, data_format)):
         raise ValueError(
             f"{cause} is too large for input_shape={input_shape}: the "
-            f"network's total stride {total_stride} exceeds its height or width."
+            f"network's total stride {total_stride} exceeds its height or width"
+            f"{axis_order_hint(input_shape, data_format)}."
         )
 
 
