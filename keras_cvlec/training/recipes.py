@@ -5,10 +5,16 @@ A recipe is published for one setting (ImageNet, a batch of thousands,
 hundreds of epochs). A run on the user's data differs in batch size, length
 and data set size, so `resolve_recipe` derives from the run:
 
-- the peak learning rate, scaled from the recipe's reference batch size by the
-  square root of the batch ratio (timm's rule for adaptive optimizers such as
-  AdamW; linear scaling, Goyal et al. 2017, is for SGD and leaves AdamW almost
-  still at small batches) or linearly (`learning_rate_scaling="linear"`);
+- the peak learning rate, scaled from the recipe's reference batch size by
+  the fourth root of the batch ratio (`learning_rate_scaling`). Linear
+  scaling (Goyal et al. 2017) is for SGD and leaves AdamW almost still at
+  small batches (8e-3 at 2048 becomes 1.25e-4 at 32). timm's square-root rule
+  for adaptive optimizers (1e-3 at 32) still under-shoots short runs on small
+  data; measured on the development data (sklearn's digits at 32 px, 6 epochs
+  at batch 32, test accuracy): ResNet-18 0.94 at 1e-3, 0.95 at 2e-3, 0.98 at
+  4e-3; ConvNeXt-atto 0.91 at 3.5e-4, 0.93 at 1.4e-3 and 2.8e-3. The fourth
+  root gives 2.8e-3 and 1.2e-3. Every rule gives the published value at the
+  reference batch size;
 - warm-up: the recipe's warm-up epochs, capped at the fraction of the run that
   they are of the recipe's own schedule;
 - RandAugment, MixUp and CutMix strengths, scaled by how many images the run
@@ -35,7 +41,8 @@ from keras_cvlec.utils.validation import (
     check_rate,
 )
 
-LEARNING_RATE_SCALING = ("sqrt", "linear")
+# The exponent of the batch ratio in each learning-rate scaling rule.
+LEARNING_RATE_SCALING = {"fourth_root": 0.25, "sqrt": 0.5, "linear": 1.0}
 IMAGENET_TRAIN_IMAGES = 1_281_167
 # Below this many training images seen in a run (images x epochs), the
 # recipe's RandAugment, MixUp and CutMix are off: they regularise runs long
@@ -68,8 +75,9 @@ class Recipe:
         drop_path_rates: `{model name: drop_path_rate}` overrides.
         source: where the numbers come from.
         learning_rate_scaling: how a run's batch size scales
-            `base_learning_rate`: `"sqrt"` (square root of the batch ratio,
-            timm's rule for AdamW) or `"linear"`.
+            `base_learning_rate`: `"fourth_root"` of the batch ratio (the
+            package's default, measured on short runs), `"sqrt"` (timm's
+            rule for adaptive optimizers) or `"linear"` (SGD's).
         reference_examples: training images of the data set the recipe was
             published for; its augmentation is at full strength for a run
             that sees `reference_examples * epochs` images (None: always).
@@ -97,7 +105,7 @@ class Recipe:
     clipnorm: float = None
     drop_path_rates: dict = dataclasses.field(default_factory=dict)
     source: str = ""
-    learning_rate_scaling: str = "sqrt"
+    learning_rate_scaling: str = "fourth_root"
     reference_examples: int = None
     scale_augmentation: bool = True
     norm_momentum: float = None
@@ -155,7 +163,7 @@ def _optional(check):
 
 
 def _check_scaling(name, value):
-    return check_choice(name, value, LEARNING_RATE_SCALING)
+    return check_choice(name, value, tuple(LEARNING_RATE_SCALING))
 
 
 def _check_non_negative(name, value):
@@ -296,17 +304,17 @@ def _family_recipe(model_name):
 
 def scaled_learning_rate(recipe, batch_size):
     """The recipe's peak learning rate at `batch_size`: `base_learning_rate`
-    times the square root of `batch_size / reference_batch_size` (or the
-    ratio itself with `learning_rate_scaling="linear"`).
+    times `(batch_size / reference_batch_size) ** exponent`, the exponent of
+    its `learning_rate_scaling` rule (1/4, 1/2 or 1).
 
     Example:
 
-    >>> scaled_learning_rate(RECIPES["resnet"], 32)  # 8e-3 * sqrt(32 / 2048)
-    0.001
+    >>> round(scaled_learning_rate(RECIPES["resnet"], 32), 6)  # 8e-3 * (32 / 2048) ** 0.25
+    0.002828
     """
     batch_size = check_positive_int("batch_size", batch_size)
-    ratio = batch_size / recipe.reference_batch_size
-    return recipe.base_learning_rate * (math.sqrt(ratio) if recipe.learning_rate_scaling == "sqrt" else ratio)
+    exponent = LEARNING_RATE_SCALING[recipe.learning_rate_scaling]
+    return recipe.base_learning_rate * (batch_size / recipe.reference_batch_size) ** exponent
 
 
 def augmentation_strength(recipe, images_seen):
@@ -529,17 +537,17 @@ def resolve_recipe(recipe, *, batch_size, steps_per_epoch, epochs, learning_rate
 
     >>> run = resolve_recipe(RECIPES["resnet"], batch_size=32,
     ...     steps_per_epoch=41, epochs=15)
-    >>> run.learning_rate, run.warmup_steps, run.recipe.mixup_alpha, run.norm_momentum
-    (0.001, 31, 0.0, 0.9)
+    >>> round(run.learning_rate, 6), run.warmup_steps, run.recipe.mixup_alpha, run.norm_momentum
+    (0.002828, 31, 0.0, 0.9)
     """
     batch_size = check_positive_int("batch_size", batch_size)
     steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
     total_steps = steps_per_epoch * check_positive_int("epochs", epochs)
     if learning_rate is None:
         learning_rate = scaled_learning_rate(recipe, batch_size)
-        ratio = f"{batch_size} / {recipe.reference_batch_size}"
-        rule = f"sqrt({ratio})" if recipe.learning_rate_scaling == "sqrt" else ratio
-        source = f"{recipe.base_learning_rate:g} x {rule}"
+        exponent = LEARNING_RATE_SCALING[recipe.learning_rate_scaling]
+        source = (f"{recipe.base_learning_rate:g} x ({batch_size} / "
+                  f"{recipe.reference_batch_size}) ** {exponent:g}")
     else:
         learning_rate = check_float("learning_rate", learning_rate, 0.0, inclusive=False)
         source = "set by learning_rate"

@@ -131,10 +131,12 @@ def test_recipes():
     convnext = RECIPES["convnext"]
     assert (convnext.base_learning_rate, convnext.reference_batch_size) == (4e-3, 4096)
     assert scaled_learning_rate(convnext, 4096) == pytest.approx(4e-3)
-    # AdamW scales by the square root of the batch ratio (timm), SGD-style
-    # linear scaling on request.
-    assert scaled_learning_rate(convnext, 128) == pytest.approx(4e-3 / math.sqrt(32))
-    assert scaled_learning_rate(RECIPES["resnet"], 32) == pytest.approx(1e-3)
+    # AdamW scales by the fourth root of the batch ratio; timm's square root
+    # and SGD's linear rule on request.
+    assert scaled_learning_rate(convnext, 128) == pytest.approx(4e-3 / 32 ** 0.25)
+    assert scaled_learning_rate(RECIPES["resnet"], 32) == pytest.approx(8e-3 / 64 ** 0.25)
+    sqrt = RECIPES["resnet"].with_options(learning_rate_scaling="sqrt")
+    assert scaled_learning_rate(sqrt, 32) == pytest.approx(1e-3)
     linear = RECIPES["resnet"].with_options(learning_rate_scaling="linear")
     assert scaled_learning_rate(linear, 256) == pytest.approx(1e-3)
     assert recipe_for("convnext_tiny").drop_path_rate == 0.1
@@ -173,7 +175,7 @@ def test_recipe_with_options():
         (dict(mixup_alpha=-1), ValueError, "mixup_alpha.*>= 0.0"),
         (dict(clipnorm=0), ValueError, "clipnorm.*> 0.0"),
         (dict(reference_batch_size=0), ValueError, "reference_batch_size.*>= 1"),
-        (dict(learning_rate_scaling="cubic"), ValueError, "learning_rate_scaling.*'cubic'.*'sqrt'"),
+        (dict(learning_rate_scaling="cubic"), ValueError, "learning_rate_scaling.*'cubic'.*'fourth_root'"),
         (dict(norm_momentum=1.0), ValueError, "norm_momentum.*\\[0, 1\\)"),
         (dict(ema_momentum=float("nan")), ValueError, "ema_momentum"),
         (dict(base_learning_rate=float("inf")), ValueError, "base_learning_rate.*finite"),
@@ -228,10 +230,10 @@ def test_resolve_recipe_gives_the_published_values_at_their_setting():
 def test_resolve_recipe_for_a_short_run_on_small_data():
     """1,300 images at batch 32 for 15 epochs: the recipe's ImageNet setting
     would leave AdamW at 1.25e-4, warm up for a third of the run and mix
-    labels; the run uses the square-root rule, 5 % warm-up and no mixing."""
+    labels; the run uses the fourth-root rule, 5 % warm-up and no mixing."""
     run = resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15)
-    assert run.learning_rate == pytest.approx(8e-3 * math.sqrt(32 / 2048))
-    assert run.learning_rate_source == "0.008 x sqrt(32 / 2048)"
+    assert run.learning_rate == pytest.approx(8e-3 * (32 / 2048) ** 0.25)
+    assert run.learning_rate_source == "0.008 x (32 / 2048) ** 0.25"
     assert run.total_steps == 615 and run.warmup_steps == 31  # 5 of 100 epochs: 5 %
     assert run.augmentation_strength == 0.0
     recipe = run.recipe
@@ -241,12 +243,12 @@ def test_resolve_recipe_for_a_short_run_on_small_data():
     assert resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15,
                           learning_rate=2e-3).learning_rate == 2e-3
     text = run.summary("classification")
-    for words in ("0.001 (0.008 x sqrt(32 / 2048))", "31 steps (5% of the run)",
+    for words in ("0.00283 (0.008 x (32 / 2048) ** 0.25)", "31 steps (5% of the run)",
                   "RandAugment off, CutMix off, MixUp off", "momentum 0.9 (41 steps"):
         assert words in text, text
     stored = run.to_json()
     assert (stored["learning_rate"], stored["warmup_steps"], stored["mixup_alpha"]) == (
-        pytest.approx(1e-3), 31, 0.0)
+        pytest.approx(2.828e-3, rel=1e-3), 31, 0.0)
     with pytest.raises(ValueError, match="learning_rate.*finite"):
         resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15,
                        learning_rate=float("inf"))

@@ -2,7 +2,6 @@
 that must come before any training."""
 
 import json
-import math
 import os
 import shutil
 import zipfile
@@ -48,7 +47,7 @@ def unet_run(tmp_path_factory):
 
 def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
     """No learning_rate given: the peak of the schedule a run trains with is
-    the recipe's rate scaled by the square root of the batch ratio, the
+    the recipe's rate scaled by the fourth root of the batch ratio, the
     warm-up is capped to the run, and BatchNorm follows the steps; with
     weight EMA the run validates and saves the averaged weights."""
     run = prepare_training("unet", "shapes", epochs=2, batch_size=8, image_size=16,
@@ -58,14 +57,14 @@ def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
     optimizer = run.model.optimizer
     assert optimizer.use_ema and optimizer.ema_momentum == 0.5
     schedule = optimizer._learning_rate
-    assert schedule.warmup_target == pytest.approx(4e-3 * math.sqrt(8 / 32))
+    assert schedule.warmup_target == pytest.approx(4e-3 * (8 / 32) ** 0.25)
     assert schedule.warmup_steps == round(6 * 1 / 20)  # 1 of the recipe's 20 epochs
     assert schedule.decay_steps == 6 - schedule.warmup_steps
     norms = [layer for layer in run.model._flatten_layers(include_self=False)
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and {layer.momentum for layer in norms} == {0.9}
     stored = read_json(str(tmp_path / "run" / "run.json"))
-    assert stored["resolved_recipe"]["learning_rate"] == pytest.approx(2e-3)
+    assert stored["resolved_recipe"]["learning_rate"] == pytest.approx(4e-3 / 2 ** 0.5)
     assert stored["resolved_recipe"]["steps_per_epoch"] == 3
     assert stored["args"]["learning_rate"] is None
     assert stored["resolved_recipe"]["ema_momentum"] == 0.5
