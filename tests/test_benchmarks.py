@@ -16,7 +16,8 @@ Image = pytest.importorskip("PIL.Image")
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 import defaults  # noqa: E402
-from generated_data import DATASETS, write_dataset  # noqa: E402
+import generated_data  # noqa: E402
+from generated_data import DATASETS, GROUPS, VOID, write_dataset  # noqa: E402
 
 # Images a split in these tests: enough for every class of every data set
 # (20 polygon classes) to occur in each split.
@@ -86,14 +87,79 @@ def test_counts_classes_sizes_and_mask_values(written, name):
 
 
 def test_full_sizes_span_the_benchmark_brief():
-    """Both tasks; 32 to 96 pixels; 3 to 20 classes; ~500 to ~10,000
-    training images."""
-    datasets = DATASETS.values()
+    """round1: both tasks; 32 to 96 pixels; 3 to 20 classes; ~500 to
+    ~10,000 training images."""
+    datasets = [DATASETS[name] for name in GROUPS["round1"]]
     assert {d.task for d in datasets} == {"classification", "segmentation"}
     assert min(d.image_size for d in datasets) == 32 and max(d.image_size for d in datasets) == 96
     assert min(d.num_classes for d in datasets) == 3 and max(d.num_classes for d in datasets) == 20
     train = [d.split_sizes["train"] for d in datasets]
     assert min(train) <= 600 and max(train) >= 10000
+
+
+# heldout2's brief: (task, image sizes, classes, training images) per data set.
+HELDOUT2_BRIEF = {
+    "leaves": ("classification", range(40, 49), {8}, range(1500, 2501)),
+    "fabrics": ("classification", {64}, {4}, range(600, 901)),
+    "glyphs": ("classification", {32}, {12}, range(5000, 8001)),
+    "fields": ("segmentation", range(64, 97), {4, 5}, range(500, 801)),
+    "cracks": ("segmentation", {48}, {2}, range(1000, 2001)),
+}
+
+
+def test_groups():
+    """Every data set in one group; the default is the held-out group, none
+    of whose data sets (nor their class lists) is one of round 1's."""
+    assert sorted(n for names in GROUPS.values() for n in names) == sorted(DATASETS)
+    assert GROUPS["round1"] == ("textures", "polygons", "cells", "voronoi", "roads")
+    assert generated_data.DEFAULT_GROUP == "heldout2"
+    assert set(GROUPS["heldout2"]) == set(HELDOUT2_BRIEF)
+    round1_classes = {DATASETS[n].class_names for n in GROUPS["round1"]}
+    round1_draw = {DATASETS[n].draw for n in GROUPS["round1"]}
+    for name in GROUPS["heldout2"]:
+        dataset = DATASETS[name]
+        assert dataset.class_names not in round1_classes and dataset.draw not in round1_draw
+        task, sizes, classes, train = HELDOUT2_BRIEF[name]
+        assert dataset.task == task and dataset.image_size in sizes, name
+        assert dataset.num_classes in classes and dataset.split_sizes["train"] in train, name
+        assert dataset.task == "classification" or dataset.image_size % 8 == 0, name  # U-Net depth 3
+    layouts = [tuple(DATASETS[n].split_sizes) for n in GROUPS["heldout2"]]
+    assert ("train", "test") in layouts and ("train", "val", "test") in layouts
+    # Every group has a data set of each task for --quick.
+    for group in GROUPS:
+        assert [DATASETS[n].task for n in defaults.quick_datasets(group)] == [
+            "classification", "segmentation"]
+    assert defaults.quick_datasets("round1") == ("textures", "voronoi")
+    assert set(GROUPS["heldout2"]) <= set(defaults.EPOCHS)
+
+
+def test_heldout2_details(written):
+    """fields: void in bands about two pixels wide, a few percent of the
+    pixels; cracks: a rare foreground; glyphs: the built-in font scales."""
+    fields = written / "fields" / "train" / "masks"
+    void = pixels = 0
+    for name in os.listdir(fields):
+        with Image.open(fields / name) as file:
+            mask = np.asarray(file)
+        is_void = mask == VOID
+        void, pixels = void + is_void.sum(), pixels + mask.size
+        # A band: every void pixel has a labelled pixel at most 2 away.
+        padded = np.pad(~is_void, 2)
+        near = np.zeros(mask.shape, bool)
+        for dy in range(5):
+            for dx in range(5):
+                near |= padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]]
+        assert near[is_void].all(), name
+    assert 0.02 < void / pixels < 0.2
+    crack = total = 0
+    for name in os.listdir(written / "cracks" / "train" / "masks"):
+        with Image.open(written / "cracks" / "train" / "masks" / name) as file:
+            mask = np.asarray(file)
+        crack, total = crack + (mask == 1).sum(), total + mask.size
+    assert 0.003 < crack / total < 0.1
+    font = generated_data._font(40)
+    assert font.getbbox("A")[3] - font.getbbox("A")[1] > 20  # really 40 pixels, not a bitmap font
+    assert set(generated_data.GLYPHS.values()) == {"A", "F", "G", "K", "M", "R", "2", "4", "7", "&", "?", "#"}
 
 
 def test_nothing_overwritten(tmp_path):
