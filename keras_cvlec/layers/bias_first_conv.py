@@ -18,6 +18,7 @@ class _BiasFirst:
     the activation."""
 
     def call(self, inputs):
+        self._check_covers_kernel(inputs.shape)
         outputs = self._convolve(inputs)
         if self.use_bias:
             bias_shape = [1] * len(outputs.shape)
@@ -26,6 +27,27 @@ class _BiasFirst:
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+    def _check_covers_kernel(self, input_shape):
+        """A `"valid"` convolution of an input smaller than its kernel is empty,
+        and the backends then fail later with an unrelated shape error. Sizes
+        unknown at trace time are not checked."""
+        if self.padding != "valid" or isinstance(self, keras.layers.Conv2DTranspose):
+            return
+        axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        size = tuple(input_shape[axis] for axis in axes)
+        kernel = tuple(
+            (k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)
+        )
+        if any(s is not None and s < k for s, k in zip(size, kernel)):
+            raise ValueError(
+                f"Layer {self.name!r} received an input of spatial size "
+                f"{size[0]}x{size[1]}, smaller than its {kernel[0]}x{kernel[1]} "
+                "kernel (padding='valid'): the image is too small for the "
+                "network's total stride. Use larger images, or build the model "
+                "with a fixed `input_shape` to have the minimum size checked "
+                f"when it is built. Received: inputs.shape={tuple(input_shape)}"
+            )
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")

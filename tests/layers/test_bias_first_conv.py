@@ -67,3 +67,21 @@ def test_resnet_channels_first_equals_channels_last_at_128():
     first.set_weights(last.get_weights())
     x = RNG.normal(size=(2, 128, 128, 3)).astype("float32")
     assert_allclose(first(x.transpose(0, 3, 1, 2)), last(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("layer_class", [BiasFirstConv2D, BiasFirstDepthwiseConv2D])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_input_smaller_than_valid_kernel(layer_class, data_format):
+    """Built for any size, a layer called on an input smaller than its
+    `"valid"` kernel (dilation counted) says so, naming itself and both sizes;
+    the kernel's own size is fine."""
+    kwargs = {"kernel_size": 3, "dilation_rate": 2, "data_format": data_format, "name": "down"}
+    if layer_class is BiasFirstConv2D:
+        kwargs["filters"] = 2
+    layer = layer_class(**kwargs)
+    layer.build((None, None, None, 2) if data_format == "channels_last" else (None, 2, None, None))
+    shape = (1, 5, 4, 2) if data_format == "channels_last" else (1, 2, 5, 4)
+    with pytest.raises(ValueError, match=r"'down' received an input of spatial size 5x4, smaller than its 5x5 kernel"):
+        layer(np.zeros(shape, "float32"))
+    big = (1, 5, 5, 2) if data_format == "channels_last" else (1, 2, 5, 5)
+    assert tuple(layer(np.zeros(big, "float32")).shape) == ((1, 1, 1, 2) if data_format == "channels_last" else (1, 2, 1, 1))

@@ -225,6 +225,19 @@ def test_stage_outputs_at_several_sizes():
     assert _stage_sizes(96) == [96 // 4, 96 // 8, 96 // 16, 96 // 32]
 
 
+def test_any_size_model_called_on_too_small_images():
+    """A (None, None, 3) model cannot check the minimum size when built: a
+    16x16 image reaches the last downsampling at 1x1, which says so, in an
+    eager call and in compiled `predict`."""
+    model = keras_cvlec.build_convnext("atto", num_classes=3, input_shape=(None, None, 3))
+    assert tuple(model(_random_images((2, 32, 32, 3))).shape) == (2, 3)
+    match = r"'stage4_downsample_conv' received an input of spatial size 1x1, smaller than its 2x2 kernel"
+    with pytest.raises(ValueError, match=match):
+        model(_random_images((2, 16, 16, 3)))
+    with pytest.raises(ValueError, match=match):
+        model.predict(_random_images((2, 16, 16, 3)), verbose=0)
+
+
 def test_channels_first_equals_channels_last():
     # Width 160: the stem gives 12x40 maps with 40 channels, where Keras's own
     # Conv2D/DepthwiseConv2D add the bias along the width on TensorFlow.
