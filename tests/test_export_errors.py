@@ -17,7 +17,7 @@ import keras
 import pytest
 
 from keras_cvlec import cli
-from keras_cvlec.export import export_model, exporter
+from keras_cvlec.export import ExportProcessError, export_model, exporter
 from tests.harness import backend_name
 
 
@@ -161,7 +161,7 @@ def test_failed_tensorflow_process_error_is_short(tmp_path, monkeypatch):
     monkeypatch.setattr(
         subprocess, "run", lambda args, **kwargs: subprocess.CompletedProcess(args, 1, "", stderr)
     )
-    with pytest.raises(RuntimeError) as info:
+    with pytest.raises(ExportProcessError) as info:
         export_model(_image_model(_conv()), tmp_path / "out", "saved_model")
     message = str(info.value)
     assert message.startswith(
@@ -172,6 +172,15 @@ def test_failed_tensorflow_process_error_is_short(tmp_path, monkeypatch):
     assert len(message) < 500
     assert info.value.stderr == stderr
     assert os.listdir(tmp_path) == []
+    # The CLI: the process's error output, then one line, no traceback of its own.
+    path = tmp_path / "model.keras"
+    _image_model(_conv()).save(path)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["export", str(path)])
+    message = str(info.value)
+    assert message.startswith(stderr + "\nkeras-cvlec export: The TensorFlow export process failed")
+    assert message.endswith("Its whole error output is above.")
+    assert sorted(os.listdir(tmp_path)) == ["model.keras"]
 
 
 # Staging is the same on every backend: the JAX run (the quickest to start a

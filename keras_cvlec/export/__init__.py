@@ -11,6 +11,7 @@ from keras_cvlec.export.exporter import (
     EXPORT_EXTRA,
     FORMATS,
     QUANTIZATIONS,
+    ExportProcessError,
     ExportResult,
     export_model,
 )

@@ -43,7 +43,12 @@ def add_commands(subparsers):
 
 
 def _export(args):
-    from keras_cvlec.export.exporter import export_loaded, load_model_arg, model_data_format
+    from keras_cvlec.export.exporter import (
+        ExportProcessError,
+        export_loaded,
+        load_model_arg,
+        model_data_format,
+    )
     from keras_cvlec.export.verify import VerificationError
 
     try:
@@ -63,6 +68,9 @@ def _export(args):
             verify=args.verify,
             sample_inputs=None,
         )
+    except ExportProcessError as error:
+        message = str(error).replace("in this error's `stderr` attribute", "above")
+        raise SystemExit(f"{error.stderr}\nkeras-cvlec export: {message}") from error
     except (ValueError, TypeError, ImportError, VerificationError) as error:
         raise SystemExit(f"keras-cvlec export: {error}") from error
     print(result)

@@ -39,6 +39,16 @@ _RUNTIMES = {
 }
 
 
+class ExportProcessError(RuntimeError):
+    """The TensorFlow process that converts a model from the JAX or torch
+    backend failed; its message ends with the process's last error line, and
+    its `stderr` attribute holds the whole error output."""
+
+    def __init__(self, message, stderr):
+        super().__init__(message)
+        self.stderr = stderr
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
     """What `export_model` wrote and how well it matches the model.
@@ -463,12 +473,11 @@ def _convert(model, model_path, work, staged, request):
         reason = lines[-1]
         if len(reason) > _MAX_REASON_CHARS:
             reason = reason[:_MAX_REASON_CHARS] + " ..."
-        error = RuntimeError(
+        raise ExportProcessError(
             f"The TensorFlow export process failed (exit code {process.returncode}): "
-            f"{reason}\nIts whole error output is in this error's `stderr` attribute."
+            f"{reason}\nIts whole error output is in this error's `stderr` attribute.",
+            process.stderr,
         )
-        error.stderr = process.stderr
-        raise error
     with open(os.path.join(staged, "artifacts.json")) as file:
         return {fmt: (path, tuple(shape)) for fmt, (path, shape) in json.load(file).items()}
 
