@@ -14,10 +14,11 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from keras_cvlec import cli
-from keras_cvlec.export import ExportProcessError, export_model, exporter
+from keras_cvlec.export import ExportProcessError, VerificationError, export_model, exporter, verify
 from tests.harness import backend_name
 
 
@@ -256,3 +257,68 @@ def test_cli_out_errors(tmp_path, monkeypatch, no_conversion):
         locked.chmod(0o755)
     assert sorted(os.listdir(tmp_path)) == ["file.txt", "locked", "model.keras"]
     assert os.listdir(locked) == [] and (tmp_path / "file.txt").read_text() == "mine"
+
+
+def _one_element_off(array, index, delta):
+    wrong = np.array(array, copy=True)
+    wrong[index] += delta
+    return wrong
+
+
+def test_verification_compares_the_largest_difference_not_the_mean(monkeypatch):
+    """One wrong element fails float32 verification even when the mean
+    difference is far below the tolerance; the report names its difference."""
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(4, 8, 8, 3)).astype("float32")
+    logits = rng.normal(size=(4, 5)).astype("float32")
+    inputs = np.zeros((4, 8, 8, 3), "float32")
+    delta = 2e-3  # the mean difference is delta / 768 = 2.6e-6
+    outputs = [_one_element_off(dense, (2, 3, 4, 1), delta), logits]
+    monkeypatch.setitem(verify.RUNNERS, "onnx", lambda path, inputs: outputs)
+    report = verify.verify_artifact("onnx", "m.onnx", "float32", inputs, [dense, logits], -1)
+    assert np.mean(np.abs(outputs[0] - dense)) < verify.FLOAT32_TOLERANCE / 10
+    assert not report.passed
+    assert report.max_abs_diff == pytest.approx(delta, rel=1e-3)
+    assert report.per_output[0][0] == pytest.approx(delta, rel=1e-3)
+    assert report.per_output[1][0] == 0.0
+    assert "FAILED" in str(report)
+    # The same element off by less than the tolerance passes.
+    outputs[0] = _one_element_off(dense, (2, 3, 4, 1), 5e-5)
+    report = verify.verify_artifact("onnx", "m.onnx", "float32", inputs, [dense, logits], -1)
+    assert report.passed and report.max_abs_diff == pytest.approx(5e-5, rel=1e-2)
+
+
+def test_verification_reports_the_worst_output(monkeypatch):
+    """Several outputs: the largest difference and the smallest argmax
+    agreement of any output decide."""
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(4, 6, 6, 3)).astype("float32")
+    logits = np.eye(4, 5, dtype="float32") * 10.0
+    flipped = np.roll(logits, 1, axis=-1)  # every label wrong
+    flipped[:2] = logits[:2]  # half of them right again
+    inputs = np.zeros((4, 6, 6, 3), "float32")
+    outputs = [_one_element_off(scores, (0, 1, 2, 0), 3e-4), flipped]
+    monkeypatch.setitem(verify.RUNNERS, "tflite", lambda path, inputs: outputs)
+    report = verify.verify_artifact("tflite", "m.tflite", "float16", inputs, [scores, logits], -1)
+    assert report.argmax_agreement == 0.5 and not report.passed
+    assert report.max_abs_diff == pytest.approx(10.0)
+    assert report.per_output[0] == (pytest.approx(3e-4, rel=1e-2), 1.0)
+    outputs[1] = logits
+    report = verify.verify_artifact("tflite", "m.tflite", "float32", inputs, [scores, logits], -1)
+    assert report.max_abs_diff == pytest.approx(3e-4, rel=1e-2) and not report.passed
+    assert report.argmax_agreement == 1.0
+
+
+def test_export_fails_on_one_wrong_element(tmp_path, monkeypatch):
+    """export_model verifies every element: an artifact wrong in one output
+    element by 1e-3 fails, and nothing is written."""
+    model = _image_model(_conv())
+    monkeypatch.setattr(exporter, "_convert", _fake_convert)
+
+    def run(path, inputs):
+        return [_one_element_off(model.predict(inputs, verbose=0), (1, 4, 5, 1), 1e-3)]
+
+    monkeypatch.setitem(verify.RUNNERS, "onnx", run)
+    with pytest.raises(VerificationError, match=r"onnx .* max abs diff 0\.001,.* FAILED"):
+        export_model(model, tmp_path / "out", "onnx")
+    assert os.listdir(tmp_path) == []

@@ -71,6 +71,64 @@ def test_geometric_transforms_keep_class_ids_and_align(shapes):
     assert (decoded == out_masks).mean() > (decoded == masks).mean() + 0.03
 
 
+def _two_class_masks(masks):
+    """Masks of classes 0 and 3 only: a blend of the two would read 1 or 2."""
+    return np.where(masks > 0, 3, 0).astype("int32")
+
+
+@pytest.mark.parametrize("inputs", ["numpy", "tensors"])
+def test_rotation_never_adds_a_class_to_a_mask(shapes, inputs):
+    images, masks = shapes
+    masks = _two_class_masks(masks)
+    augment = segmentation_augmentation(**{**OFF, "rotation": 0.25}, seed=3)
+    if inputs == "tensors":
+        images, masks_in = keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(masks)
+        _, out_masks = numpy(augment(images, masks_in))
+    else:
+        _, out_masks = augment(images, masks)
+    assert set(np.unique(out_masks).tolist()) == {0, 3}
+    assert (out_masks != masks).mean() > 0.05  # it rotated
+
+
+def test_rotated_mask_is_the_nearest_neighbour_rotation(shapes):
+    """The mask gets the image's rotation with nearest interpolation: equal
+    to Keras's affine transform of the same matrix, and every pixel whose
+    source point lies inside the mask is one of its four neighbours there."""
+    _, masks = shapes
+    masks = _two_class_masks(masks)
+    augment = segmentation_augmentation(**{**OFF, "rotation": 0.25}, seed=3)
+    (layer,) = augment.pipeline.layers
+    x = keras.ops.convert_to_tensor(masks[..., None].astype("float32"))
+    transformation = layer.get_random_transformation({"images": x}, training=True)
+    matrix = keras.ops.convert_to_numpy(transformation["rotation_matrix"]).copy()
+    out = keras.ops.convert_to_numpy(layer.transform_segmentation_masks(x, transformation))[..., 0]
+
+    def rotate(interpolation):
+        rotated = keras.ops.image.affine_transform(
+            x, keras.ops.convert_to_tensor(matrix.copy()), interpolation=interpolation,
+            fill_mode=layer.fill_mode, fill_value=layer.fill_value,
+        )
+        return keras.ops.convert_to_numpy(rotated)[..., 0]
+
+    np.testing.assert_array_equal(out, rotate("nearest"))
+    assert not np.array_equal(np.floor(rotate("bilinear")), out)  # the two differ here
+    # NumPy: output (x, y) samples the input at ((a0 x + a1 y + a2) / k, ...).
+    rows, cols = np.meshgrid(np.arange(16), np.arange(16), indexing="ij")
+    checked = 0
+    for mask, result, (a0, a1, a2, b0, b1, b2, c0, c1) in zip(masks, out, matrix):
+        k = c0 * cols + c1 * rows + 1.0
+        src_x, src_y = (a0 * cols + a1 * rows + a2) / k, (b0 * cols + b1 * rows + b2) / k
+        inside = (src_x >= 0) & (src_x <= 15) & (src_y >= 0) & (src_y <= 15)
+        neighbours = [
+            mask[np.clip(fy(src_y), 0, 15).astype(int), np.clip(fx(src_x), 0, 15).astype(int)]
+            for fy in (np.floor, np.ceil) for fx in (np.floor, np.ceil)
+        ]
+        matches = np.any([result == n for n in neighbours], axis=0)
+        assert matches[inside].all()
+        checked += inside.sum()
+    assert checked > 0.5 * out.size
+
+
 def test_photometric_changes_images_only(shapes):
     images, masks = shapes
     keras.config.set_dtype_policy("mixed_float16")

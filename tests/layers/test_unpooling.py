@@ -299,6 +299,74 @@ def torch_default_size_applies(stride, pool):
     return stride >= pool
 
 
+# Non-square windows and strides: (input height, width), pool_size, strides,
+# padding. A square pool hides a height/width mix-up.
+NON_SQUARE = [
+    ((8, 6), (2, 1), None, "valid"),
+    ((7, 9), (1, 2), None, "same"),
+    ((7, 9), (2, 1), (2, 1), "valid"),
+    ((7, 8), (3, 2), None, "valid"),
+    ((7, 9), (2, 3), (3, 2), "same"),  # a gap in height, overlap in width
+    ((7, 9), (3, 1), (2, 1), "same"),  # overlap in height
+]
+
+
+def non_square_id(geometry):
+    (h, w), pool, stride, padding = geometry
+    stride = "default" if stride is None else f"{stride[0]}x{stride[1]}"
+    return f"{h}x{w}-pool{pool[0]}x{pool[1]}-stride{stride}-{padding}"
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("geometry", NON_SQUARE, ids=non_square_id)
+def test_non_square_pool_and_unpool_match_the_references(geometry, data_format):
+    """Pooling against tf.nn, unpooling against the NumPy scatter-add and, for
+    non-overlapping "valid" windows, torch's max_unpool2d; both formats."""
+    (h, w), pool, stride, padding = geometry
+    strides = pool if stride is None else stride
+    x = random_input((2, h, w, 3), ties=True, seed=15)
+    ref_pooled, ref_indices = tf_pool_with_argmax(x, pool, strides, padding)
+    expected = numpy_unpool(ref_pooled, ref_indices, x.shape)
+    if data_format == "channels_first":
+        convert, back = to_channels_first, to_channels_last
+    else:
+        convert, back = (lambda a: a), (lambda a: a)
+    pooled, indices = MaxPoolingWithArgmax2D(pool, stride, padding, data_format)(convert(x))
+    np.testing.assert_array_equal(back(harness.to_numpy(pooled)), ref_pooled)
+    np.testing.assert_array_equal(back(harness.to_numpy(indices)), ref_indices)
+    kwargs = dict(pool_size=pool, strides=stride, padding=padding, data_format=data_format)
+    from_reference = MaxUnpooling2D(**kwargs)([pooled, indices, convert(x)])
+    from_size = MaxUnpooling2D(**kwargs, output_size=(h, w))([pooled, indices])
+    np.testing.assert_array_equal(back(harness.to_numpy(from_reference)), expected)
+    np.testing.assert_array_equal(back(harness.to_numpy(from_size)), expected)
+    if padding == "valid" and strides[0] >= pool[0] and strides[1] >= pool[1]:
+        import torch
+
+        by_torch = torch.nn.functional.max_unpool2d(
+            torch.from_numpy(to_channels_first(ref_pooled)),
+            torch.from_numpy(to_channels_first(ref_indices // 3)),
+            pool,
+            strides,
+            output_size=(h, w),
+        ).numpy()
+        np.testing.assert_array_equal(to_channels_last(by_torch), expected)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("pool", [(2, 1), (1, 2), (3, 2)])
+def test_non_square_unpool_inferred_size_puts_each_value_at_its_index(pool, data_format):
+    """No third input nor output_size: the size is pooled size x pool."""
+    h, w = 3 * pool[0] * 2, 2 * pool[1] * 2
+    x = random_input((2, h, w, 3), ties=False, seed=16)
+    ref_pooled, ref_indices = tf_pool_with_argmax(x, pool, pool, "valid")
+    convert = to_channels_first if data_format == "channels_first" else (lambda a: a)
+    pooled, indices = convert(ref_pooled), convert(ref_indices.astype("int32"))
+    restored = MaxUnpooling2D(pool, data_format=data_format)([pooled, indices])
+    expected = convert(numpy_unpool(ref_pooled, ref_indices, x.shape))
+    assert tuple(restored.shape) == expected.shape
+    np.testing.assert_array_equal(harness.to_numpy(restored), expected)
+
+
 # --------------------------------------------------------------------------
 # Gradients
 # --------------------------------------------------------------------------

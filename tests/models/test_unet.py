@@ -178,6 +178,49 @@ def test_encoder_imagenet_weights_go_through_keras_applications(monkeypatch):
     assert model.output_shape == (None, 64, 64, 2)
 
 
+def _producers(model, layer_name):
+    """(layer name, output index) of each input of a layer, in call order."""
+    (node,) = model.get_layer(layer_name)._inbound_nodes
+    return [
+        (t._keras_history.operation.name, t._keras_history.tensor_index)
+        for t in node.input_tensors
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs, upsampled",
+    [
+        (dict(depth=3), "upconv"),
+        (dict(depth=2, upsampling="max_unpool", dropout=0.5), "unpool"),
+        (dict(depth=2, upsampling="bilinear", data_format="channels_first"), "upconv"),
+    ],
+)
+def test_decoder_concatenates_the_skip_first(kwargs, upsampled):
+    """Each decoder level concatenates [encoder skip, up-sampled], in that
+    order (as the paper's Figure 1 and the pretrained layouts have it)."""
+    depth = kwargs["depth"]
+    shape = (3, None, None) if kwargs.get("data_format") == "channels_first" else (None, None, 3)
+    model = build_unet(input_shape=shape, filters=4, **kwargs)
+    concats = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Concatenate)]
+    assert concats == [f"decoder{level}_concat" for level in range(depth, 0, -1)]
+    for level in range(depth, 0, -1):
+        skip = f"encoder{level}_act2"
+        if kwargs.get("dropout") and level == depth:
+            skip = f"encoder{level}_dropout"
+        assert _producers(model, f"decoder{level}_concat") == [
+            (skip, 0),
+            (f"decoder{level}_{upsampled}", 0),
+        ]
+
+
+def test_decoder_concatenates_the_encoder_skip_first():
+    model = build_unet(input_shape=(None, None, 3), filters=4, depth=3, encoder="resnet18")
+    # Encoder outputs: skips at strides 4 and 8, the bottleneck at 16.
+    assert _producers(model, "decoder4_concat") == [("encoder", 1), ("decoder4_upconv", 0)]
+    assert _producers(model, "decoder3_concat") == [("encoder", 0), ("decoder3_upconv", 0)]
+    assert "decoder2_concat" not in [layer.name for layer in model.layers]
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [

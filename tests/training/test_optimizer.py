@@ -14,6 +14,7 @@ from keras_cvlec.training import (
     norm_momentum_for,
     recipe_augmentation,
     recipe_for,
+    recipe_optimizer,
     resolve_recipe,
     scaled_learning_rate,
     weight_decay_exclusions,
@@ -289,3 +290,47 @@ def test_weight_ema_through_the_recipe():
     assert optimizer.use_ema and optimizer.ema_momentum == 0.9
     assert not resolve_recipe(RECIPES["unet"], batch_size=8, steps_per_epoch=10,
                               epochs=2).optimizer(model).use_ema
+
+
+@pytest.mark.parametrize(
+    "name, scaling, batch_size",
+    [("resnet", None, 32), ("convnext", "sqrt", 64), ("unet", "linear", 8), ("unet", None, 128)],
+)
+def test_built_optimizer_peaks_at_the_scaled_learning_rate(name, scaling, batch_size):
+    """Without a learning_rate, the optimizer a recipe builds peaks at
+    base_learning_rate * (batch_size / reference_batch_size) ** exponent,
+    computed here from the recipe's fields (not by scaled_learning_rate)."""
+    recipe = RECIPES[name]
+    if scaling is None:
+        assert recipe.learning_rate_scaling == "fourth_root"
+    else:
+        recipe = recipe.with_options(learning_rate_scaling=scaling)
+    exponent = {None: 0.25, "sqrt": 0.5, "linear": 1.0}[scaling]
+    peak = recipe.base_learning_rate * (batch_size / recipe.reference_batch_size) ** exponent
+    assert not math.isclose(peak, recipe.base_learning_rate, rel_tol=0.05)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    for optimizer in (
+        recipe_optimizer(recipe, model=model, batch_size=batch_size, steps_per_epoch=10, epochs=4),
+        resolve_recipe(recipe, batch_size=batch_size, steps_per_epoch=10, epochs=4).optimizer(model),
+    ):
+        schedule = optimizer._learning_rate
+        assert schedule.warmup_target == pytest.approx(peak)
+        # The rate the optimizer applies at the end of the warm-up.
+        assert schedule.warmup_steps > 0
+        optimizer.iterations.assign(schedule.warmup_steps)
+        assert float(to_numpy(optimizer.learning_rate)) == pytest.approx(peak, rel=1e-5)
+        optimizer.iterations.assign(0)
+        assert float(to_numpy(optimizer.learning_rate)) == 0.0
+
+
+def test_warmup_is_capped_at_half_the_run():
+    """Warm-up takes the smallest of the recipe's warm-up epochs, its share of
+    the recipe's epochs, and half of the run's steps."""
+    recipe = RECIPES["unet"].with_options(warmup_epochs=15)  # 15 of its 20 epochs
+    run = resolve_recipe(recipe, batch_size=8, steps_per_epoch=10, epochs=2)
+    assert run.total_steps == 20 and run.warmup_steps == 10
+    schedule = run.optimizer(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))._learning_rate
+    assert (schedule.warmup_steps, schedule.decay_steps) == (10, 10)
+    # The recipe's share of its epochs binds first: 3 of 20 epochs over 20 steps.
+    assert resolve_recipe(RECIPES["unet"].with_options(warmup_epochs=3), batch_size=8,
+                          steps_per_epoch=10, epochs=2).warmup_steps == 3
