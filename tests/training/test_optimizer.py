@@ -311,7 +311,8 @@ def test_built_optimizer_peaks_at_the_scaled_learning_rate(name, scaling, batch_
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     for optimizer in (
         recipe_optimizer(recipe, model=model, batch_size=batch_size, steps_per_epoch=10, epochs=4),
-        resolve_recipe(recipe, batch_size=batch_size, steps_per_epoch=10, epochs=4).optimizer(model),
+        resolve_recipe(recipe, batch_size=batch_size, steps_per_epoch=10,
+                       epochs=4).optimizer(model),
     ):
         schedule = optimizer._learning_rate
         assert schedule.warmup_target == pytest.approx(peak)
@@ -329,7 +330,8 @@ def test_warmup_is_capped_at_half_the_run():
     recipe = RECIPES["unet"].with_options(warmup_epochs=15)  # 15 of its 20 epochs
     run = resolve_recipe(recipe, batch_size=8, steps_per_epoch=10, epochs=2)
     assert run.total_steps == 20 and run.warmup_steps == 10
-    schedule = run.optimizer(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))._learning_rate
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    schedule = run.optimizer(model)._learning_rate
     assert (schedule.warmup_steps, schedule.decay_steps) == (10, 10)
     # The recipe's share of its epochs binds first: 3 of 20 epochs over 20 steps.
     assert resolve_recipe(RECIPES["unet"].with_options(warmup_epochs=3), batch_size=8,
