@@ -97,6 +97,17 @@ def test_full_sizes_span_the_benchmark_brief():
     assert min(train) <= 600 and max(train) >= 10000
 
 
+def test_heldout3_sizes_span_its_brief():
+    """heldout3: both tasks; 40 to 64 pixels; 2 to 9 classes; 600 to 4,000
+    training images."""
+    datasets = [DATASETS[name] for name in GROUPS["heldout3"]]
+    assert {d.task for d in datasets} == {"classification", "segmentation"}
+    assert min(d.image_size for d in datasets) == 40 and max(d.image_size for d in datasets) == 64
+    assert min(d.num_classes for d in datasets) == 2 and max(d.num_classes for d in datasets) == 9
+    train = [d.split_sizes["train"] for d in datasets]
+    assert min(train) == 600 and max(train) == 4000
+
+
 # heldout2's brief: (task, image sizes, classes, training images) per data set.
 HELDOUT2_BRIEF = {
     "leaves": ("classification", range(40, 49), {8}, range(1500, 2501)),
@@ -107,30 +118,49 @@ HELDOUT2_BRIEF = {
 }
 
 
+# heldout3's brief, the same way.
+HELDOUT3_BRIEF = {
+    "gauges": ("classification", range(40, 49), range(6, 11), range(1200, 1801)),
+    "vehicles": ("classification", range(32, 57), range(5, 9), range(3000, 5001)),
+    "spectrograms": ("classification", {64}, range(3, 13), range(500, 801)),
+    "clouds": ("segmentation", {64}, {4}, range(600, 1001)),
+    "nuclei": ("segmentation", {48}, {2}, range(1000, 1501)),
+}
+
+
 def test_groups():
-    """Every data set in one group; the default is the held-out group, none
-    of whose data sets (nor their class lists) is one of round 1's."""
+    """Every data set in one group; the default is the newest held-out
+    group, none of whose data sets (nor their class lists) is one of an
+    earlier group's."""
     assert sorted(n for names in GROUPS.values() for n in names) == sorted(DATASETS)
+    assert list(GROUPS) == ["round1", "heldout2", "heldout3"]
     assert GROUPS["round1"] == ("textures", "polygons", "cells", "voronoi", "roads")
-    assert generated_data.DEFAULT_GROUP == "heldout2"
-    assert set(GROUPS["heldout2"]) == set(HELDOUT2_BRIEF)
-    round1_classes = {DATASETS[n].class_names for n in GROUPS["round1"]}
-    round1_draw = {DATASETS[n].draw for n in GROUPS["round1"]}
-    for name in GROUPS["heldout2"]:
-        dataset = DATASETS[name]
-        assert dataset.class_names not in round1_classes and dataset.draw not in round1_draw
-        task, sizes, classes, train = HELDOUT2_BRIEF[name]
-        assert dataset.task == task and dataset.image_size in sizes, name
-        assert dataset.num_classes in classes and dataset.split_sizes["train"] in train, name
-        assert dataset.task == "classification" or dataset.image_size % 8 == 0, name  # U-Net depth 3
-    layouts = [tuple(DATASETS[n].split_sizes) for n in GROUPS["heldout2"]]
-    assert ("train", "test") in layouts and ("train", "val", "test") in layouts
+    assert generated_data.DEFAULT_GROUP == "heldout3"
+    for group, brief, earlier in (("heldout2", HELDOUT2_BRIEF, ["round1"]),
+                                  ("heldout3", HELDOUT3_BRIEF, ["round1", "heldout2"])):
+        assert set(GROUPS[group]) == set(brief)
+        earlier_names = [n for g in earlier for n in GROUPS[g]]
+        earlier_classes = {DATASETS[n].class_names for n in earlier_names}
+        earlier_draw = {DATASETS[n].draw for n in earlier_names}
+        for name in GROUPS[group]:
+            dataset = DATASETS[name]
+            assert dataset.class_names not in earlier_classes and dataset.draw not in earlier_draw, name
+            task, sizes, classes, train = brief[name]
+            assert dataset.task == task and dataset.image_size in sizes, name
+            assert dataset.num_classes in classes and dataset.split_sizes["train"] in train, name
+            assert dataset.task == "classification" or dataset.image_size % 8 == 0, name  # U-Net depth 3
+        layouts = [tuple(DATASETS[n].split_sizes) for n in GROUPS[group]]
+        assert ("train", "test") in layouts and ("train", "val", "test") in layouts, group
+        assert set(GROUPS[group]) <= set(defaults.EPOCHS), group
+    # heldout3 varies image size and class count within the group.
+    heldout3 = [DATASETS[n] for n in GROUPS["heldout3"]]
+    assert len({d.image_size for d in heldout3}) >= 4 and len({d.num_classes for d in heldout3}) == 5
     # Every group has a data set of each task for --quick.
     for group in GROUPS:
         assert [DATASETS[n].task for n in defaults.quick_datasets(group)] == [
             "classification", "segmentation"]
     assert defaults.quick_datasets("round1") == ("textures", "voronoi")
-    assert set(GROUPS["heldout2"]) <= set(defaults.EPOCHS)
+    assert defaults.quick_datasets("heldout3") == ("gauges", "clouds")
 
 
 def test_heldout2_details(written):
@@ -160,6 +190,39 @@ def test_heldout2_details(written):
     font = generated_data._font(40)
     assert font.getbbox("A")[3] - font.getbbox("A")[1] > 20  # really 40 pixels, not a bitmap font
     assert set(generated_data.GLYPHS.values()) == {"A", "F", "G", "K", "M", "R", "2", "4", "7", "&", "?", "#"}
+
+
+def test_heldout3_details(written):
+    """gauges: the class is the needle's angle folded about the top;
+    nuclei: a thin void ring keeps every nucleus pixel off the background;
+    clouds: shadows occur."""
+    rng = np.random.default_rng(0)
+    for label in range(DATASETS["gauges"].num_classes):
+        angles = np.array([generated_data.gauge_angle(rng, label) for _ in range(50)])
+        assert (np.abs(angles) // generated_data.GAUGE_SECTOR == label).all(), label
+        assert (angles < 0).any() and (angles > 0).any(), label  # either side of the top
+    masks = written / "nuclei" / "train" / "masks"
+    void = pixels = 0
+    for name in os.listdir(masks):
+        with Image.open(masks / name) as file:
+            mask = np.asarray(file)
+        assert (mask == 1).any() and (mask == VOID).any(), name
+        for first, second in ((mask[1:], mask[:-1]), (mask[:, 1:], mask[:, :-1])):
+            assert not ((first == 1) & (second == 0) | (first == 0) & (second == 1)).any(), name
+        # A thin ring: every void pixel has a nucleus pixel at most 2 away.
+        padded = np.pad(mask == 1, 2)
+        near = np.zeros(mask.shape, bool)
+        for dy in range(5):
+            for dx in range(5):
+                near |= padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]]
+        assert near[mask == VOID].all(), name
+        void, pixels = void + (mask == VOID).sum(), pixels + mask.size
+    assert 0.02 < void / pixels < 0.2
+    shadow = 0
+    for name in os.listdir(written / "clouds" / "train" / "masks"):
+        with Image.open(written / "clouds" / "train" / "masks" / name) as file:
+            shadow += (np.asarray(file) == 3).sum()
+    assert shadow > 0
 
 
 def test_nothing_overwritten(tmp_path):
