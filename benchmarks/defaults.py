@@ -6,9 +6,9 @@ trains twice with `keras-cvlec train`, in a subprocess, as a user would:
 - default: `--model M --dataset DIR --epochs E --image-size S --batch-size 32`
   plus only the model-size options a user picks for speed (ResNet-18 with
   16 filters, U-Net with 16 filters and depth 3), no tuning flag;
-- tuned: the same plus the hand-tuned flags of `TUNED_OPTIONS` and a
-  learning rate (with several `--tuned-learning-rates`, the one of the best
-  validation score),
+- tuned: the same plus the hand-tuned flags of `TUNED_OPTIONS` at half and
+  at twice the learning rate the default run resolved to (or at the
+  `--tuned-learning-rates`), the run of the best validation score,
 
 reads the test score (accuracy or mean IoU of the best-validation model) from
 each run's `metrics.json`, prints a markdown table and checks the target:
@@ -89,7 +89,9 @@ TUNED_OPTIONS = {
     "classification": ["--recipe-options", "randaugment_magnitude=0", "mixup_alpha=0", "cutmix_alpha=0"],
     "segmentation": [],
 }
-TUNED_LEARNING_RATES = {"classification": (2e-3,), "segmentation": (2e-3,)}
+# Without --tuned-learning-rates, the tuned runs try half and twice the
+# learning rate the default run resolved to.
+TUNED_LEARNING_RATE_FACTORS = (0.5, 2.0)
 # --quick: one tiny data set per task, one epoch.
 QUICK_IMAGES = 64
 LOG_TAIL_LINES = 20
@@ -145,8 +147,12 @@ def benchmark_dataset(name, work_dir, *, epochs, max_images, learning_rates):
     os.makedirs(os.path.dirname(runs), exist_ok=True)
     default = train(common, f"{runs}-default", metric)
     _print_run(name, "default", default, metric)
+    if not learning_rates and default["returncode"] == 0:
+        with open(os.path.join(f"{runs}-default", "run.json")) as file:
+            resolved = json.load(file)["resolved_recipe"]["learning_rate"]
+        learning_rates = [float(f"{resolved * factor:.3g}") for factor in TUNED_LEARNING_RATE_FACTORS]
     tuned_runs = []
-    for learning_rate in learning_rates or TUNED_LEARNING_RATES[task]:
+    for learning_rate in learning_rates or [2e-3]:
         command = [*common, "--learning-rate", repr(learning_rate), *TUNED_OPTIONS[task]]
         run = {"learning_rate": learning_rate, **train(command, f"{runs}-tuned-lr{learning_rate:g}", metric)}
         _print_run(name, f"tuned (lr {learning_rate:g})", run, metric)
@@ -259,7 +265,8 @@ def main(argv=None):
     parser.add_argument("--output-json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--tuned-learning-rates", nargs="+", type=float, metavar="LR",
                         help="learning rates of the tuned runs; the best validation score "
-                             "is reported (default: 2e-3 for both tasks)")
+                             "is reported (default: half and twice the rate the default "
+                             "run resolved to)")
     args = parser.parse_args(argv)
     group = None if args.datasets else args.group
     names = args.datasets or (quick_datasets(group) if args.quick else GROUPS[group])

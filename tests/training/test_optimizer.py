@@ -132,10 +132,12 @@ def test_recipes():
     convnext = RECIPES["convnext"]
     assert (convnext.base_learning_rate, convnext.reference_batch_size) == (4e-3, 4096)
     assert scaled_learning_rate(convnext, 4096) == pytest.approx(4e-3)
-    # AdamW scales by the fourth root of the batch ratio; timm's square root
-    # and SGD's linear rule on request.
-    assert scaled_learning_rate(convnext, 128) == pytest.approx(4e-3 / 32 ** 0.25)
-    assert scaled_learning_rate(RECIPES["resnet"], 32) == pytest.approx(8e-3 / 64 ** 0.25)
+    # By default the recipe's rate at any batch size; the fourth root, timm's
+    # square root and SGD's linear rule on request.
+    assert scaled_learning_rate(convnext, 128) == 4e-3
+    assert scaled_learning_rate(RECIPES["resnet"], 32) == 8e-3
+    fourth_root = convnext.with_options(learning_rate_scaling="fourth_root")
+    assert scaled_learning_rate(fourth_root, 128) == pytest.approx(4e-3 / 32 ** 0.25)
     sqrt = RECIPES["resnet"].with_options(learning_rate_scaling="sqrt")
     assert scaled_learning_rate(sqrt, 32) == pytest.approx(1e-3)
     linear = RECIPES["resnet"].with_options(learning_rate_scaling="linear")
@@ -233,8 +235,8 @@ def test_resolve_recipe_for_a_short_run_on_small_data():
     would leave AdamW at 1.25e-4, warm up for a third of the run and mix
     labels; the run uses the fourth-root rule, 5 % warm-up and no mixing."""
     run = resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15)
-    assert run.learning_rate == pytest.approx(8e-3 * (32 / 2048) ** 0.25)
-    assert run.learning_rate_source == "0.008 x (32 / 2048) ** 0.25"
+    assert run.learning_rate == 8e-3  # "constant": the recipe's rate at any batch size
+    assert run.learning_rate_source == "the recipe's rate at batch 2048, not scaled"
     assert run.total_steps == 615 and run.warmup_steps == 31  # 5 of 100 epochs: 5 %
     assert run.augmentation_strength == 0.0
     recipe = run.recipe
@@ -244,12 +246,16 @@ def test_resolve_recipe_for_a_short_run_on_small_data():
     assert resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15,
                           learning_rate=2e-3).learning_rate == 2e-3
     text = run.summary("classification")
-    for words in ("0.00283 (0.008 x (32 / 2048) ** 0.25)", "31 steps (5% of the run)",
+    for words in ("0.008 (the recipe's rate at batch 2048, not scaled)", "31 steps (5% of the run)",
                   "RandAugment off, CutMix off, MixUp off", "momentum 0.9 (41 steps"):
         assert words in text, text
     stored = run.to_json()
     assert (stored["learning_rate"], stored["warmup_steps"], stored["mixup_alpha"]) == (
-        pytest.approx(2.828e-3, rel=1e-3), 31, 0.0)
+        8e-3, 31, 0.0)
+    fourth_root = RECIPES["resnet"].with_options(learning_rate_scaling="fourth_root")
+    run = resolve_recipe(fourth_root, batch_size=32, steps_per_epoch=41, epochs=15)
+    assert run.learning_rate == pytest.approx(8e-3 * (32 / 2048) ** 0.25)
+    assert run.learning_rate_source == "0.008 x (32 / 2048) ** 0.25"
     with pytest.raises(ValueError, match="learning_rate.*finite"):
         resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15,
                        learning_rate=float("inf"))
@@ -294,18 +300,15 @@ def test_weight_ema_through_the_recipe():
 
 @pytest.mark.parametrize(
     "name, scaling, batch_size",
-    [("resnet", None, 32), ("convnext", "sqrt", 64), ("unet", "linear", 8), ("unet", None, 128)],
+    [("resnet", "fourth_root", 32), ("convnext", "sqrt", 64), ("unet", "linear", 8),
+     ("unet", "fourth_root", 128)],
 )
 def test_built_optimizer_peaks_at_the_scaled_learning_rate(name, scaling, batch_size):
     """Without a learning_rate, the optimizer a recipe builds peaks at
     base_learning_rate * (batch_size / reference_batch_size) ** exponent,
     computed here from the recipe's fields (not by scaled_learning_rate)."""
-    recipe = RECIPES[name]
-    if scaling is None:
-        assert recipe.learning_rate_scaling == "fourth_root"
-    else:
-        recipe = recipe.with_options(learning_rate_scaling=scaling)
-    exponent = {None: 0.25, "sqrt": 0.5, "linear": 1.0}[scaling]
+    recipe = RECIPES[name].with_options(learning_rate_scaling=scaling)
+    exponent = {"fourth_root": 0.25, "sqrt": 0.5, "linear": 1.0}[scaling]
     peak = recipe.base_learning_rate * (batch_size / recipe.reference_batch_size) ** exponent
     assert not math.isclose(peak, recipe.base_learning_rate, rel_tol=0.05)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])

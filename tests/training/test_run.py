@@ -47,12 +47,14 @@ def unet_run(tmp_path_factory):
 
 def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
     """No learning_rate given: the peak of the schedule a run trains with is
-    the recipe's rate scaled by the fourth root of the batch ratio, the
+    the recipe's rate scaled by its rule (here the fourth root of the batch
+    ratio, so that a run using the unscaled rate fails), the
     warm-up is capped to the run, and BatchNorm follows the steps; with
     weight EMA the run validates and saves the averaged weights."""
     run = prepare_training("unet", "shapes", epochs=2, batch_size=8, image_size=16,
                            num_images=24, model_options=UNET, output_dir=str(tmp_path / "run"),
-                           recipe_options={"ema_momentum": 0.5})
+                           recipe_options={"ema_momentum": 0.5,
+                                           "learning_rate_scaling": "fourth_root"})
     run_training(run, verbose=0)
     optimizer = run.model.optimizer
     assert optimizer.use_ema and optimizer.ema_momentum == 0.5
