@@ -252,6 +252,8 @@ metrics = {"validation": {metric: score},
            "test": None if dataset == "cells" else {metric: score - 0.05}}
 with open(os.path.join(value("--output"), "metrics.json"), "w") as file:
     json.dump(metrics, file)
+with open(os.path.join(value("--output"), "run.json"), "w") as file:
+    json.dump({"resolved_recipe": {"learning_rate": float(value("--learning-rate") or 0.004)}}, file)
 """
 
 
@@ -288,6 +290,12 @@ def test_table_and_json_from_runs(tmp_path, monkeypatch, capsys):
     assert len(table) == 1 + 3
     assert "| -5.0 |" in table[1] and "0.7000 (val)" in table[2] and "failed (exit 1)" in table[3]
     assert "MISSED on textures, cells, roads" in printed
+    # Without --tuned-learning-rates: half and twice the default run's rate.
+    assert defaults.main(["--quick", "--datasets", "textures", "--work-dir", str(tmp_path / "work2"),
+                          "--output-json", str(output)]) == 0  # --quick: no target
+    (row,) = json.loads(output.read_text())["rows"]
+    assert [run["learning_rate"] for run in row["tuned_runs"]] == [0.002, 0.008]
+    assert row["tuned"]["learning_rate"] == 0.008
 
 
 @pytest.mark.skipif(
@@ -301,7 +309,7 @@ def test_quick_run_with_the_cli(tmp_path):
     (the segmentation runs use a subset)."""
     output = tmp_path / "results.json"
     assert defaults.main(["--quick", "--datasets", "textures", "--work-dir", str(tmp_path / "work"),
-                          "--output-json", str(output)]) == 0
+                          "--output-json", str(output), "--tuned-learning-rates", "2e-3"]) == 0
     (row,) = json.loads(output.read_text())["rows"]
     assert row["dataset"] == "textures"
     for run in (row["default"], row["tuned"]):
