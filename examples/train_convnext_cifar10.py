@@ -1,7 +1,8 @@
 """Train a ConvNeXt on CIFAR-10 with the ConvNeXt paper's recipe.
 
-The recipe (Liu et al. 2022, `recipe_for("convnext_tiny")`): AdamW at a
-learning rate scaled linearly to the batch size, linear warmup then cosine
+The recipe (Liu et al. 2022, `recipe_for("convnext_tiny")`): AdamW at the
+recipe's peak learning rate (the same at any batch size unless
+`learning_rate_scaling` says), linear warmup then cosine
 decay, weight decay 0.05 except on biases, layer-norm parameters and
 layer-scale gammas (`recipe_optimizer` excludes them), label
 smoothing 0.1, stochastic depth ("drop path") growing to the variant's rate

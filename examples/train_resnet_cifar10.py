@@ -1,7 +1,7 @@
 """Train a ResNet on CIFAR-10 with the "ResNet strikes back" recipe.
 
-The recipe (`recipe_for("resnet18")`): AdamW at a learning rate scaled
-linearly to the batch size, linear warmup then cosine decay, no weight decay
+The recipe (`recipe_for("resnet18")`): AdamW at the recipe's peak learning
+rate (the same at any batch size unless `learning_rate_scaling` says), linear warmup then cosine decay, no weight decay
 on biases and batch-norm parameters (`recipe_optimizer` excludes
 them), label smoothing 0.1, random flips and shifts, RandAugment (magnitude
 6), CutMix and MixUp (`recipe_augmentation`; the labels become one-hot, so the
