@@ -28,7 +28,7 @@ The data set groups (`generated_data.GROUPS`):
   the defaults (2026-12-01), so no longer held out; kept for reference and
   to compare with earlier results.
 
-    python benchmarks/defaults.py                  # group heldout3 (TF, 2 CPUs: ~30-35 min)
+    python benchmarks/defaults.py                  # group heldout3 (TF, 2 CPUs: ~10 min)
     python benchmarks/defaults.py --group heldout2 # the round-2 data sets (~25 min)
     python benchmarks/defaults.py --group round1   # the round-1 data sets (~30 min)
     python benchmarks/defaults.py --quick          # 2 tiny data sets of the group, 1 epoch: a smoke run
@@ -78,8 +78,8 @@ EPOCHS.update({"leaves": 15, "fabrics": 20, "glyphs": 8, "fields": 15, "cracks":
 # flags): the first epoch (with its compilation) and a whole 1-epoch run of
 # gauges 12 s / 37 s, vehicles 19 / 39 s, spectrograms 10 / 25 s, clouds
 # 18 / 34 s, nuclei 18 / 37 s. With the first epoch as an upper bound of
-# the later ones, a run takes at most ~2.2 to 2.4 minutes (estimated, not
-# measured), a configuration at most ~12, ~30 to 35 in all with the data.
+# the later ones, a run takes at most ~2.2 to 2.4 minutes (estimated); the
+# whole group then took 10 minutes (runs of 25 to 67 s, load ~3, 2026-12-01).
 EPOCHS.update({"gauges": 10, "vehicles": 6, "spectrograms": 12, "clouds": 7, "nuclei": 7})
 # The tuned runs: the hand-tuned setting that reached 0.99 test accuracy on
 # a small real classification set where the defaults reached 0.59 (no
