@@ -247,6 +247,7 @@ if dataset == "roads" and value("--learning-rate") is None:
     sys.exit("diverged")
 metric = "mean_iou" if "unet" in args else "accuracy"
 score = 0.6 + 50 * float(value("--learning-rate")) if value("--learning-rate") else 0.7
+score += 0.01 * int(value("--seed"))
 os.makedirs(value("--output"))
 metrics = {"validation": {metric: score},
            "test": None if dataset == "cells" else {metric: score - 0.05}}
@@ -296,6 +297,31 @@ def test_table_and_json_from_runs(tmp_path, monkeypatch, capsys):
     (row,) = json.loads(output.read_text())["rows"]
     assert [run["learning_rate"] for run in row["tuned_runs"]] == [0.002, 0.008]
     assert row["tuned"]["learning_rate"] == 0.008
+
+
+def test_seeds_are_averaged(tmp_path, monkeypatch, capsys):
+    """--seeds 3: every configuration trains with seeds 0, 1, 2 in folders of
+    their own, and the means are compared and shown with their spread."""
+    script = tmp_path / "keras-cvlec"
+    script.write_text(f"#!{sys.executable}\n{FAKE_TRAIN}")
+    script.chmod(0o755)
+    monkeypatch.setattr(defaults, "KERAS_CVLEC", str(script))
+    output = tmp_path / "results.json"
+    assert defaults.main(["--datasets", "textures", "--quick", "--seeds", "3", "--work-dir",
+                          str(tmp_path / "work"), "--output-json", str(output),
+                          "--tuned-learning-rates", "0.001"]) == 0
+    (row,) = json.loads(output.read_text())["rows"]
+    # The fake scores 0.7 + 0.01 * seed (default) on validation, 0.05 less on test.
+    assert row["default"]["scores"] == pytest.approx([0.65, 0.66, 0.67])
+    assert row["default"]["score"] == pytest.approx(0.66)
+    assert row["tuned"]["validation_score"] == pytest.approx(0.66)  # 0.6 + 50 * 0.001 + 0.01
+    assert row["difference_points"] == pytest.approx(5.0)  # 0.66 - 0.61
+    assert sorted(os.listdir(tmp_path / "work" / "runs")) == sorted(
+        f"textures-{kind}-seed{seed}{suffix}" for kind in ("default", "tuned-lr0.001")
+        for seed in range(3) for suffix in ("", ".log"))
+    assert "| 0.6600 ± 0.0100 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        defaults.main(["--seeds", "0"])
 
 
 @pytest.mark.skipif(
