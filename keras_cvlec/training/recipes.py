@@ -13,8 +13,9 @@ and data set size, so `resolve_recipe` derives from the run:
   Measured on the development data (ResNet-18, 16 filters, batch 32, test
   accuracy at 2e-3 / 2.8e-3 / 4e-3 / 5.7e-3 / 8e-3 / 1.6e-2): leaves 0.51 /
   0.61 / 0.65 / 0.66 / 0.72 / 0.72, glyphs 0.53 / 0.64 / 0.73 / 0.78 / 0.75 /
-  0.64, fabrics 0.48 / 0.50 / 0.52 / 0.52 / 0.56 / - (benchmarks/defaults.py
-  --group heldout2); ConvNeXt-atto on leaves 0.34 at 1.2e-3 and 0.35 at 4e-3.
+  0.64, fabrics 0.48 / 0.50 / 0.52 / 0.52 / 0.56 / - (the heldout2 data sets
+  of benchmarks/generated_data.py); ConvNeXt-atto on leaves 0.34 at 1.2e-3
+  and 0.35 at 4e-3.
   The other rules stay available; every rule gives the published value at
   the reference batch size;
 - warm-up: the recipe's warm-up epochs, capped at the fraction of the run that
