@@ -1,0 +1,32 @@
+"""Shared by the lecture scripts: the output folder and the result files."""
+
+import json
+import os
+
+
+def output_paths(out_dir, claim):
+    """Creates `out_dir` and returns the paths of `<claim>.png` and `<claim>.json`.
+
+    An existing folder is reused only if it is empty or holds nothing but
+    these two files (a previous run of the same script): a user's other files
+    are never overwritten.
+    """
+    own = {f"{claim}.png", f"{claim}.json"}
+    if os.path.exists(out_dir):
+        if not os.path.isdir(out_dir):
+            raise FileExistsError(f"--out {out_dir!r} exists and is not a folder.")
+        foreign = sorted(set(os.listdir(out_dir)) - own)
+        if foreign:
+            raise FileExistsError(
+                f"--out {out_dir!r} is not empty and was not written by this "
+                f"script (it holds {', '.join(foreign[:5])}); choose an empty "
+                "or new folder."
+            )
+    os.makedirs(out_dir, exist_ok=True)
+    return os.path.join(out_dir, f"{claim}.png"), os.path.join(out_dir, f"{claim}.json")
+
+
+def write_json(path, results):
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")

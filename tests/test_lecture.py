@@ -1,0 +1,81 @@
+"""The lecture scripts in examples/lecture/ run in-process with reduced sizes:
+their checked numbers hold, they write a PNG and a JSON, and they refuse a
+folder holding someone else's files."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+LECTURE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "lecture"
+)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SMALL = {
+    "depthwise": ["--channels", "8", "--size", "8", "--batch-size", "2", "--steps", "1"],
+    "gelu": ["--points", "201", "--mc-points", "9", "--mc-samples", "20000"],
+}
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(
+        f"lecture_{name}", os.path.join(LECTURE, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(name, out):
+    assert load(name).main(SMALL[name] + ["--out", str(out)]) == 0
+    with open(out / f"{name}.png", "rb") as f:
+        assert f.read(len(PNG_MAGIC)) == PNG_MAGIC
+    with open(out / f"{name}.json") as f:
+        results = json.load(f)
+    assert all(results["checks"].values()), results["checks"]
+    return results
+
+
+def test_depthwise_counts_match_formulas(tmp_path):
+    results = run("depthwise", tmp_path / "out")
+    c, k, hw = 8, 7, 8 * 8
+    rows = {row["name"]: row for row in results["layers"]}
+    assert rows["dense_7x7"]["macs"] == k * k * c * c * hw
+    assert rows["depthwise_7x7_pointwise_1x1"]["macs"] == (k * k * c + c * c) * hw
+    assert rows["convnext_block"]["macs"] == (k * k * c + 8 * c * c) * hw
+    assert rows["resnet_bottleneck_block"]["macs"] == (2 * c * (c // 4) + 9 * (c // 4) ** 2) * hw
+    assert results["separable_over_dense_macs"] == pytest.approx(1 / c + 1 / k**2, rel=1e-12)
+    for row in results["layers"]:
+        assert row["params"] == row["params_formula"]
+        assert row["train_images_per_s"] > 0
+
+
+def test_gelu_numbers(tmp_path):
+    results = run("gelu", tmp_path / "out")
+    assert 0 < results["tanh_approximation_max_abs_error"] < 1e-3
+    assert results["keras_exact_vs_erf_reference_max_abs_error"] < 1e-5
+    assert results["gelu_relu_gap_at_abs_x_4"] < 1e-3
+    assert results["gelu_relu_max_gap_abs_x_le_1"] > 0.1
+    mc = results["monte_carlo"]
+    assert mc["samples_per_point"] == 20000
+    for x, estimate, se in zip(mc["x"], mc["estimate"], mc["standard_error"]):
+        exact = x * load("gelu").phi_cdf(x)
+        assert abs(estimate - exact) <= 4 * se
+
+
+def test_rerun_into_own_folder_is_allowed(tmp_path):
+    run("gelu", tmp_path)
+    run("gelu", tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_foreign_files_are_refused(name, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not written by this script.*notes.txt"):
+        load(name).main(SMALL[name] + ["--out", str(tmp_path)])
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_run_all_finds_every_claim_script():
+    assert load("run_all").claim_scripts() == sorted(SMALL)
