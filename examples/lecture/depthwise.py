@@ -41,7 +41,7 @@ from keras_cvlec.layers import ConvNeXtBlock, ResNetBottleneckBlock  # noqa: E40
 from keras_cvlec.utils import count_flops  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lecture_common import output_paths, write_json  # noqa: E402
+from lecture_common import output_paths, report_checks, write_json  # noqa: E402
 
 CLAIM = "depthwise"
 K = 7
@@ -183,9 +183,7 @@ def main(argv=None):
           f"(1/C + 1/k^2 = {results['separable_over_dense_expected']:.4f}), train speed "
           f"x{results['separable_over_dense_throughput']:.1f}; ConvNeXt / bottleneck MACs "
           f"{results['convnext_over_bottleneck_macs']:.2f}")
-    failed = [name for name, ok in results["checks"].items() if not ok]
-    print(f"wrote {png_path} and {json_path}; checks: {'FAILED ' + ', '.join(failed) if failed else 'all passed'}")
-    return 1 if failed else 0
+    return report_checks(results, png_path, json_path)
 
 
 if __name__ == "__main__":

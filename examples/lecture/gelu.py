@@ -35,7 +35,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lecture_common import output_paths, write_json  # noqa: E402
+from lecture_common import output_paths, report_checks, write_json  # noqa: E402
 
 CLAIM = "gelu"
 
@@ -149,9 +149,7 @@ def main(argv=None):
     print(f"Monte Carlo ({args.mc_samples} samples a point): max deviation "
           f"{results['monte_carlo']['max_abs_deviation']:.1e} = "
           f"{results['monte_carlo']['max_deviation_in_standard_errors']:.2f} standard errors")
-    failed = [name for name, ok in results["checks"].items() if not ok]
-    print(f"wrote {png_path} and {json_path}; checks: {'FAILED ' + ', '.join(failed) if failed else 'all passed'}")
-    return 1 if failed else 0
+    return report_checks(results, png_path, json_path)
 
 
 if __name__ == "__main__":

@@ -30,3 +30,12 @@ def write_json(path, results):
     with open(path, "w") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
+
+
+def report_checks(results, png_path, json_path):
+    """Prints where the results went and which of `results["checks"]`
+    failed; returns the script's exit status (1 when one failed)."""
+    failed = [name for name, ok in results["checks"].items() if not ok]
+    checks = "FAILED " + ", ".join(failed) if failed else "all passed"
+    print(f"wrote {png_path} and {json_path}; checks: {checks}")
+    return 1 if failed else 0
