@@ -32,6 +32,7 @@ The data set groups (`generated_data.GROUPS`):
   to compare with earlier results.
 
     python benchmarks/defaults.py                  # group heldout3 (TF, 2 CPUs: ~10 min)
+    python benchmarks/defaults.py --seeds 3        # the same, 3 seeds a configuration (~30-45 min)
     python benchmarks/defaults.py --group heldout2 # the round-2 data sets (~25 min)
     python benchmarks/defaults.py --group round1   # the round-1 data sets (~30 min)
     python benchmarks/defaults.py --quick          # 2 tiny data sets of the group, 1 epoch: a smoke run
