@@ -25,7 +25,6 @@ parameters, throughput) and `depthwise.json` (the numbers). Exits with
 status 1 if a count differs from its formula.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ from keras_cvlec.layers import ConvNeXtBlock, ResNetBottleneckBlock  # noqa: E40
 from keras_cvlec.utils import count_flops  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lecture_common import output_paths, report_checks, write_json  # noqa: E402
+from lecture_common import claim_parser, output_paths, report_checks, save_figure, write_json  # noqa: E402
 
 CLAIM = "depthwise"
 K = 7
@@ -114,14 +113,11 @@ def plot(path, rows, title):
         ax.set_title(label)
         ax.tick_params(axis="x", labelsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=os.path.join("lecture_out", CLAIM))
+    parser = claim_parser(__doc__, CLAIM)
     parser.add_argument("--channels", type=int, default=96)
     parser.add_argument("--size", type=int, default=56)
     parser.add_argument("--batch-size", type=int, default=8)

@@ -22,7 +22,6 @@ the Monte Carlo points, the approximation's error, the gap to ReLU) and
 `gelu.json` (the numbers). Exits with status 1 if a check fails.
 """
 
-import argparse
 import math
 import os
 import sys
@@ -35,7 +34,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lecture_common import output_paths, report_checks, write_json  # noqa: E402
+from lecture_common import claim_parser, output_paths, report_checks, save_figure, write_json  # noqa: E402
 
 CLAIM = "gelu"
 
@@ -82,14 +81,11 @@ def plot(path, x, exact, approx, relu, mc_points, mc, mc_se):
     ax.axhline(0, color="gray", linewidth=0.5)
     ax.set_title("GELU − ReLU: large only around 0")
     ax.set_xlabel("x")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=os.path.join("lecture_out", CLAIM))
+    parser = claim_parser(__doc__, CLAIM)
     parser.add_argument("--points", type=int, default=801, help="grid on [-4, 4]")
     parser.add_argument("--mc-points", type=int, default=17)
     parser.add_argument("--mc-samples", type=int, default=200_000)

@@ -1,5 +1,7 @@
-"""Shared by the lecture scripts: the output folder and the result files."""
+"""Shared by the lecture scripts: the command line, the output folder and
+the result files."""
 
+import argparse
 import json
 import os
 
@@ -39,3 +41,20 @@ def report_checks(results, png_path, json_path):
     checks = "FAILED " + ", ".join(failed) if failed else "all passed"
     print(f"wrote {png_path} and {json_path}; checks: {checks}")
     return 1 if failed else 0
+
+
+def claim_parser(doc, claim):
+    """The argument parser of a claim script: its docstring's first line as
+    the description and `--out` (default `lecture_out/<claim>`)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--out", default=os.path.join("lecture_out", claim))
+    return parser
+
+
+def save_figure(fig, path):
+    """Lays out `fig`, writes it to `path` as a PNG and closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
