@@ -85,6 +85,43 @@ def channel_axis(data_format):
     return -1 if data_format == "channels_last" else 1
 
 
+def spatial_axes(data_format):
+    """The (height, width) axes of a 4D tensor: `(1, 2)` for `channels_last`,
+    `(2, 3)` for `channels_first`."""
+    return (1, 2) if data_format == "channels_last" else (2, 3)
+
+
+def check_image_size(image_size, default=None):
+    """`image_size` as a `(height, width)` tuple of ints >= 1.
+
+    Args:
+        image_size: None, an int (a square size) or a `(height, width)` pair
+            of ints; bools are refused.
+        default: what None resolves to (None, an int or a pair).
+
+    Returns:
+        A `(height, width)` tuple of ints, or None when both `image_size` and
+        `default` are None.
+    """
+    if image_size is None:
+        if default is None:
+            return None
+        return check_image_size(default)
+    sizes = image_size if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+    allowed = "None, an int >= 1 or a (height, width) pair of ints >= 1"
+    if len(sizes) != 2:
+        raise ValueError(f"`image_size` must be {allowed}. Received: image_size={image_size!r}")
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise TypeError(
+                f"`image_size` must be {allowed}. Received: image_size={image_size!r} "
+                f"(an element of type {type(size).__name__})"
+            )
+        if size < 1:
+            raise ValueError(f"`image_size` must be {allowed}. Received: image_size={image_size!r}")
+    return tuple(int(size) for size in sizes)
+
+
 def check_bool(name, value):
     """True or False (not a truthy value), returned unchanged."""
     if not isinstance(value, bool):
