@@ -122,4 +122,4 @@ def build_autoencoder(
     return keras.Model(inputs, x, name=name or "autoencoder")
 
 
-register_model("autoencoder", build_autoencoder, task="reconstruction")
+register_model("autoencoder", build_autoencoder, task="reconstruction", family="autoencoder")

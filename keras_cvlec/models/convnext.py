@@ -229,4 +229,13 @@ def _conv(filters, size, data_format, name):
 
 
 for _variant in CONVNEXT_VARIANTS:
-    register_model(f"convnext_{_variant}", build_convnext, task="classification", variant=_variant)
+    register_model(
+        f"convnext_{_variant}",
+        build_convnext,
+        task="classification",
+        family="convnext",
+        defaults={"variant": _variant},
+        feature_strides=(4, 8, 16, 32),
+        input_size=224,
+        weights=("imagenet",) if CONVNEXT_VARIANTS[_variant].keras_applications else (),
+    )

@@ -215,4 +215,6 @@ def _check_backbone_weights(backbone_weights):
 
 
 for _variant in FCN_VARIANTS:
-    register_model(f"fcn{_variant}", build_fcn, task="segmentation", variant=_variant)
+    register_model(
+        f"fcn{_variant}", build_fcn, task="segmentation", family="fcn", defaults={"variant": _variant}
+    )

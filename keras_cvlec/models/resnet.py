@@ -219,4 +219,13 @@ def _stem(x, version, filters, data_format):
 
 
 for _variant in RESNET_VARIANTS:
-    register_model(_variant, build_resnet, task="classification", variant=_variant)
+    register_model(
+        _variant,
+        build_resnet,
+        task="classification",
+        family="resnet",
+        defaults={"variant": _variant},
+        feature_strides=(4, 8, 16, TOTAL_STRIDE),
+        input_size=224,
+        weights=("imagenet",) if "keras_applications" in RESNET_VARIANTS[_variant] else (),
+    )

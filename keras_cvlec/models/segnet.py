@@ -170,4 +170,4 @@ def _check_convs_per_level(convs_per_level, depth):
     return tuple(int(n) for n in convs_per_level[:depth])
 
 
-register_model("segnet", build_segnet, task="segmentation")
+register_model("segnet", build_segnet, task="segmentation", family="segnet")

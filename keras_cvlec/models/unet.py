@@ -223,4 +223,4 @@ def _pretrained_encoder(x, encoder, encoder_weights, freeze_encoder, depth, data
     return outputs[:-1], outputs[-1]
 
 
-register_model("unet", build_unet, task="segmentation")
+register_model("unet", build_unet, task="segmentation", family="unet")
