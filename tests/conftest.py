@@ -39,6 +39,15 @@ def _slowness_rank(item):
     )
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "backend_independent: runs no backend code (argument parsing, folder "
+        "scanning, recipe tables, CLI errors); scripts/test runs it with the "
+        "first backend only",
+    )
+
+
 def pytest_collection_modifyitems(items):
     items.sort(key=_slowness_rank)  # stable: the other modules keep their order
 
