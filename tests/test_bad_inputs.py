@@ -11,6 +11,8 @@ import pytest
 
 from keras_cvlec import cli
 
+pytestmark = pytest.mark.backend_independent
+
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -19,6 +19,8 @@ import defaults  # noqa: E402
 import generated_data  # noqa: E402
 from generated_data import DATASETS, GROUPS, VOID, write_dataset  # noqa: E402
 
+pytestmark = pytest.mark.backend_independent
+
 # Images a split in these tests: enough for every class of every data set
 # (20 polygon classes) to occur in each split.
 FEW = 24
