@@ -130,7 +130,8 @@ def shapes_dataset(split="train", *, num_images=None, image_size=64, task="segme
         image_size: height and width.
         task: `"segmentation"` (targets are masks) or `"classification"`
             (targets are image labels, `1..3` shifted to `0..2`).
-        seed: int seed of the whole data set.
+        seed: int seed of the whole data set; None reads as 0, so the data
+            set is the same in every run.
         max_shapes: the most shapes in one image; None for the task's
             default: 3 for segmentation, 1 for classification.
 

@@ -141,6 +141,10 @@ def test_loader_options_resolve_and_check_once():
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.seed = 0
     assert options.transform("segmentation", 4) is None
+    # The default augmentation is seeded by `seed`, and left unseeded by None.
+    for seed, layer_seeds in ((3, [3, 4, 5, 6, 7]), (None, [None] * 5)):
+        augment = LoaderOptions(augment=True, seed=seed).transform("segmentation", 4)
+        assert [layer.seed for layer in augment.pipeline.layers] == layer_seeds
 
 
 def test_load_dataset_builds_one_options_object(monkeypatch):
