@@ -1,5 +1,10 @@
 """Data: the embedded shapes data set, tensorflow-datasets loaders, folders of
-images, augmentation, and `load_dataset` over all of them."""
+images, augmentation, and `load_dataset` over all of them.
+
+One module per source (`shapes`, `tfds`, `folders`), the options, info record
+and batch transforms they share in `options`, the `{name: loader}` table and
+`load_dataset` in `registry`.
+"""
 
 from keras_cvlec.data.augmentation import (
     Augmentation,
@@ -8,7 +13,27 @@ from keras_cvlec.data.augmentation import (
     segmentation_augmentation,
 )
 from keras_cvlec.data.folders import load_folder
+from keras_cvlec.data.options import DatasetInfo, map_batches
 from keras_cvlec.data.pydataset import ArrayDataset
-from keras_cvlec.data.registry import DatasetInfo, list_datasets, load_dataset, map_batches
+from keras_cvlec.data.registry import list_datasets, load_dataset
 from keras_cvlec.data.shapes import CLASS_NAMES, make_shapes, shapes_dataset
 from keras_cvlec.data.tfds import TFDS_DATASETS, DatasetUnavailableError, load_tfds
+
+__all__ = [
+    "CLASS_NAMES",
+    "TFDS_DATASETS",
+    "ArrayDataset",
+    "Augmentation",
+    "DatasetInfo",
+    "DatasetUnavailableError",
+    "classification_augmentation",
+    "default_augmentation",
+    "list_datasets",
+    "load_dataset",
+    "load_folder",
+    "load_tfds",
+    "make_shapes",
+    "map_batches",
+    "segmentation_augmentation",
+    "shapes_dataset",
+]

@@ -39,7 +39,22 @@ import importlib.util
 import keras
 import numpy as np
 
-from keras_cvlec.utils.validation import check_choice, check_float, check_positive_int, check_seed
+from keras_cvlec.tasks import TRAINABLE_TASKS
+from keras_cvlec.utils.validation import (
+    check_choice,
+    check_float,
+    check_positive_int,
+    check_seed,
+)
+
+__all__ = [
+    "FLIP_MODES",
+    "Augmentation",
+    "RandomRotation",
+    "classification_augmentation",
+    "default_augmentation",
+    "segmentation_augmentation",
+]
 
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -99,7 +114,7 @@ class Augmentation:
     """
 
     def __init__(self, task, layers, *, num_classes=None):
-        self.task = check_choice("task", task, ("segmentation", "classification"))
+        self.task = check_choice("task", task, TRAINABLE_TASKS)
         self.pipeline = keras.layers.Pipeline(list(layers))
         self.one_hot = any(
             isinstance(layer, (keras.layers.MixUp, keras.layers.CutMix)) for layer in layers
@@ -264,7 +279,7 @@ def default_augmentation(task, *, num_classes=None, seed=None):
     """The augmentation `load_dataset(..., augment=True)` uses: the defaults
     of `segmentation_augmentation` or `classification_augmentation` (no
     mixing, so targets stay sparse int32; no RandAugment)."""
-    check_choice("task", task, ("segmentation", "classification"))
+    check_choice("task", task, TRAINABLE_TASKS)
     if task == "segmentation":
         return segmentation_augmentation(seed=seed)
     return classification_augmentation(num_classes, seed=seed)

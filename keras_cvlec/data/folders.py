@@ -33,7 +33,9 @@ Layouts and splits:
 
 A validation split carved out of a folder is disjoint from its training
 split and takes about 10 % of every class (at least one image of a class
-with two or more), so small classes are validated too.
+with two or more), so small classes are validated too. With `seed=None` it
+is drawn once per process: the splits loaded in one run stay disjoint, and
+another run draws another share.
 
 Before a pipeline is built, every file the split needs (and, to infer
 `num_classes`, every training mask) is decoded as the pipeline will decode
@@ -55,16 +57,15 @@ import warnings
 
 import numpy as np
 
-from keras_cvlec.data.registry import (
-    SPLITS,
-    DatasetInfo,
-    batch_tf_dataset,
+from keras_cvlec.data._tf_pipeline import batch_tf_dataset
+from keras_cvlec.data.options import SPLITS, DatasetInfo, LoaderOptions
+from keras_cvlec.utils.validation import (
+    check_bool,
     check_image_size,
-    check_loader_options,
-    check_task,
-    resolve_transform,
+    check_positive_int,
 )
-from keras_cvlec.utils.validation import check_bool, check_positive_int
+
+__all__ = ["IMAGE_EXTENSIONS", "load_folder"]
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 # The formats `tf.io.decode_image` reads, as Pillow names them (MPO: a
@@ -76,6 +77,10 @@ VALIDATION_FRACTION = 0.1
 DEFAULT_IMAGE_SIZE = 128
 LISTED_BAD_FILES = 20
 SCAN_CACHE_SIZE = 1 << 20
+# The seed of the validation share and `num_images` subset under seed=None:
+# drawn once per process, so the training and validation splits a run loads
+# one after the other stay disjoint.
+_PROCESS_SEED = np.random.SeedSequence().entropy
 
 _Scan = collections.namedtuple("_Scan", "problem size mode values")
 
@@ -454,48 +459,20 @@ def _tf_dataset(columns, task, size):
 def _check_ignore_class(ignore_class):
     if ignore_class is None:
         return None
-    if isinstance(ignore_class, bool) or not isinstance(ignore_class, (int, np.integer)):
-        raise TypeError(
-            "`ignore_class` must be None or an int in 0..255. Received: "
-            f"ignore_class={ignore_class!r} of type {type(ignore_class).__name__}"
-        )
-    if not 0 <= ignore_class <= 255:
+    ignore_class = check_positive_int("ignore_class", ignore_class, minimum=0)
+    if ignore_class > 255:
         raise ValueError(f"`ignore_class` must be None or in 0..255. Received: ignore_class={ignore_class}")
-    return int(ignore_class)
+    return ignore_class
 
 
-def load_folder(
-    path,
-    split="train",
-    *,
-    task=None,
-    image_size=None,
-    batch_size=32,
-    shuffle=None,
-    augment=False,
-    num_images=None,
-    seed=0,
-    one_hot=False,
-    num_classes=None,
-    ignore_class=255,
-    skip_bad_files=False,
-):
+def load_folder(path, split="train", *, num_classes=None, ignore_class=255, skip_bad_files=False,
+                **options):
     """Loads a folder of images as batches of `(images, targets)`.
 
     Args:
         path: the folder (see the module docstring for its layouts).
-        split: `"train"`, `"validation"` or `"test"`.
-        task: None for the folder's layout, or the task it must have.
-        image_size: int or `(height, width)`; None: 128.
-        batch_size: int >= 1.
-        shuffle: None means True for `"train"`.
-        augment: False, True (`default_augmentation`) or a callable
-            `(images, targets) -> (images, targets)`; training split only.
-        num_images: None, or the number of examples to read (a subset of
-            the split drawn by `seed`).
-        seed: int seed of the validation share, `num_images`, shuffling and
-            augmentation.
-        one_hot: classification only: labels one-hot float32 `(B, C)`.
+        split: `"train"`, `"validation"` or `"test"` (the splits the
+            folder's layout has).
         num_classes: None to infer (class sub-folders, or the largest mask
             value other than `ignore_class` + 1), or the expected number of
             classes.
@@ -505,6 +482,11 @@ def load_folder(
         skip_bad_files: leave out, with a warning, the files found bad
             (see the module docstring) and their image or mask partners,
             instead of raising.
+        **options: the options every loader takes, see `LoaderOptions`:
+            `task` (None: the one the folder's layout holds), `image_size`
+            (None: 128), `batch_size`, `shuffle`, `augment`, `num_images`
+            (a subset of the split drawn by `seed`), `seed` (also of the
+            validation share carved out of a folder), `one_hot`.
 
     Returns:
         `(dataset, info)`: a batched `tf.data.Dataset` of float32 images in
@@ -518,15 +500,21 @@ def load_folder(
     info.splits, info.num_examples  # ('train', 'validation'), 1083
     ```
     """
+    return _load_folder(
+        path, LoaderOptions(split=split, **options), num_classes=num_classes,
+        ignore_class=ignore_class, skip_bad_files=skip_bad_files,
+    )
+
+
+def _load_folder(path, options, *, num_classes=None, ignore_class=255, skip_bad_files=False):
+    """`load_folder` with its `LoaderOptions` built."""
     if not os.path.isdir(path):
         raise ValueError(f"`path` must be an existing folder. Received: path={path!r}")
-    shuffle, augment = check_loader_options(
-        split, batch_size, shuffle, augment, num_images, seed, one_hot
-    )
     ignore_class = _check_ignore_class(ignore_class)
     check_bool("skip_bad_files", skip_bad_files)
-    seed = seed or 0
-    size = check_image_size(image_size, DEFAULT_IMAGE_SIZE)
+    size = check_image_size(options.image_size, DEFAULT_IMAGE_SIZE)
+    split, num_images = options.split, options.num_images
+    split_seed = _PROCESS_SEED if options.seed is None else options.seed
     path = os.fspath(path)
     layout = _layout(path)
     splits = tuple(s for s in SPLITS if s in layout)
@@ -543,21 +531,23 @@ def load_folder(
             f"{', '.join(IMAGE_EXTENSIONS)}."
         )
     natural = "segmentation" if _is_segmentation(train_folder) else "classification"
-    task = check_task(path, task, (natural,))
+    task = options.resolve_task(path, (natural,))
     if task == "segmentation":
         columns, num_classes = _segmentation_examples(
-            layout, split, num_classes, ignore_class, skip_bad_files, num_images, seed
+            layout, split, num_classes, ignore_class, skip_bad_files, num_images, split_seed
         )
         class_names = tuple(str(k) for k in range(num_classes))
     else:
         columns, class_names = _classification_examples(
-            layout, split, num_classes, skip_bad_files, num_images, seed
+            layout, split, num_classes, skip_bad_files, num_images, split_seed
         )
         ignore_class = None
     info = DatasetInfo(
         path, task, len(class_names), class_names, size,
         num_examples=len(columns[0]), ignore_class=ignore_class, splits=splits,
     )
-    dataset = _tf_dataset(columns, task, size)
-    augment = resolve_transform(augment, one_hot, task, info.num_classes, seed)
-    return batch_tf_dataset(dataset, batch_size, shuffle=shuffle, seed=seed, augment=augment), info
+    dataset = batch_tf_dataset(
+        _tf_dataset(columns, task, size), options.batch_size, shuffle=options.shuffle,
+        seed=options.seed, augment=options.transform(task, info.num_classes),
+    )
+    return dataset, info

@@ -12,6 +12,8 @@ import numpy as np
 
 from keras_cvlec.utils.validation import check_positive_int, check_seed
 
+__all__ = ["ArrayDataset"]
+
 
 class ArrayDataset(keras.utils.PyDataset):
     """Batches of `(images, targets)` from two NumPy arrays.
@@ -22,7 +24,8 @@ class ArrayDataset(keras.utils.PyDataset):
         batch_size: int >= 1; the last batch may be smaller.
         shuffle: reorder the examples at every epoch (epoch `e` uses the
             permutation drawn from `(seed, e)`, so runs are reproducible).
-        seed: int seed of the shuffling.
+        seed: None (a new order in every run) or an int, the seed of the
+            shuffling.
         transform: `None` or a callable `(images, targets) -> (images,
             targets)` applied to every batch (e.g. an augmentation from
             `keras_cvlec.data.augmentation`); its outputs are converted
@@ -51,7 +54,7 @@ class ArrayDataset(keras.utils.PyDataset):
         self.targets = targets
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.shuffle = bool(shuffle)
-        self.seed = check_seed("seed", seed) or 0
+        self.seed = check_seed("seed", seed)
         self.transform = transform
         self.epoch = 0
         self._order = self._permutation()
@@ -59,7 +62,8 @@ class ArrayDataset(keras.utils.PyDataset):
     def _permutation(self):
         if not self.shuffle:
             return np.arange(len(self.images))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
+        entropy = None if self.seed is None else [self.seed, self.epoch]
+        return np.random.default_rng(entropy).permutation(len(self.images))
 
     def __len__(self):
         return math.ceil(len(self.images) / self.batch_size)

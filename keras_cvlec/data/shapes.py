@@ -11,14 +11,27 @@ and one for classification.
 
 Deterministic: the same `(split, seed, num_images, image_size)` gives the same
 arrays on every machine.
+
+This module also holds its loader: `load_dataset("shapes", ...)` serves it
+as an `ArrayDataset`, a `keras.utils.PyDataset`.
 """
 
 import numpy as np
 
-from keras_cvlec.utils.validation import check_choice, check_positive_int, check_seed
+from keras_cvlec.data.options import SPLITS, DatasetInfo
+from keras_cvlec.data.pydataset import ArrayDataset
+from keras_cvlec.tasks import TRAINABLE_TASKS
+from keras_cvlec.utils.validation import (
+    check_choice,
+    check_image_size,
+    check_positive_int,
+    check_seed,
+)
+
+__all__ = ["CLASS_NAMES", "make_shapes", "shapes_dataset"]
 
 CLASS_NAMES = ("background", "circle", "square", "triangle")
-SPLITS = {"train": 0, "validation": 1, "test": 2}
+DEFAULT_IMAGE_SIZE = 64
 DEFAULT_SPLIT_SIZES = {"train": 2048, "validation": 256, "test": 256}
 # Classification images hold one shape, as CIFAR's hold one object: with
 # several, the label (the largest shape's class) asks a classifier to compare
@@ -117,7 +130,8 @@ def shapes_dataset(split="train", *, num_images=None, image_size=64, task="segme
         image_size: height and width.
         task: `"segmentation"` (targets are masks) or `"classification"`
             (targets are image labels, `1..3` shifted to `0..2`).
-        seed: int seed of the whole data set.
+        seed: int seed of the whole data set; None reads as 0, so the data
+            set is the same in every run.
         max_shapes: the most shapes in one image; None for the task's
             default: 3 for segmentation, 1 for classification.
 
@@ -131,16 +145,41 @@ def shapes_dataset(split="train", *, num_images=None, image_size=64, task="segme
     >>> x.shape, y.shape
     ((8, 32, 32, 3), (8, 32, 32))
     """
-    check_choice("split", split, tuple(SPLITS))
-    check_choice("task", task, ("segmentation", "classification"))
+    check_choice("split", split, SPLITS)
+    check_choice("task", task, TRAINABLE_TASKS)
     if num_images is None:
         num_images = DEFAULT_SPLIT_SIZES[split]
     data = make_shapes(
         num_images,
         image_size,
         max_shapes=DEFAULT_MAX_SHAPES[task] if max_shapes is None else max_shapes,
-        seed=np.random.SeedSequence([check_seed("seed", seed) or 0, SPLITS[split]]).generate_state(1)[0],
+        seed=np.random.SeedSequence([check_seed("seed", seed) or 0, SPLITS.index(split)]).generate_state(1)[0],
     )
     if task == "segmentation":
         return data["images"], data["masks"]
     return data["images"], data["labels"] - 1
+
+
+def _load_shapes(name, options):
+    """The `"shapes"` data set's loader: `(ArrayDataset, DatasetInfo)` for
+    `name` (`"shapes"`) and its `LoaderOptions`."""
+    task = options.resolve_task(name, ("segmentation", "classification"))
+    height, width = check_image_size(options.image_size, DEFAULT_IMAGE_SIZE)
+    if height != width:
+        raise ValueError(
+            f"The {name!r} data set has square images only. Received: "
+            f"image_size={options.image_size!r}"
+        )
+    images, targets = shapes_dataset(
+        options.split, num_images=options.num_images, image_size=height, task=task,
+        seed=options.seed,
+    )
+    class_names = CLASS_NAMES if task == "segmentation" else CLASS_NAMES[1:]
+    info = DatasetInfo(
+        name, task, len(class_names), class_names, (height, width), num_examples=len(images),
+    )
+    dataset = ArrayDataset(
+        images, targets, batch_size=options.batch_size, shuffle=options.shuffle,
+        seed=options.seed, transform=options.transform(task, info.num_classes),
+    )
+    return dataset, info

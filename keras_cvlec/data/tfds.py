@@ -31,16 +31,18 @@ prepare the data on a connected one with the same tensorflow-datasets version
 import dataclasses
 import os
 
-from keras_cvlec.data.registry import (
-    SPLITS,
-    DatasetInfo,
-    batch_tf_dataset,
-    check_image_size,
-    check_loader_options,
-    check_task,
-    resolve_transform,
-)
-from keras_cvlec.utils.validation import check_choice
+from keras_cvlec.data._tf_pipeline import batch_tf_dataset
+from keras_cvlec.data.options import SPLITS, DatasetInfo, LoaderOptions
+from keras_cvlec.utils.validation import check_choice, check_image_size
+
+__all__ = [
+    "TFDS_DATASETS",
+    "DatasetUnavailableError",
+    "TfdsSpec",
+    "download_and_prepare",
+    "load_tfds",
+    "tfds_split",
+]
 
 PET_MASK_CLASSES = ("background", "pet", "border")
 
@@ -84,7 +86,7 @@ TFDS_DATASETS = {
 
 def tfds_split(name, split):
     """The tfds split string that `split` reads for data set `name`."""
-    check_choice("split", split, ("train", "validation", "test"))
+    check_choice("split", split, SPLITS)
     return {
         "train": "train[:90%]",
         "validation": "train[90%:]",
@@ -146,20 +148,7 @@ def download_and_prepare(builder):
         raise DatasetUnavailableError(_unavailable_message(builder, error)) from error
 
 
-def load_tfds(
-    name,
-    split="train",
-    *,
-    task=None,
-    image_size=None,
-    batch_size=32,
-    shuffle=None,
-    augment=False,
-    num_images=None,
-    seed=0,
-    one_hot=False,
-    data_dir=None,
-):
+def load_tfds(name, split="train", *, data_dir=None, **options):
     """Loads a tensorflow-datasets data set as batches of `(images, targets)`.
 
     Args:
@@ -167,20 +156,13 @@ def load_tfds(
             `"imagenette"`, `"oxford_iiit_pet"`.
         split: `"train"`, `"validation"` or `"test"` (see the module
             docstring for what each reads).
-        task: None for the natural task, or `"classification"` /
-            `"segmentation"` where the data set has it.
-        image_size: int or `(height, width)`; None: cifar 32, imagenette
-            160, oxford_iiit_pet 128.
-        batch_size: int >= 1.
-        shuffle: None means True for `"train"`.
-        augment: False, True (`default_augmentation`) or a callable
-            `(images, targets) -> (images, targets)`; training split only.
-        num_images: None or the number of examples to read.
-        seed: int seed of shuffling and augmentation.
-        one_hot: classification only: labels one-hot float32 `(B, C)`.
         data_dir: tfds data directory; None for tfds's default
             (`$TFDS_DATA_DIR` or `~/tensorflow_datasets`). A data set not
             prepared there is downloaded (see the module docstring).
+        **options: the options every loader takes, see `LoaderOptions`:
+            `task`, `image_size`, `batch_size`, `shuffle`, `augment`,
+            `num_images` (the first examples of the split), `seed`,
+            `one_hot`.
 
     Returns:
         `(dataset, info)`: a batched `tf.data.Dataset` of float32 images in
@@ -199,13 +181,15 @@ def load_tfds(
     model.fit(dataset, epochs=10)
     ```
     """
+    return _load_tfds(name, LoaderOptions(split=split, **options), data_dir=data_dir)
+
+
+def _load_tfds(name, options, *, data_dir=None):
+    """`load_tfds` with its `LoaderOptions` built."""
     check_choice("name", name, tuple(TFDS_DATASETS))
     spec = TFDS_DATASETS[name]
-    shuffle, augment = check_loader_options(
-        split, batch_size, shuffle, augment, num_images, seed, one_hot
-    )
-    task = check_task(name, task, spec.tasks)
-    size = check_image_size(image_size, spec.image_size)
+    task = options.resolve_task(name, spec.tasks)
+    size = check_image_size(options.image_size, spec.image_size)
     try:
         import tensorflow as tf
         import tensorflow_datasets as tfds
@@ -216,7 +200,7 @@ def load_tfds(
         ) from error
 
     builder = tfds.builder(name, data_dir=data_dir)
-    source_split = tfds_split(name, split)
+    source_split = tfds_split(name, options.split)
     # Read first and prepare only when tfds finds no data ("could not find data
     # in data_dir"): `tfds.testing.mock_data` serves unprepared data sets.
     try:
@@ -241,8 +225,8 @@ def load_tfds(
         mask = tf.image.resize(mask, size, method="nearest")
         return image, tf.cast(mask[..., 0], "int32")
 
-    if num_images is not None:
-        dataset = dataset.take(num_images)
+    if options.num_images is not None:
+        dataset = dataset.take(options.num_images)
     # tfds asserts the cardinality of the (sliced) split: its split info.
     num_examples = int(dataset.cardinality())
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
@@ -250,5 +234,8 @@ def load_tfds(
         name, task, len(class_names), class_names, size,
         num_examples=num_examples if num_examples >= 0 else None, splits=SPLITS,
     )
-    augment = resolve_transform(augment, one_hot, task, info.num_classes, seed)
-    return batch_tf_dataset(dataset, batch_size, shuffle=shuffle, seed=seed, augment=augment), info
+    dataset = batch_tf_dataset(
+        dataset, options.batch_size, shuffle=options.shuffle, seed=options.seed,
+        augment=options.transform(task, info.num_classes),
+    )
+    return dataset, info

@@ -191,7 +191,7 @@ def _load_data(dataset, task, args, recipe):
     """The train, validation and test splits (None for a split the data set
     lacks), the data set's info and the recipe resolved for the run."""
     from keras_cvlec.data import load_dataset, map_batches
-    from keras_cvlec.data.registry import resolve_transform
+    from keras_cvlec.data.options import resolve_transform
 
     options = dict(
         task=task, image_size=args["image_size"], batch_size=args["batch_size"],

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from keras_cvlec.data import load_dataset, load_folder
+from keras_cvlec.data import folders, load_dataset, load_folder
 
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("tensorflow")
@@ -371,7 +371,9 @@ def test_bad_mask_folders(tmp_path, case, match):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(ignore_class="void"), TypeError, "`ignore_class` must be None or an int in 0..255. Received: ignore_class='void'"),
+        (dict(ignore_class="void"), TypeError, "`ignore_class` must be an int >= 0. Received: ignore_class='void'"),
+        (dict(ignore_class=True), TypeError, "`ignore_class` must be an int >= 0. Received: ignore_class=True"),
+        (dict(ignore_class=-1), ValueError, "`ignore_class` must be >= 0. Received: ignore_class=-1"),
         (dict(ignore_class=256), ValueError, "`ignore_class` must be None or in 0..255. Received: ignore_class=256"),
         (dict(skip_bad_files=1), TypeError, "`skip_bad_files` must be True or False. Received: skip_bad_files=1"),
     ],
@@ -386,3 +388,35 @@ def test_bad_folder_arguments(classes_folder, kwargs, error, match):
 def test_folder_options_refused_for_named_data_sets(name, kwargs):
     with pytest.raises(ValueError, match=f"are for folders of images only. .* with the '{name}' data set"):
         load_dataset(name, **kwargs)
+
+
+def order(dataset):
+    """The grey levels of a dataset of `write_classes` images, in the order
+    of its batches."""
+    images, _ = collect(dataset)
+    return np.round(images[:, 0, 0, 0] * 255).astype(int).tolist()
+
+
+def test_seed_none_shuffles_anew(tmp_path):
+    write_classes(tmp_path, {"a": 12, "b": 12})
+    # 22 training images: two unseeded shuffles agree with probability 1/22!.
+    first, second = (order(load_folder(tmp_path, image_size=4, seed=None)[0]) for _ in range(2))
+    assert sorted(first) == sorted(second) and first != second
+    seeded = [order(load_folder(tmp_path, image_size=4, seed=0)[0]) for _ in range(2)]
+    assert seeded[0] == seeded[1]
+
+
+def test_seed_none_carves_one_validation_share_per_process(tmp_path, monkeypatch):
+    write_classes(tmp_path, {"a": 30, "b": 30})
+
+    def share(seed):
+        return set(order(load_folder(tmp_path, "validation", image_size=4, seed=seed)[0]))
+
+    shares = {seed: share(seed) for seed in (0, 1, 2)}
+    assert shares[0] != shares[1] != shares[2] != shares[0]
+    for process_seed in (1, 2):
+        monkeypatch.setattr(folders, "_PROCESS_SEED", process_seed)
+        validation = share(None)
+        train = set(order(load_folder(tmp_path, image_size=4, seed=None, shuffle=False)[0]))
+        assert validation == shares[process_seed] and not train & validation
+        assert train | validation == set(range(60))

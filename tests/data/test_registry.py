@@ -1,10 +1,17 @@
-"""`load_dataset` on the shapes data set (a PyDataset, no TensorFlow) and its
-argument checks."""
+"""`load_dataset` on the shapes data set (a PyDataset, no TensorFlow), its
+argument checks, the shared `LoaderOptions`, the moved registry names and the
+data modules' import graph."""
+
+import ast
+import dataclasses
+import importlib
+import pathlib
 
 import keras
 import numpy as np
 import pytest
 
+import keras_cvlec.data
 from keras_cvlec.data import (
     ArrayDataset,
     Augmentation,
@@ -12,8 +19,10 @@ from keras_cvlec.data import (
     classification_augmentation,
     list_datasets,
     load_dataset,
+    registry,
     shapes_dataset,
 )
+from keras_cvlec.data.options import LoaderOptions
 
 
 def test_list_datasets():
@@ -82,12 +91,16 @@ def test_fit_and_evaluate_on_the_pydataset():
         (dict(augment="yes"), TypeError, "`augment` must be a bool or a callable"),
         (dict(image_size=(32, 16)), ValueError, "square images only"),
         (dict(image_size=0), ValueError, "`image_size` must be None, an int >= 1"),
+        (dict(image_size=32.0), TypeError, "`image_size` must be None, an int >= 1.*of type float"),
+        (dict(image_size=(32, True)), TypeError, "an element of type bool"),
         (dict(batch_size=0), ValueError, "`batch_size` must be >= 1"),
-        (dict(shuffle=1), TypeError, "`shuffle` must be None or a bool"),
+        (dict(shuffle=1), TypeError, "`shuffle` must be True or False. Received: shuffle=1"),
         (dict(num_images=2.5), TypeError, "`num_images` must be an int"),
         (dict(data_dir="/tmp"), ValueError, "`data_dir` is for tensorflow-datasets names only"),
         (dict(one_hot=1), TypeError, "`one_hot` must be True or False. Received: one_hot=1"),
         (dict(one_hot=True), ValueError, "`one_hot` encodes class labels.*task='segmentation'"),
+        (dict(seed=1.0), TypeError, "`seed` must be None or an int. Received: seed=1.0"),
+        (dict(image_sizes=32), TypeError, "unexpected keyword argument 'image_sizes'"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -117,3 +130,82 @@ def test_one_hot_labels_with_and_without_mixing():
     assert soft.shape == (8, 3) and soft.dtype == np.float32
     np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
     assert (soft.max(1) < 1.0).any()
+
+
+def test_loader_options_resolve_and_check_once():
+    options = LoaderOptions("validation", image_size=(8, 6), num_images=3, seed=None)
+    assert options.shuffle is False and LoaderOptions().shuffle is True
+    assert options.resolve_task("shapes", ("segmentation", "classification")) == "segmentation"
+    with pytest.raises(ValueError, match="Data set 'pets' has no 'segmentation' task. It supports: 'classification'"):
+        LoaderOptions(task="segmentation").resolve_task("pets", ("classification",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.seed = 0
+    assert options.transform("segmentation", 4) is None
+    # The default augmentation is seeded by `seed`, and left unseeded by None.
+    for seed, layer_seeds in ((3, [3, 4, 5, 6, 7]), (None, [None] * 5)):
+        augment = LoaderOptions(augment=True, seed=seed).transform("segmentation", 4)
+        assert [layer.seed for layer in augment.pipeline.layers] == layer_seeds
+
+
+def test_load_dataset_builds_one_options_object(monkeypatch):
+    expected = LoaderOptions("test", image_size=16, num_images=2, seed=4)
+    built = []
+    check = LoaderOptions.__post_init__
+    monkeypatch.setattr(LoaderOptions, "__post_init__", lambda self: (built.append(self), check(self)))
+    dataset, _ = load_dataset("shapes", "test", image_size=16, num_images=2, seed=4)
+    assert built == [expected]
+    assert dataset.seed == 4 and dataset.shuffle is False
+
+
+@pytest.mark.parametrize(
+    "name, new_module, new_name",
+    [
+        ("DatasetInfo", "keras_cvlec.data.options", "DatasetInfo"),
+        ("SPLITS", "keras_cvlec.data.options", "SPLITS"),
+        ("map_batches", "keras_cvlec.data.options", "map_batches"),
+        ("resolve_transform", "keras_cvlec.data.options", "resolve_transform"),
+        ("TASKS", "keras_cvlec.tasks", "TRAINABLE_TASKS"),
+    ],
+)
+def test_moved_registry_names_warn_and_still_work(name, new_module, new_name):
+    with pytest.warns(DeprecationWarning, match=f"registry.{name}` is deprecated: use `{new_module}.{new_name}`"):
+        old = getattr(registry, name)
+    assert old is getattr(importlib.import_module(new_module), new_name)
+    with pytest.raises(AttributeError, match="has no attribute 'check_task'"):
+        registry.check_task  # noqa: B018
+
+
+def _data_imports(path):
+    """The `keras_cvlec.data` modules the module file `path` imports."""
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_cvlec.data"):
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            imported.update(name for name in names if name.count(".") == 2)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names if a.name.startswith("keras_cvlec.data."))
+    return imported
+
+
+def test_data_modules_import_no_circle():
+    folder = pathlib.Path(keras_cvlec.data.__file__).parent
+    graph = {
+        f"keras_cvlec.data.{file.stem}": _data_imports(file)
+        for file in folder.glob("*.py") if file.stem != "__init__"
+    }
+    assert {"keras_cvlec.data.folders", "keras_cvlec.data.tfds", "keras_cvlec.data.shapes"} <= graph[
+        "keras_cvlec.data.registry"]
+    # Depth-first search: a module reached again while still open closes a circle.
+    state = {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for other in graph.get(module, ()):
+            assert state.get(other) != "open", f"import circle: {' -> '.join(path + [other])}"
+            if other not in state:
+                visit(other, path + [other])
+        state[module] = "done"
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
