@@ -134,11 +134,8 @@ def build_unet(
         input_shape=input_shape,
         optional=True,
     )
-    if backbone:
-        strides = _backbone_strides(backbone, depth, upsampling)
-        total_stride = strides[-1]
-    else:
-        total_stride = 2**depth
+    strides = _backbone_strides(backbone, depth, upsampling) if backbone else None
+    total_stride = strides[-1] if backbone else 2**depth
     x = pad_to_total_stride(
         inputs, total_stride, data_format, cause=f"`depth`={depth}", input_shape=input_shape
     )
