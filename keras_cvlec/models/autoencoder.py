@@ -3,22 +3,21 @@
 import keras
 from keras import layers
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
-from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
+from keras_cvlec.models.conv_blocks import NORM_CHOICES, conv_block, upsample
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
-from keras_cvlec.models.segmentation_blocks import (
-    apply_final_activation,
+from keras_cvlec.models.segmentation_head import (
     check_final_activation,
-    NORM_CHOICES,
-    SegmentationLayers,
-    check_total_stride,
+    pad_to_total_stride,
+    segmentation_head,
 )
 from keras_cvlec.utils.validation import (
     check_choice,
     check_positive_int,
     standardize_data_format,
 )
+
+__all__ = ["AUTOENCODER_UPSAMPLING_CHOICES", "build_autoencoder"]
 
 # "max_unpool" is left out on purpose: the pooling indices would carry the
 # encoder's fine-scale positions past the bottleneck, a skip in disguise.
@@ -94,31 +93,24 @@ def build_autoencoder(
     check_final_activation(final_activation)
     data_format = standardize_data_format(data_format)
 
-    total_stride = 2**depth
     inputs = image_input(input_shape, data_format, min_size=1)
-    check_total_stride(inputs, data_format, total_stride, f"`depth`={depth}", input_shape)
+    x = pad_to_total_stride(
+        inputs, 2**depth, data_format, cause=f"`depth`={depth}", input_shape=input_shape
+    )
 
-    builder = SegmentationLayers(norm, activation, data_format)
-    x = PadToMultiple2D(total_stride, data_format=data_format, name="pad")(inputs)
+    blocks = dict(norm=norm, activation=activation, data_format=data_format)
     for level in range(depth):
-        x = builder.conv_block(x, filters * 2**level, f"encoder{level + 1}")
+        x = conv_block(x, filters * 2**level, f"encoder{level + 1}", **blocks)
         x = layers.MaxPooling2D(2, data_format=data_format, name=f"encoder{level + 1}_pool")(x)
-    x = builder.conv_block(x, filters * 2**depth, "bottleneck")
+    x = conv_block(x, filters * 2**depth, "bottleneck", **blocks)
     for level in reversed(range(depth)):
         width = filters * 2**level
         prefix = f"decoder{level + 1}"
-        x = builder.upsample(x, width, upsampling, prefix)
-        x = builder.conv_block(x, width, prefix)
+        x = upsample(x, width, upsampling, prefix, norm=norm, data_format=data_format)
+        x = conv_block(x, width, prefix, **blocks)
 
-    x = BiasFirstConv2D(
-        input_channels(inputs, data_format),
-        1,
-        data_format=data_format,
-        dtype="float32",
-        name="head",
-    )(x)
-    x = CropToMatch2D(data_format=data_format, dtype="float32", name="crop")([x, inputs])
-    x = apply_final_activation(x, final_activation, data_format)
+    channels = input_channels(inputs, data_format)
+    x = segmentation_head(x, inputs, channels, final_activation, data_format)
     return keras.Model(inputs, x, name=name or "autoencoder")
 
 

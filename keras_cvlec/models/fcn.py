@@ -1,35 +1,32 @@
 """Fully convolutional networks (Long et al., 2015): FCN-32s, FCN-16s, FCN-8s."""
 
-import os
-
 import keras
 from keras import layers, ops
 
 from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
-from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
-from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input
-from keras_cvlec.models.registry import register_model
-from keras_cvlec.models.segmentation_blocks import (
-    apply_final_activation,
+from keras_cvlec.models.backbones import backbone_features, check_backbone_args
+from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
+from keras_cvlec.models.registry import model_info, register_model
+from keras_cvlec.models.segmentation_head import (
     check_final_activation,
-    backbone_features,
-    check_backbone,
+    pad_to_total_stride,
+    segmentation_output,
 )
 from keras_cvlec.utils.validation import (
-    check_bool,
     check_choice,
     check_positive_int,
     standardize_data_format,
 )
 
-# One row a variant: the backbone stages whose scores are fused into the
-# stride-32 score of stage 4, from coarse to fine. Stage k has stride 2**(k+1).
+__all__ = ["DEFAULT_BACKBONE", "FCN_VARIANTS", "BilinearUpsamplingKernel", "build_fcn"]
+
+# One row a variant: the stride of the finest backbone feature map whose
+# scores are fused into those of the coarsest.
 FCN_VARIANTS = {
-    "32s": (),
-    "16s": (3,),
-    "8s": (3, 2),
+    "32s": 32,
+    "16s": 16,
+    "8s": 8,
 }
-FCN_TOTAL_STRIDE = 32
 DEFAULT_BACKBONE = "resnet50"
 
 
@@ -91,8 +88,9 @@ def build_fcn(
 
     The backbone is a headless ResNet or ConvNeXt of this package, called as
     one nested model named `backbone` that returns its `stage{k}_output`
-    feature maps (stride `2**(k + 1)`). A 1x1 convolution `score_stage4`
-    gives class scores at stride 32. Then, as in Long et al. (2015):
+    feature maps (strides 4, 8, 16, 32 for k = 1 ... 4: the registry's
+    `feature_strides`). A 1x1 convolution `score_stage4` gives class scores
+    at stride 32. Then, as in Long et al. (2015):
 
     - `"32s"`: one `Conv2DTranspose` `upscore32` (kernel 64, stride 32)
       up-samples the scores to the input's resolution.
@@ -142,36 +140,48 @@ def build_fcn(
     >>> model(keras.ops.ones((1, 37, 53, 3))).shape
     (1, 37, 53, 5)
     """
-    check_backbone("backbone", backbone)
     check_choice("variant", variant, tuple(FCN_VARIANTS))
     check_positive_int("num_classes", num_classes)
-    check_bool("freeze_backbone", freeze_backbone)
-    _check_backbone_weights(backbone_weights)
     check_final_activation(final_activation)
     data_format = standardize_data_format(data_format)
-
-    inputs = image_input(input_shape, data_format, min_size=FCN_TOTAL_STRIDE)
-    x = PadToMultiple2D(FCN_TOTAL_STRIDE, data_format=data_format, name="pad")(inputs)
-    fused = FCN_VARIANTS[variant]
-    stages = (4,) + fused
-    features = dict(
-        zip(
-            stages,
-            backbone_features(
-                x, backbone, backbone_weights, freeze_backbone, stages, data_format,
-                "backbone",
-            ),
-        )
+    inputs = image_input(input_shape, data_format, min_size=1)
+    check_backbone_args(
+        backbone,
+        backbone_weights,
+        freeze_backbone,
+        channels=input_channels(inputs, data_format),
+        input_shape=input_shape,
     )
+    # The strides of the fused feature maps, from coarse to fine, e.g. (32, 16, 8).
+    feature_strides = model_info(backbone).feature_strides
+    strides = tuple(s for s in reversed(feature_strides) if s >= FCN_VARIANTS[variant])
+    stages = {stride: feature_strides.index(stride) + 1 for stride in strides}
+    x = pad_to_total_stride(
+        inputs,
+        strides[0],
+        data_format,
+        cause=f"The total stride of `backbone`={backbone!r}",
+        input_shape=input_shape,
+    )
+    features = backbone_features(
+        x,
+        backbone,
+        strides=strides,
+        weights=backbone_weights,
+        freeze=freeze_backbone,
+        data_format=data_format,
+        name="backbone",
+    )
+    features = dict(zip(strides, features))
 
-    def score(stage):
+    def score(stride):
         return BiasFirstConv2D(
             num_classes,
             1,
             kernel_initializer="zeros",
             data_format=data_format,
-            name=f"score_stage{stage}",
-        )(features[stage])
+            name=f"score_stage{stages[stride]}",
+        )(features[stride])
 
     def upscore(tensor, factor, name, dtype=None):
         return layers.Conv2DTranspose(
@@ -186,32 +196,13 @@ def build_fcn(
             name=name,
         )(tensor)
 
-    y = score(4)
-    coarser, stride = 4, FCN_TOTAL_STRIDE
-    for stage in fused:
-        y = upscore(y, 2, f"upscore2_stage{coarser}")
-        y = layers.Add(name=f"fuse_stage{stage}")([y, score(stage)])
-        coarser, stride = stage, stride // 2
-    y = upscore(y, stride, f"upscore{stride}", dtype="float32")
-    y = CropToMatch2D(data_format=data_format, dtype="float32", name="crop")([y, inputs])
-    y = apply_final_activation(y, final_activation, data_format)
+    y = score(strides[0])
+    for coarser, finer in zip(strides, strides[1:]):
+        y = upscore(y, coarser // finer, f"upscore{coarser // finer}_stage{stages[coarser]}")
+        y = layers.Add(name=f"fuse_stage{stages[finer]}")([y, score(finer)])
+    y = upscore(y, strides[-1], f"upscore{strides[-1]}", dtype="float32")
+    y = segmentation_output(y, inputs, final_activation, data_format)
     return keras.Model(inputs, y, name=name or f"fcn{variant}_{backbone}")
-
-
-def _check_backbone_weights(backbone_weights):
-    """The form of `backbone_weights`; the backbone builder checks the rest."""
-    if backbone_weights is None or (
-        isinstance(backbone_weights, str) and backbone_weights == "imagenet"
-    ):
-        return
-    if isinstance(backbone_weights, (str, os.PathLike)) and os.fspath(
-        backbone_weights
-    ).endswith(".weights.h5"):
-        return
-    raise ValueError(
-        "`backbone_weights` must be None, 'imagenet' or the path of a "
-        f"'.weights.h5' file. Received: backbone_weights={backbone_weights!r}"
-    )
 
 
 for _variant in FCN_VARIANTS:

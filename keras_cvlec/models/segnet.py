@@ -4,23 +4,28 @@ import numbers
 
 import keras
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
-from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
 from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_cvlec.models.conv_blocks import NORM_CHOICES, conv_block
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input
 from keras_cvlec.models.registry import register_model
-from keras_cvlec.models.segmentation_blocks import (
-    apply_final_activation,
+from keras_cvlec.models.segmentation_head import (
     check_final_activation,
-    NORM_CHOICES,
-    SegmentationLayers,
-    check_total_stride,
+    pad_to_total_stride,
+    segmentation_head,
 )
 from keras_cvlec.utils.validation import (
     check_choice,
     check_positive_int,
     standardize_data_format,
 )
+
+__all__ = [
+    "SEGNET_CONVS_PER_LEVEL",
+    "SEGNET_DEPTH",
+    "SEGNET_WIDTH_MULTIPLIERS",
+    "build_segnet",
+    "segnet_widths",
+]
 
 # The VGG-16 layout of the paper's encoder, one entry a level: 3x3
 # convolutions per level, and the level's width in units of `filters`
@@ -111,16 +116,16 @@ def build_segnet(
     check_final_activation(final_activation)
     data_format = standardize_data_format(data_format)
 
-    total_stride = 2**depth
     inputs = image_input(input_shape, data_format, min_size=1)
-    check_total_stride(inputs, data_format, total_stride, f"`depth`={depth}", input_shape)
+    x = pad_to_total_stride(
+        inputs, 2**depth, data_format, cause=f"`depth`={depth}", input_shape=input_shape
+    )
 
-    builder = SegmentationLayers(norm, activation, data_format)
+    blocks = dict(norm=norm, activation=activation, data_format=data_format)
     widths = segnet_widths(filters, depth)
-    x = PadToMultiple2D(total_stride, data_format=data_format, name="pad")(inputs)
     pooled_inputs, pool_indices = [], []
     for level in range(depth):
-        x = builder.conv_block(x, widths[level], f"encoder{level + 1}", convs[level])
+        x = conv_block(x, widths[level], f"encoder{level + 1}", convs=convs[level], **blocks)
         pooled_inputs.append(x)
         x, indices = MaxPoolingWithArgmax2D(
             2, data_format=data_format, name=f"encoder{level + 1}_pool"
@@ -133,13 +138,11 @@ def build_segnet(
             [x, pool_indices[level], pooled_inputs[level]]
         )
         next_width = widths[level - 1] if level > 0 else widths[0]
-        x = builder.conv_block(x, widths[level], prefix, convs[level], next_width)
+        x = conv_block(
+            x, widths[level], prefix, convs=convs[level], last_channels=next_width, **blocks
+        )
 
-    x = BiasFirstConv2D(
-        num_classes, 1, data_format=data_format, dtype="float32", name="head"
-    )(x)
-    x = CropToMatch2D(data_format=data_format, dtype="float32", name="crop")([x, inputs])
-    x = apply_final_activation(x, final_activation, data_format)
+    x = segmentation_head(x, inputs, num_classes, final_activation, data_format)
     return keras.Model(inputs, x, name=name or "segnet")
 
 

@@ -5,33 +5,33 @@ import math
 import keras
 from keras import layers
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
-from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
 from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D
+from keras_cvlec.models.backbones import backbone_features, check_backbone_args
+from keras_cvlec.models.conv_blocks import NORM_CHOICES, conv_block, upsample
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
-from keras_cvlec.models.registry import register_model
-from keras_cvlec.models.segmentation_blocks import (
-    BACKBONE_STAGES,
-    NORM_CHOICES,
-    SegmentationLayers,
-    apply_final_activation,
-    backbone_features,
-    check_backbone,
+from keras_cvlec.models.registry import model_info, register_model
+from keras_cvlec.models.segmentation_head import (
     check_final_activation,
-    check_total_stride,
+    pad_to_total_stride,
+    segmentation_head,
 )
 from keras_cvlec.utils.validation import (
     channel_axis,
     check_choice,
     check_positive_int,
     check_rate,
+    renamed_arguments,
     standardize_data_format,
 )
 
+__all__ = ["UPSAMPLING_CHOICES", "build_unet"]
+
 UPSAMPLING_CHOICES = ("transpose", "bilinear", "nearest", "max_unpool")
-ENCODER_STAGES = BACKBONE_STAGES
 
 
+@renamed_arguments(
+    encoder="backbone", encoder_weights="backbone_weights", freeze_encoder="freeze_backbone"
+)
 def build_unet(
     *,
     input_shape=DEFAULT_INPUT_SHAPE,
@@ -42,9 +42,9 @@ def build_unet(
     norm="batch",
     activation="relu",
     dropout=0.0,
-    encoder=None,
-    encoder_weights=None,
-    freeze_encoder=False,
+    backbone=None,
+    backbone_weights=None,
+    freeze_backbone=False,
     final_activation=None,
     data_format=None,
     name=None,
@@ -70,16 +70,19 @@ def build_unet(
       decoder reduces channels with a 3x3 convolution and puts each value
       back where the encoder's maximum was (`MaxUnpooling2D`).
 
-    With `encoder`, a ResNet or ConvNeXt of this package replaces the
-    encoder: its `stage1_output` ... `stage{depth}_output` (strides 4 ...
-    `2**(depth+1)`) are the skips and the bottleneck, and two more decoder
-    levels without skips return to full resolution.
+    With a `backbone`, a ResNet or ConvNeXt of this package replaces the
+    encoder, as one nested model named `encoder`: its first `depth` feature
+    maps `stage1_output` ... `stage{depth}_output` (strides 4 ...
+    `2**(depth+1)`, from the registry's `feature_strides`) are the skips and
+    the bottleneck, and two more decoder levels without skips return to
+    full resolution.
 
     Args:
         input_shape: image shape in `data_format` order; height and width may
             be `None`.
         num_classes: number of classes; 1 gives one logit per pixel (binary).
-        depth: number of down-sampling steps (1 to 4 with an `encoder`).
+        depth: number of down-sampling steps (1 to 4 with a `backbone`: its
+            number of stages).
         filters: channels of the first level (64 in the paper).
         upsampling: `"transpose"`, `"bilinear"`, `"nearest"` or
             `"max_unpool"`.
@@ -90,15 +93,18 @@ def build_unet(
         dropout: dropout rate in `[0, 1)` before and after the bottleneck, as
             in the paper ("drop-out layers at the end of the contracting
             path").
-        encoder: `None`, or a registered ResNet/ConvNeXt name, e.g.
-            `"resnet50"` or `"convnext_tiny"`.
-        encoder_weights: `None`, `"imagenet"` or a `.weights.h5` path for the
-            encoder.
-        freeze_encoder: whether the encoder's weights are frozen.
+        backbone: `None` (the paper's encoder), or a registered backbone
+            name (`keras_cvlec.list_models(backbone=True)`), e.g.
+            `"resnet50"` or `"convnext_tiny"`. Formerly `encoder` (still
+            accepted, with a `DeprecationWarning`).
+        backbone_weights: `None`, `"imagenet"` or a `.weights.h5` path for
+            the backbone. Formerly `encoder_weights`.
+        freeze_backbone: whether the backbone's weights are frozen. Formerly
+            `freeze_encoder`.
         final_activation: `None` (logits), `"softmax"`, `"sigmoid"`, ...
         data_format: `"channels_last"` or `"channels_first"`; defaults to
             `keras.config.image_data_format()`.
-        name: the model's name; defaults to `"unet"` or `"unet_<encoder>"`.
+        name: the model's name; defaults to `"unet"` or `"unet_<backbone>"`.
 
     Returns:
         A `keras.Model` mapping images to `(batch, height, width,
@@ -119,29 +125,39 @@ def build_unet(
     check_choice("norm", norm, NORM_CHOICES)
     dropout = check_rate("dropout", dropout)
     data_format = standardize_data_format(data_format)
-    _check_encoder_args(encoder, encoder_weights, freeze_encoder, upsampling, depth)
-
-    total_stride = 2 ** (depth + 1) if encoder else 2**depth
     inputs = image_input(input_shape, data_format, min_size=1)
-    check_total_stride(inputs, data_format, total_stride, f"`depth`={depth}", input_shape)
-    if encoder_weights == "imagenet" and input_channels(inputs, data_format) != 3:
-        raise ValueError(
-            f"`encoder_weights='imagenet'` needs 3 input channels. Received: "
-            f"input_shape={input_shape}"
-        )
+    check_backbone_args(
+        backbone,
+        backbone_weights,
+        freeze_backbone,
+        channels=input_channels(inputs, data_format),
+        input_shape=input_shape,
+        optional=True,
+    )
+    strides = _backbone_strides(backbone, depth, upsampling) if backbone else None
+    total_stride = strides[-1] if backbone else 2**depth
+    x = pad_to_total_stride(
+        inputs, total_stride, data_format, cause=f"`depth`={depth}", input_shape=input_shape
+    )
 
-    builder = SegmentationLayers(norm, activation, data_format)
-    x = PadToMultiple2D(total_stride, data_format=data_format, name="pad")(inputs)
-    if encoder:
-        skips, x = _pretrained_encoder(
-            x, encoder, encoder_weights, freeze_encoder, depth, data_format
+    blocks = dict(norm=norm, activation=activation, data_format=data_format)
+    if backbone:
+        # The nested model keeps the name "encoder" of the models saved so far.
+        *skips, x = backbone_features(
+            x,
+            backbone,
+            strides=strides,
+            weights=backbone_weights,
+            freeze=freeze_backbone,
+            data_format=data_format,
+            name="encoder",
         )
         pool_indices = [None] * len(skips)
-        skip_strides = [2 ** (level + 2) for level in range(len(skips))]
+        skip_strides = list(strides[:-1])
     else:
         skips, pool_indices = [], []
         for level in range(depth):
-            x = builder.conv_block(x, filters * 2**level, f"encoder{level + 1}")
+            x = conv_block(x, filters * 2**level, f"encoder{level + 1}", **blocks)
             if dropout and level == depth - 1:
                 x = layers.Dropout(dropout, name=f"encoder{level + 1}_dropout")(x)
             skips.append(x)
@@ -152,7 +168,7 @@ def build_unet(
             else:
                 x = layers.MaxPooling2D(2, data_format=data_format, name=pool_name)(x)
                 pool_indices.append(None)
-        x = builder.conv_block(x, filters * 2**depth, "bottleneck")
+        x = conv_block(x, filters * 2**depth, "bottleneck", **blocks)
         skip_strides = [2**level for level in range(depth)]
     if dropout:
         x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
@@ -169,58 +185,37 @@ def build_unet(
             skip, indices = skips[skip_index], pool_indices[skip_index]
         else:
             skip = indices = None
-        x = builder.upsample(x, width, upsampling, prefix, indices, skip)
+        x = upsample(
+            x, width, upsampling, prefix, norm=norm, data_format=data_format,
+            indices=indices, skip=skip,
+        )
         if skip is not None:
             x = layers.Concatenate(axis=channel_axis(data_format), name=f"{prefix}_concat")(
                 [skip, x]
             )
-        x = builder.conv_block(x, width, prefix)
+        x = conv_block(x, width, prefix, **blocks)
 
-    x = BiasFirstConv2D(
-        num_classes, 1, data_format=data_format, dtype="float32", name="head"
-    )(x)
-    x = CropToMatch2D(data_format=data_format, dtype="float32", name="crop")([x, inputs])
-    x = apply_final_activation(x, final_activation, data_format)
-    default_name = f"unet_{encoder}" if encoder else "unet"
+    x = segmentation_head(x, inputs, num_classes, final_activation, data_format)
+    default_name = f"unet_{backbone}" if backbone else "unet"
     return keras.Model(inputs, x, name=name or default_name)
 
 
-def _check_encoder_args(encoder, encoder_weights, freeze_encoder, upsampling, depth):
-    if encoder is None:
-        for arg, value, default in (
-            ("encoder_weights", encoder_weights, None),
-            ("freeze_encoder", freeze_encoder, False),
-        ):
-            if value != default:
-                raise ValueError(
-                    f"`{arg}`={value!r} needs an `encoder`. Received: encoder=None"
-                )
-        return
-    check_backbone("encoder", encoder)
+def _backbone_strides(backbone, depth, upsampling):
+    """The strides of the backbone features U-Net uses: `depth - 1` skips
+    and the bottleneck."""
     if upsampling == "max_unpool":
         raise ValueError(
             f"`upsampling='max_unpool'` needs the argmax indices of the encoder's "
-            f"max pooling, and encoder={encoder!r} has no MaxPoolingWithArgmax2D. "
-            f"Use encoder=None or another upsampling."
+            f"max pooling, and backbone={backbone!r} has no MaxPoolingWithArgmax2D. "
+            f"Use backbone=None or another upsampling."
         )
-    if depth > ENCODER_STAGES:
+    strides = model_info(backbone).feature_strides
+    if depth > len(strides):
         raise ValueError(
-            f"`depth` must be at most {ENCODER_STAGES} with an encoder (its stages). "
-            f"Received: depth={depth}"
+            f"`depth` must be at most {len(strides)} with backbone={backbone!r} (its "
+            f"stages). Received: depth={depth}"
         )
-    if not isinstance(freeze_encoder, bool):
-        raise TypeError(
-            f"`freeze_encoder` must be True or False. Received: "
-            f"freeze_encoder={freeze_encoder!r}"
-        )
-
-
-def _pretrained_encoder(x, encoder, encoder_weights, freeze_encoder, depth, data_format):
-    """(skips at strides 4 ... 2**depth, bottleneck) from a backbone."""
-    outputs = backbone_features(
-        x, encoder, encoder_weights, freeze_encoder, range(1, depth + 1), data_format, "encoder"
-    )
-    return outputs[:-1], outputs[-1]
+    return strides[:depth]
 
 
 register_model("unet", build_unet, task="segmentation", family="unet")

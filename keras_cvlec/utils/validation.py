@@ -5,8 +5,10 @@ what is allowed, and returns the value unchanged (or as the plain Python type
 it was checked as), so callers can write `self.rate = check_rate("rate", rate)`.
 """
 
+import functools
 import math
 import numbers
+import warnings
 
 import keras
 
@@ -139,3 +141,52 @@ def known_channels(layer, input_shape, data_format):
             f"data_format={data_format}"
         )
     return channels
+
+
+def check_imagenet_channels(name, weights, channels, input_shape):
+    """3 input `channels` when `weights` (the argument `name`) is
+    `"imagenet"`: the ImageNet weights take RGB images."""
+    if isinstance(weights, str) and weights == "imagenet" and channels != 3:
+        raise ValueError(
+            f"`{name}='imagenet'` needs 3 input channels. Received: "
+            f"input_shape={input_shape}"
+        )
+    return weights
+
+
+def renamed_arguments(**renames):
+    """Decorator: keyword arguments renamed `old=new` still work, with a
+    `DeprecationWarning` naming the new keyword; passing both is a TypeError.
+
+    Example:
+
+    >>> @renamed_arguments(encoder="backbone")
+    ... def build(*, backbone=None):
+    ...     return backbone
+    >>> build(encoder="resnet18")  # doctest: +SKIP
+    'resnet18'
+    """
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise TypeError(
+                        f"{function.__name__}() got both `{old}` and `{new}`; `{old}` is "
+                        f"the deprecated name of `{new}`: pass only `{new}`. Received: "
+                        f"{old}={kwargs[old]!r}, {new}={kwargs[new]!r}"
+                    )
+                warnings.warn(
+                    f"{function.__name__}(): `{old}` is deprecated, use `{new}` instead.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

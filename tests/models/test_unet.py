@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_cvlec.models.registry import build_model
 from keras_cvlec.models.unet import build_unet
 from tests.harness import assert_allclose, randomize_weights, to_numpy
 
@@ -135,15 +136,16 @@ def test_dropout_is_active_only_in_training():
     assert not np.allclose(to_numpy(model(x, training=True)), to_numpy(model(x, training=False)))
 
 
-@pytest.mark.parametrize("encoder", ["resnet18", "convnext_atto"])
-def test_encoder_skips_and_freezing(encoder):
+@pytest.mark.parametrize("backbone", ["resnet18", "convnext_atto"])
+def test_backbone_skips_and_freezing(backbone):
     model = build_unet(
-        input_shape=(None, None, 3), num_classes=2, filters=4, encoder=encoder, freeze_encoder=True
+        input_shape=(None, None, 3), num_classes=2, filters=4, backbone=backbone, freeze_backbone=True
     )
+    # The nested backbone model keeps its layer name "encoder".
     backbone = model.get_layer("encoder")
     assert [tuple(o.shape[1:3]) for o in backbone.outputs] == [(None, None)] * 4
     assert not backbone.trainable
-    # A size the encoder's stride of 32 does not divide; fit below takes 32x32.
+    # A size the backbone's stride of 32 does not divide; fit below takes 32x32.
     x = RNG.normal(size=(1, 45, 70, 3)).astype("float32")
     assert tuple(model(x).shape) == (1, 45, 70, 2)
     before = [to_numpy(w) for w in backbone.weights]
@@ -155,14 +157,14 @@ def test_encoder_skips_and_freezing(encoder):
     assert model.count_params() > backbone.count_params()
 
 
-def test_encoder_depth_selects_the_bottleneck_stage():
-    model = build_unet(input_shape=(64, 64, 3), filters=4, depth=2, encoder="resnet18")
+def test_backbone_depth_selects_the_bottleneck_stage():
+    model = build_unet(input_shape=(64, 64, 3), filters=4, depth=2, backbone="resnet18")
     # Stage outputs up to stage2 (stride 8): one skip (stride 4) and the bottleneck.
     assert [tuple(o.shape[1:3]) for o in model.get_layer("encoder").outputs] == [(16, 16), (8, 8)]
     assert model.output_shape == (None, 64, 64, 2)
 
 
-def test_encoder_imagenet_weights_go_through_keras_applications(monkeypatch):
+def test_backbone_imagenet_weights_go_through_keras_applications(monkeypatch):
     calls = []
     original = keras.applications.ResNet50
 
@@ -173,7 +175,7 @@ def test_encoder_imagenet_weights_go_through_keras_applications(monkeypatch):
     monkeypatch.setattr(keras.applications, "ResNet50", fake_resnet50)
     # The weights file counts as downloaded (the builder fetches it first).
     monkeypatch.setattr(keras.utils, "get_file", lambda fname, origin, **kwargs: fname)
-    model = build_unet(input_shape=(64, 64, 3), filters=2, encoder="resnet50", encoder_weights="imagenet")
+    model = build_unet(input_shape=(64, 64, 3), filters=2, backbone="resnet50", backbone_weights="imagenet")
     assert calls == [("imagenet", False)]
     assert model.output_shape == (None, 64, 64, 2)
 
@@ -213,9 +215,9 @@ def test_decoder_concatenates_the_skip_first(kwargs, upsampled):
         ]
 
 
-def test_decoder_concatenates_the_encoder_skip_first():
-    model = build_unet(input_shape=(None, None, 3), filters=4, depth=3, encoder="resnet18")
-    # Encoder outputs: skips at strides 4 and 8, the bottleneck at 16.
+def test_decoder_concatenates_the_backbone_skip_first():
+    model = build_unet(input_shape=(None, None, 3), filters=4, depth=3, backbone="resnet18")
+    # Backbone outputs: skips at strides 4 and 8, the bottleneck at 16.
     assert _producers(model, "decoder4_concat") == [("encoder", 1), ("decoder4_upconv", 0)]
     assert _producers(model, "decoder3_concat") == [("encoder", 0), ("decoder3_upconv", 0)]
     assert "decoder2_concat" not in [layer.name for layer in model.layers]
@@ -231,12 +233,20 @@ def test_decoder_concatenates_the_encoder_skip_first():
         (dict(upsampling="deconv"), ValueError, "upsampling.*'deconv'.*'transpose'"),
         (dict(norm="instance"), ValueError, "norm.*'instance'.*'batch'"),
         (dict(dropout=1.0), ValueError, "dropout.*1.0"),
-        (dict(encoder="resnet18", upsampling="max_unpool"), ValueError, "max_unpool.*argmax.*resnet18"),
-        (dict(encoder="vgg16"), ValueError, "encoder.*'vgg16'.*resnet18"),
-        (dict(encoder="resnet18", depth=5), ValueError, "depth.*4.*5"),
-        (dict(freeze_encoder=True), ValueError, "freeze_encoder.*needs an `encoder`"),
-        (dict(encoder_weights="imagenet"), ValueError, "encoder_weights.*needs an `encoder`"),
-        (dict(input_shape=(None, None, 1), encoder="resnet18", encoder_weights="imagenet"), ValueError, "3 input channels"),
+        (dict(backbone="resnet18", upsampling="max_unpool"), ValueError, "max_unpool.*argmax.*resnet18"),
+        (dict(backbone="vgg16"), ValueError, r"Unknown `backbone`: 'vgg16'. Valid backbones: .*resnet18"),
+        (dict(backbone="unet"), ValueError, r"Unknown `backbone`: 'unet'"),
+        (dict(backbone="resnet18", depth=5), ValueError, r"`depth` must be at most 4 with backbone='resnet18'.*depth=5"),
+        (dict(freeze_backbone=True), ValueError, "freeze_backbone.*needs a `backbone`"),
+        (dict(backbone_weights="imagenet"), ValueError, "backbone_weights.*needs a `backbone`"),
+        (dict(backbone="resnet18", freeze_backbone=1), TypeError, r"`freeze_backbone` must be True or False. Received: freeze_backbone=1"),
+        (dict(backbone="resnet18", backbone_weights="w.npz"), ValueError, r"`backbone_weights` must be .*backbone_weights='w.npz'"),
+        (dict(backbone="resnet18", backbone_weights="imagenet"), ValueError, r"backbone='resnet18' has no ImageNet weights. Backbones with them: .*resnet50"),
+        (dict(input_shape=(None, None, 1), backbone="resnet50", backbone_weights="imagenet"), ValueError,
+         r"`backbone_weights='imagenet'` needs 3 input channels. Received: input_shape=\(None, None, 1\)"),
+        (dict(encoder="resnet18", backbone="resnet18"), TypeError, r"both `encoder` and `backbone`.*pass only `backbone`"),
+        (dict(backbone="resnet18", encoder_weights=None, backbone_weights=None), TypeError, r"both `encoder_weights` and `backbone_weights`"),
+        (dict(backbone="resnet18", freeze_encoder=True, freeze_backbone=True), TypeError, r"both `freeze_encoder` and `freeze_backbone`"),
         (dict(input_shape=(32, 32)), ValueError, "input_shape"),
         (dict(final_activation="softmaxx"), ValueError, "final_activation.*'softmaxx'"),
     ],
@@ -249,4 +259,22 @@ def test_bad_arguments(kwargs, error, match):
 def test_model_name():
     assert build_unet(input_shape=(16, 16, 3), depth=2, filters=4).name == "unet"
     assert build_unet(input_shape=(16, 16, 3), depth=2, filters=4, name="seg").name == "seg"
-    assert build_unet(input_shape=(32, 32, 3), depth=2, filters=4, encoder="resnet18").name == "unet_resnet18"
+    assert build_unet(input_shape=(32, 32, 3), depth=2, filters=4, backbone="resnet18").name == "unet_resnet18"
+
+
+def test_deprecated_encoder_keywords_warn_and_build_the_same_model():
+    """`encoder`, `encoder_weights`, `freeze_encoder` (also from a saved
+    run's `model_options`, through `build_model`) build what `backbone`,
+    `backbone_weights`, `freeze_backbone` build."""
+    kwargs = dict(input_shape=(32, 32, 3), depth=2, filters=4)
+    new = build_unet(backbone="resnet18", backbone_weights=None, freeze_backbone=True, **kwargs)
+    with pytest.warns(DeprecationWarning) as record:
+        old = build_model("unet", encoder="resnet18", encoder_weights=None, freeze_encoder=True, **kwargs)
+    messages = [str(warning.message) for warning in record]
+    for old_name, new_name in (("encoder", "backbone"), ("encoder_weights", "backbone_weights"),
+                               ("freeze_encoder", "freeze_backbone")):
+        assert f"build_unet(): `{old_name}` is deprecated, use `{new_name}` instead." in messages
+    assert old.name == new.name == "unet_resnet18"
+    assert old.count_params() == new.count_params()
+    assert len(old.trainable_weights) == len(new.trainable_weights)
+    assert [layer.name for layer in old.layers] == [layer.name for layer in new.layers]
