@@ -7,6 +7,7 @@ it was checked as), so callers can write `self.rate = check_rate("rate", rate)`.
 
 import math
 import numbers
+import os
 
 import keras
 
@@ -139,3 +140,19 @@ def known_channels(layer, input_shape, data_format):
             f"data_format={data_format}"
         )
     return channels
+
+
+def check_path(name, value):
+    """A path (str or os.PathLike), returned as a str."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"`{name}` must be a path (str or os.PathLike). Received: {name}={value!r}"
+        )
+    return os.fspath(value)
+
+
+def check_optional_dict(name, value):
+    """None or a dict, returned unchanged."""
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"`{name}` must be None or a dict. Received: {name}={value!r}")
+    return value
