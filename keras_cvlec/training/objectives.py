@@ -9,7 +9,12 @@ from keras_cvlec.metrics import MeanIoU, SparseCategoricalAccuracy
 from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.utils.validation import check_choice, check_positive_int
 
-__all__ = ["compile_arguments"]
+__all__ = ["OUTPUT_ACTIVATION_ARGUMENTS", "compile_arguments"]
+
+# The builder argument that sets each task's output activation (None: the
+# model outputs logits).
+OUTPUT_ACTIVATION_ARGUMENTS = {"classification": "classifier_activation",
+                               "segmentation": "final_activation"}
 
 
 def __getattr__(name):

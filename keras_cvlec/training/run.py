@@ -1,5 +1,7 @@
 """`train` and `evaluate`: the library functions behind `keras-cvlec train`
-and `keras-cvlec evaluate`.
+and `keras-cvlec evaluate`. `train` is `prepare_training` (the one set-up of a
+run: data, recipe resolved for the run, model and optimizer, also used by the
+scripts in `examples/`) followed by `run_training`.
 
 A run lives in one folder:
 
@@ -30,7 +32,7 @@ from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.training import callbacks as run_callbacks
 from keras_cvlec.training.files import check_output_folder, read_json, write_json
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
-from keras_cvlec.training.objectives import compile_arguments
+from keras_cvlec.training.objectives import OUTPUT_ACTIVATION_ARGUMENTS, compile_arguments
 from keras_cvlec.training.plots import plot_learning_curves, plot_per_class, plot_predictions
 from keras_cvlec.training.report import class_report
 from keras_cvlec.training.recipes import Recipe, RunRecipe, recipe_for, resolve_recipe
@@ -49,7 +51,6 @@ __all__ = [
     "METRICS_FILE",
     "MIXED_PRECISION_POLICIES",
     "MONITORS",
-    "RUN_FOLDER_ENTRIES",
     "TrainingRun",
     "evaluate",
     "prepare_training",
@@ -64,9 +65,6 @@ MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # Arguments that may differ when a run is resumed: they change how or where
 # from, not what, is computed.
 _RESUME_FREE_ARGS = ("jit_compile", "data_dir")
-# The builder argument of each task's output activation (None: logits).
-_ACTIVATION_OPTIONS = {"classification": "classifier_activation",
-                       "segmentation": "final_activation"}
 
 
 @dataclasses.dataclass
@@ -262,7 +260,7 @@ def _load_data(dataset, task, args, recipe):
 
 def _build(model_name, task, info, channels, recipe, model_options, policy):
     """The model for the data set, and whether it outputs logits."""
-    options = {_ACTIVATION_OPTIONS[task]: None, "data_format": "channels_last"}
+    options = {OUTPUT_ACTIVATION_ARGUMENTS[task]: None, "data_format": "channels_last"}
     if task == "classification":
         options["drop_path_rate"] = recipe.drop_path_rate
     options.update(model_options)
@@ -281,7 +279,7 @@ def _build(model_name, task, info, channels, recipe, model_options, policy):
         ) from error
     finally:
         keras.config.set_dtype_policy(previous)
-    return model, options[_ACTIVATION_OPTIONS[task]] is None
+    return model, options[OUTPUT_ACTIVATION_ARGUMENTS[task]] is None
 
 
 def _check_model_options(model_options):
@@ -467,14 +465,14 @@ def _training_finished(run):
 
 # What a run writes into its folder (removed again when it fails before its
 # first epoch ends).
-RUN_FOLDER_ENTRIES = (RUN_FILE, "log.csv", "backup", "logs", "best.keras", "last.keras")
+_RUN_FOLDER_ENTRIES = (RUN_FILE, "log.csv", "backup", "logs", "best.keras", "last.keras")
 
 
 def _remove_run_files(run, created_folder):
     if created_folder:
         shutil.rmtree(run.output_dir, ignore_errors=True)
         return
-    for name in RUN_FOLDER_ENTRIES:
+    for name in _RUN_FOLDER_ENTRIES:
         path = run.path(name)
         if os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
