@@ -1,14 +1,16 @@
 """Train a ConvNeXt on CIFAR-10 with the ConvNeXt paper's recipe.
 
-The recipe (Liu et al. 2022, `recipe_for("convnext_tiny")`): AdamW at the
-recipe's peak learning rate (the same at any batch size unless
-`learning_rate_scaling` says), linear warmup then cosine
-decay, weight decay 0.05 except on biases, layer-norm parameters and
-layer-scale gammas (`recipe_optimizer` excludes them), label
-smoothing 0.1, stochastic depth ("drop path") growing to the variant's rate
-at the last block (0.1 for ConvNeXt-T), random flips and shifts, RandAugment
-(magnitude 9), CutMix and MixUp (`recipe_augmentation`; the labels become
-one-hot, so the loss is `CategoricalCrossentropy`). The model outputs logits.
+The recipe (Liu et al. 2022, `recipe_for("convnext_tiny")`), resolved for the
+run by `prepare_training` as `keras-cvlec train` does: AdamW at the recipe's
+peak learning rate, linear warmup (capped to the run) then cosine decay,
+weight decay 0.05 except on biases, layer-norm parameters and layer-scale
+gammas, label smoothing 0.1, stochastic depth ("drop path") growing to the
+variant's rate at the last block (0.1 for ConvNeXt-T; `--drop-path-rate`
+changes the recipe's), random flips and shifts, and RandAugment (magnitude
+9), CutMix and MixUp at a strength that grows with the images the run sees
+(the labels become one-hot once mixing is on). The model outputs logits.
+This script prints how the recipe was resolved, then fits, evaluates and
+saves the model.
 
 Needs tensorflow and tensorflow-datasets (`pip install 'keras-cvlec[tfds]'`)
 and CIFAR-10 downloaded once beforehand (about 160 MB), on any backend:
@@ -21,17 +23,7 @@ Prints the test metrics and saves the model to --output.
 
 import argparse
 
-import keras
-
-import keras_cvlec
-from keras_cvlec.data import load_dataset
-from keras_cvlec.training import (
-    compile_arguments,
-    recipe_augmentation,
-    recipe_for,
-    recipe_optimizer,
-    save_model_atomically,
-)
+from keras_cvlec.training import prepare_training, save_model_atomically
 
 
 def parse_args(argv):
@@ -58,47 +50,21 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
-    recipe = recipe_for(f"convnext_{args.variant}")
-    epochs = args.epochs or recipe.epochs
-    drop_path_rate = recipe.drop_path_rate if args.drop_path_rate is None else args.drop_path_rate
-
-    def split(name, augment=False):
-        return load_dataset(
-            "cifar10", name, image_size=args.image_size, batch_size=args.batch_size,
-            num_images=args.num_images, seed=args.seed, data_dir=args.data_dir,
-            augment=augment, one_hot=recipe.mixes_labels,
-        )
-
-    (validation, info), (test, _) = split("validation"), split("test")
-    # The recipe's training augmentation (RandAugment, CutMix and MixUp: the
-    # labels of every split are one-hot).
-    augment = recipe_augmentation(
-        recipe, "classification", num_classes=info.num_classes, seed=args.seed
+    recipe_options = {}
+    if args.drop_path_rate is not None:
+        recipe_options["drop_path_rate"] = args.drop_path_rate
+    run = prepare_training(
+        f"convnext_{args.variant}", "cifar10", epochs=args.epochs, batch_size=args.batch_size,
+        image_size=args.image_size, num_images=args.num_images, seed=args.seed,
+        data_dir=args.data_dir, recipe_options=recipe_options,
     )
-    train, _ = split("train", augment or False)
+    print(run.plan.summary(run.task))
+    run.model.fit(run.data["train"], validation_data=run.data["validation"], epochs=run.epochs)
 
-    model = keras_cvlec.build_convnext(
-        args.variant, num_classes=info.num_classes,
-        input_shape=(args.image_size, args.image_size, 3),
-        drop_path_rate=drop_path_rate, classifier_activation=None,
-    )
-    model.compile(
-        optimizer=recipe_optimizer(
-            recipe, model=model, batch_size=args.batch_size, steps_per_epoch=len(train),
-            epochs=epochs,
-        ),
-        **compile_arguments(
-            "classification", info.num_classes, label_smoothing=recipe.label_smoothing,
-            one_hot=recipe.mixes_labels,
-        ),
-    )
-    model.fit(train, validation_data=validation, epochs=epochs)
-
-    metrics = model.evaluate(test, return_dict=True, verbose=0)
+    metrics = run.model.evaluate(run.data["test"], return_dict=True, verbose=0)
     metrics = {name: float(value) for name, value in metrics.items()}
     print("test:", ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
-    save_model_atomically(model, args.output)
+    save_model_atomically(run.model, args.output)
     print(f"model saved to {args.output}")
     return metrics
 

@@ -1,11 +1,14 @@
 """Train a ResNet on CIFAR-10 with the "ResNet strikes back" recipe.
 
-The recipe (`recipe_for("resnet18")`): AdamW at the recipe's peak learning
-rate (the same at any batch size unless `learning_rate_scaling` says), linear warmup then cosine decay, no weight decay
-on biases and batch-norm parameters (`recipe_optimizer` excludes
-them), label smoothing 0.1, random flips and shifts, RandAugment (magnitude
-6), CutMix and MixUp (`recipe_augmentation`; the labels become one-hot, so the
-loss is `CategoricalCrossentropy`). The model outputs logits.
+`prepare_training` sets the run up as `keras-cvlec train` does: the recipe
+(`recipe_for("resnet18")`) resolved for the run by `resolve_recipe` (AdamW at
+the recipe's peak learning rate, linear warmup capped to the run then cosine
+decay, no weight decay on biases and batch-norm parameters, label smoothing
+0.1, random flips and shifts, and RandAugment, CutMix and MixUp at a strength
+that grows with the images the run sees: off for tiny runs, with one-hot
+labels and `CategoricalCrossentropy` once mixing is on). The model outputs
+logits. This script adds its own callback: early stopping on the validation
+accuracy, keeping the best epoch's weights.
 
 CIFAR needs tensorflow and tensorflow-datasets (`pip install
 'keras-cvlec[tfds]'`) and the data set downloaded once beforehand (about
@@ -17,22 +20,14 @@ TensorFlow.
     KERAS_BACKEND=jax python examples/train_resnet_cifar10.py --epochs 30
     python examples/train_resnet_cifar10.py --dataset shapes --epochs 3
 
-Prints the test metrics and saves the model to --output.
+Prints the resolved recipe and the test metrics and saves the model to --output.
 """
 
 import argparse
 
 import keras
 
-import keras_cvlec
-from keras_cvlec.data import load_dataset
-from keras_cvlec.training import (
-    compile_arguments,
-    recipe_augmentation,
-    recipe_for,
-    recipe_optimizer,
-    save_model_atomically,
-)
+from keras_cvlec.training import prepare_training, save_model_atomically
 
 
 def parse_args(argv):
@@ -46,6 +41,8 @@ def parse_args(argv):
                         help="filters of the first stage, doubled at each stage (64: the paper's)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="default: the recipe's 100")
+    parser.add_argument("--patience", type=int, default=10,
+                        help="stop after this many epochs without a better validation accuracy")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--num-images", type=int, default=None,
@@ -61,48 +58,24 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
-    recipe = recipe_for(args.variant)
-    epochs = args.epochs or recipe.epochs
-
-    def split(name, augment=False):
-        return load_dataset(
-            args.dataset, name, task="classification", image_size=args.image_size,
-            batch_size=args.batch_size, num_images=args.num_images, seed=args.seed,
-            augment=augment, one_hot=recipe.mixes_labels,
-            # The embedded shapes data set has no tensorflow-datasets folder.
-            data_dir=None if args.dataset == "shapes" else args.data_dir,
-        )
-
-    (validation, info), (test, _) = split("validation"), split("test")
-    # The recipe's training augmentation (RandAugment, CutMix and MixUp: the
-    # labels of every split are one-hot).
-    augment = recipe_augmentation(
-        recipe, "classification", num_classes=info.num_classes, seed=args.seed
+    run = prepare_training(
+        args.variant, args.dataset, epochs=args.epochs,
+        batch_size=args.batch_size, image_size=args.image_size, num_images=args.num_images,
+        seed=args.seed, model_options={"version": args.version, "filters": args.filters},
+        # The embedded shapes data set has no tensorflow-datasets folder.
+        data_dir=None if args.dataset == "shapes" else args.data_dir,
     )
-    train, _ = split("train", augment or False)
-
-    model = keras_cvlec.build_resnet(
-        args.variant, version=args.version, num_classes=info.num_classes,
-        input_shape=(args.image_size, args.image_size, 3),
-        drop_path_rate=recipe.drop_path_rate, classifier_activation=None, filters=args.filters,
+    print(run.plan.summary(run.task))
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=args.patience, restore_best_weights=True
     )
-    model.compile(
-        optimizer=recipe_optimizer(
-            recipe, model=model, batch_size=args.batch_size, steps_per_epoch=len(train),
-            epochs=epochs,
-        ),
-        **compile_arguments(
-            "classification", info.num_classes, label_smoothing=recipe.label_smoothing,
-            one_hot=recipe.mixes_labels,
-        ),
-    )
-    model.fit(train, validation_data=validation, epochs=epochs)
+    run.model.fit(run.data["train"], validation_data=run.data["validation"], epochs=run.epochs,
+                  callbacks=[early_stopping])
 
-    metrics = model.evaluate(test, return_dict=True, verbose=0)
+    metrics = run.model.evaluate(run.data["test"], return_dict=True, verbose=0)
     metrics = {name: float(value) for name, value in metrics.items()}
     print("test:", ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
-    save_model_atomically(model, args.output)
+    save_model_atomically(run.model, args.output)
     print(f"model saved to {args.output}")
     return metrics
 

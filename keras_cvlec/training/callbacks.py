@@ -11,6 +11,17 @@ import keras
 
 from keras_cvlec.training.files import atomic_write_text
 
+__all__ = [
+    "AtomicModelCheckpoint",
+    "ResumableBackup",
+    "StopOnNonFiniteLoss",
+    "TrainingDivergedError",
+    "backup_epoch",
+    "read_log",
+    "remove_partial_checkpoints",
+    "truncate_log",
+]
+
 
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` that, with a step `save_freq`, also

@@ -2,6 +2,8 @@
 
 import ast
 
+__all__ = ["USER_ERRORS", "add_commands"]
+
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError)
 
 

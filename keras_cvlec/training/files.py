@@ -3,6 +3,15 @@
 import json
 import os
 
+__all__ = [
+    "atomic_write",
+    "atomic_write_text",
+    "check_output_folder",
+    "read_json",
+    "save_model_atomically",
+    "write_json",
+]
+
 
 def atomic_write(path, write):
     """Calls `write(temporary_path)`, then moves the result to `path`. The

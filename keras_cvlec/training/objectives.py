@@ -1,12 +1,32 @@
 """The loss and metrics a model is trained and evaluated with, by task."""
 
+import warnings
+
 import keras
 
 from keras_cvlec.losses import SparseCategoricalCrossentropy
 from keras_cvlec.metrics import MeanIoU, SparseCategoricalAccuracy
+from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.utils.validation import check_choice, check_positive_int
 
-TASKS = ("classification", "segmentation")
+__all__ = ["OUTPUT_ACTIVATION_ARGUMENTS", "compile_arguments"]
+
+# The builder argument that sets each task's output activation (None: the
+# model outputs logits).
+OUTPUT_ACTIVATION_ARGUMENTS = {"classification": "classifier_activation",
+                               "segmentation": "final_activation"}
+
+
+def __getattr__(name):
+    if name == "TASKS":
+        warnings.warn(
+            "`keras_cvlec.training.objectives.TASKS` is deprecated: use "
+            "`keras_cvlec.tasks.TRAINABLE_TASKS`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return TRAINABLE_TASKS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compile_arguments(task, num_classes, *, label_smoothing=0.0, from_logits=True,
@@ -39,7 +59,7 @@ def compile_arguments(task, num_classes, *, label_smoothing=0.0, from_logits=Tru
     ...     "segmentation", 4, label_smoothing=0.1, ignore_class=255)
     ... )  # doctest: +SKIP
     """
-    check_choice("task", task, TASKS)
+    check_choice("task", task, TRAINABLE_TASKS)
     check_positive_int("num_classes", num_classes, minimum=2)
     if one_hot:
         if task != "classification":

@@ -5,6 +5,8 @@ import keras
 
 from keras_cvlec.utils.validation import check_float, check_positive_int, check_rate
 
+__all__ = ["cosine_schedule", "make_optimizer", "weight_decay_exclusions"]
+
 
 def weight_decay_exclusions(model):
     """The trainable variables of `model` that should not be weight-decayed.

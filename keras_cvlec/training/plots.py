@@ -5,6 +5,13 @@ import numpy as np
 
 from keras_cvlec.training.files import atomic_write
 
+__all__ = [
+    "mask_colors",
+    "plot_learning_curves",
+    "plot_per_class",
+    "plot_predictions",
+]
+
 
 def _save(figure, path):
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))

@@ -10,6 +10,8 @@ from keras_cvlec.training.loading import load_trained_model
 from keras_cvlec.training.plots import mask_colors
 from keras_cvlec.utils.validation import check_positive_int
 
+__all__ = ["OVERLAY_OPACITY", "output_stems", "predict"]
+
 OVERLAY_OPACITY = 0.5
 
 

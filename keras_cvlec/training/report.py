@@ -6,8 +6,10 @@ import numpy as np
 
 from keras_cvlec.losses import check_labels
 from keras_cvlec.metrics import predicted_classes
-from keras_cvlec.training.objectives import TASKS
+from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.utils.validation import check_choice, check_positive_int
+
+__all__ = ["class_report", "confusion_matrix"]
 
 
 def confusion_matrix(y_true, y_pred, num_classes, ignore_class=None):
@@ -117,7 +119,7 @@ def class_report(model, dataset, *, num_classes, class_names, task, from_logits=
     >>> report["per_class"]["cat"]["iou"]  # doctest: +SKIP
     0.71...
     """
-    check_choice("task", task, TASKS)
+    check_choice("task", task, TRAINABLE_TASKS)
     check_positive_int("num_classes", num_classes, minimum=2)
     class_names = [str(name) for name in class_names]
     if len(class_names) != num_classes or len(set(class_names)) != num_classes:

@@ -1,5 +1,7 @@
 """`train` and `evaluate`: the library functions behind `keras-cvlec train`
-and `keras-cvlec evaluate`.
+and `keras-cvlec evaluate`. `train` is `prepare_training` (the one set-up of a
+run: data, recipe resolved for the run, model and optimizer, also used by the
+scripts in `examples/`) followed by `run_training`.
 
 A run lives in one folder:
 
@@ -17,6 +19,7 @@ A run lives in one folder:
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import shutil
 import warnings
@@ -25,10 +28,11 @@ import keras
 import numpy as np
 
 from keras_cvlec.models.registry import build_model, list_models, model_task
+from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.training import callbacks as run_callbacks
 from keras_cvlec.training.files import check_output_folder, read_json, write_json
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
-from keras_cvlec.training.objectives import compile_arguments
+from keras_cvlec.training.objectives import OUTPUT_ACTIVATION_ARGUMENTS, compile_arguments
 from keras_cvlec.training.plots import plot_learning_curves, plot_per_class, plot_predictions
 from keras_cvlec.training.report import class_report
 from keras_cvlec.training.recipes import Recipe, RunRecipe, recipe_for, resolve_recipe
@@ -36,59 +40,76 @@ from keras_cvlec.utils.validation import (
     check_bool,
     check_choice,
     check_float,
+    check_image_size,
+    check_optional_dict,
+    check_path,
     check_positive_int,
     check_seed,
 )
 
+__all__ = [
+    "METRICS_FILE",
+    "MIXED_PRECISION_POLICIES",
+    "MONITORS",
+    "TrainingRun",
+    "evaluate",
+    "prepare_training",
+    "run_training",
+    "train",
+]
+
 METRICS_FILE = "metrics.json"
-TRAINABLE_TASKS = ("classification", "segmentation")
 # The validation metric that picks best.keras.
 MONITORS = {"classification": "val_accuracy", "segmentation": "val_mean_iou"}
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
-# Arguments that may differ when a run is resumed: they change how, not what,
-# is computed.
-_RESUME_FREE_ARGS = ("jit_compile",)
+# Arguments that may differ when a run is resumed: they change how or where
+# from, not what, is computed.
+_RESUME_FREE_ARGS = ("jit_compile", "data_dir")
 
 
 @dataclasses.dataclass
-class _Run:
-    """A checked run, ready to train."""
+class TrainingRun:
+    """A checked run with its data and compiled model, ready to train: what
+    `prepare_training` returns.
+
+    Attributes:
+        model_name: the registered model name.
+        task: `"classification"` or `"segmentation"`.
+        args: the checked arguments of `prepare_training`, as `run.json`
+            records them.
+        info: the data set's `DatasetInfo` (training split).
+        plan: the `RunRecipe` resolved for the run: learning rate, warm-up
+            capped to the run, augmentation strength, BatchNorm momentum.
+        model: the built model, compiled with the plan's optimizer and the
+            task's loss and metrics (`compile_arguments`).
+        data: `{"train", "validation", "test"}` datasets (None for a split
+            the data set lacks); `"train"` is shuffled and augmented as the
+            plan says.
+        from_logits: whether the model outputs logits.
+        output_dir: the run folder, or None (no run folder: the caller fits
+            and saves the model itself).
+        resume: whether the run continues the unfinished run in `output_dir`.
+    """
 
     model_name: str
+    task: str
     args: dict
     info: object
     plan: RunRecipe
     model: keras.Model
     data: dict
-    output_dir: str
-    resume: bool
-    jit_compile: object
+    from_logits: bool
+    output_dir: str = None
+    resume: bool = False
+
+    @property
+    def epochs(self):
+        """The epochs of the run."""
+        return self.args["epochs"]
 
     def path(self, name):
+        """The path of `name` in the run folder."""
         return os.path.join(self.output_dir, name)
-
-
-def _check_path(name, value):
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(
-            f"`{name}` must be a path (str or os.PathLike). Received: {name}={value!r}"
-        )
-    return os.fspath(value)
-
-
-def _check_image_size(image_size):
-    """None, an int or a (height, width) pair of ints >= 1, as a tuple."""
-    if image_size is None:
-        return None
-    sizes = (image_size, image_size) if not isinstance(image_size, (tuple, list)) else image_size
-    if len(sizes) != 2:
-        raise ValueError(
-            f"`image_size` must be None, an int or (height, width). "
-            f"Received: image_size={image_size!r}"
-        )
-    for size in sizes:
-        check_positive_int("image_size", size)
-    return tuple(int(size) for size in sizes)
 
 
 def _check_recipe(recipe, model_name, recipe_options):
@@ -96,10 +117,7 @@ def _check_recipe(recipe, model_name, recipe_options):
         raise TypeError(
             f"`recipe` must be None, a key of RECIPES or a Recipe. Received: recipe={recipe!r}"
         )
-    if recipe_options is not None and not isinstance(recipe_options, dict):
-        raise TypeError(
-            f"`recipe_options` must be None or a dict. Received: recipe_options={recipe_options!r}"
-        )
+    check_optional_dict("recipe_options", recipe_options)
     if not isinstance(recipe, Recipe):
         recipe = recipe_for(model_name, recipe)
     return recipe.with_options(**(recipe_options or {}))
@@ -166,11 +184,33 @@ def _check_run_folder(output_dir, args, resume):
         )
 
 
-def _num_batches(dataset):
+def _num_batches(dataset, info, batch_size, num_images):
+    """Batches per epoch of a training split, without running its pipeline
+    (decoding, augmentation): the dataset's length (an `ArrayDataset`'s, or
+    a `tf.data.Dataset`'s known cardinality), else `info.num_examples` in
+    batches of `batch_size`, else `num_images` in batches (the loader takes
+    at most that many). A split that tells none of them is refused."""
     try:
         return len(dataset)
     except TypeError:  # a tf.data.Dataset of unknown cardinality
-        return sum(1 for _ in dataset)
+        pass
+    examples = info.num_examples if info.num_examples is not None else num_images
+    if examples is None:
+        raise ValueError(
+            f"The training split of {info.name!r} does not tell its size (unknown "
+            f"cardinality and no DatasetInfo.num_examples), which the learning-rate "
+            f"schedule needs. Pass num_images=... to bound it."
+        )
+    return math.ceil(examples / batch_size)
+
+
+def _channels(dataset):
+    """The image channels of a split: from a `tf.data.Dataset`'s element
+    spec, else from its first batch."""
+    spec = getattr(dataset, "element_spec", None)
+    if spec is not None and spec[0].shape[-1] is not None:
+        return int(spec[0].shape[-1])
+    return _first_batch(dataset)[0].shape[-1]
 
 
 def _first_batch(dataset):
@@ -196,13 +236,14 @@ def _load_data(dataset, task, args, recipe):
     options = dict(
         task=task, image_size=args["image_size"], batch_size=args["batch_size"],
         num_images=args["num_images"], seed=args["seed"], ignore_class=args["ignore_class"],
-        skip_bad_files=args["skip_bad_files"],
+        skip_bad_files=args["skip_bad_files"], data_dir=args["data_dir"],
     )
     # The training split first: its size decides the learning rate, warm-up
     # and augmentation strength, and so whether targets are one-hot.
     train, info = load_dataset(dataset, "train", **options)
     plan = resolve_recipe(
-        recipe, batch_size=args["batch_size"], steps_per_epoch=_num_batches(train),
+        recipe, batch_size=args["batch_size"],
+        steps_per_epoch=_num_batches(train, info, args["batch_size"], args["num_images"]),
         epochs=args["epochs"], learning_rate=args["learning_rate"],
     )
     one_hot = _one_hot_targets(task, plan.recipe)
@@ -218,17 +259,17 @@ def _load_data(dataset, task, args, recipe):
 
 
 def _build(model_name, task, info, channels, recipe, model_options, policy):
-    options = (
-        {"classifier_activation": None, "drop_path_rate": recipe.drop_path_rate}
-        if task == "classification" else {"final_activation": None}
-    )
+    """The model for the data set, and whether it outputs logits."""
+    options = {OUTPUT_ACTIVATION_ARGUMENTS[task]: None, "data_format": "channels_last"}
+    if task == "classification":
+        options["drop_path_rate"] = recipe.drop_path_rate
     options.update(model_options)
     input_shape = (*info.image_size, channels)
     previous = keras.config.dtype_policy()
     try:
         if policy:
             keras.config.set_dtype_policy(policy)
-        return build_model(
+        model = build_model(
             model_name, input_shape=input_shape, num_classes=info.num_classes, **options
         )
     except (ValueError, TypeError) as error:
@@ -238,51 +279,80 @@ def _build(model_name, task, info, channels, recipe, model_options, policy):
         ) from error
     finally:
         keras.config.set_dtype_policy(previous)
+    return model, options[OUTPUT_ACTIVATION_ARGUMENTS[task]] is None
 
 
 def _check_model_options(model_options):
-    if model_options is None:
+    if check_optional_dict("model_options", model_options) is None:
         return {}
-    if not isinstance(model_options, dict):
-        raise TypeError(
-            f"`model_options` must be None or a dict. Received: model_options={model_options!r}"
-        )
     fixed = sorted({"input_shape", "num_classes"} & set(model_options))
     if fixed:
         raise ValueError(
             f"`model_options` cannot set {', '.join(fixed)}: they come from the data set. "
             f"Received: model_options={model_options!r}"
         )
+    if model_options.get("data_format", "channels_last") != "channels_last":
+        raise ValueError(
+            f"`model_options` cannot set data_format={model_options['data_format']!r}: the "
+            f"data loaders give channels-last batches. Received: model_options={model_options!r}"
+        )
     return dict(model_options)
 
 
 def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_size=None,
                      recipe=None, recipe_options=None, learning_rate=None, jit_compile="auto",
-                     mixed_precision=False, output_dir, resume=False, seed=0,
+                     mixed_precision=False, output_dir=None, resume=False, seed=0,
                      num_images=None, model_options=None, backup_every=None, ignore_class=255,
-                     skip_bad_files=False):
-    """Checks every argument, loads the data and builds the model: all that can
-    fail on bad input, before any training. Arguments as in `train`.
+                     skip_bad_files=False, data_dir=None):
+    """Checks every argument, loads the data, resolves the recipe and builds
+    and compiles the model: all that `train` does before training, and all
+    that can fail on bad input.
+
+    The one place a run is set up: `train` passes the result to
+    `run_training`, which fits it and writes the run folder; a script can
+    instead fit `run.model` on `run.data` itself (see `examples/`).
+
+    Args:
+        Those of `train` (less `verbose`), except that `output_dir` may be
+        None: no run folder (then `resume` and `backup_every` are refused),
+        for a caller that fits and saves `run.model` itself.
 
     Returns:
-        An object to pass to `run_training`.
+        A `TrainingRun`.
+
+    Example:
+
+    >>> run = prepare_training("unet", "shapes", epochs=2, image_size=32,
+    ...     model_options={"filters": 8, "depth": 2})  # doctest: +SKIP
+    >>> run.model.fit(run.data["train"], validation_data=run.data["validation"],
+    ...     epochs=run.epochs)  # doctest: +SKIP
     """
     task = _check_model(model_name)
-    missing = [name for name in ("matplotlib", "PIL") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ImportError(
-            f"`train` writes plots and reads images with {' and '.join(missing)}, which is not "
-            f"installed: pip install 'keras-cvlec[train]'"
-        )
-    dataset = _check_path("dataset", dataset)
+    if output_dir is not None:
+        missing = [name for name in ("matplotlib", "PIL")
+                   if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ImportError(
+                f"`train` writes plots and reads images with {' and '.join(missing)}, which "
+                f"is not installed: pip install 'keras-cvlec[train]'"
+            )
+    dataset = check_path("dataset", dataset)
     recipe = _check_recipe(recipe, model_name, recipe_options)
-    output_dir = _check_path("output_dir", output_dir)
+    resume = check_bool("resume", resume)
+    if output_dir is None:
+        if resume or backup_every is not None:
+            raise ValueError(
+                f"`resume` and `backup_every` need a run folder (`output_dir`). Received: "
+                f"resume={resume}, backup_every={backup_every!r} with output_dir=None"
+            )
+    else:
+        output_dir = check_path("output_dir", output_dir)
     args = {
         "model_name": model_name,
         "dataset": dataset,
         "epochs": recipe.epochs if epochs is None else check_positive_int("epochs", epochs),
         "batch_size": check_positive_int("batch_size", batch_size),
-        "image_size": _check_image_size(image_size),
+        "image_size": check_image_size(image_size),
         "recipe": dataclasses.asdict(recipe),
         "learning_rate": None if learning_rate is None
         else check_float("learning_rate", learning_rate, 0.0, inclusive=False),
@@ -295,20 +365,32 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
         else check_positive_int("backup_every", backup_every),
         "ignore_class": ignore_class,
         "skip_bad_files": check_bool("skip_bad_files", skip_bad_files),
+        "data_dir": None if data_dir is None else check_path("data_dir", data_dir),
     }
     args = _as_json(args)
-    _check_run_folder(output_dir, args, check_bool("resume", resume))
+    if output_dir is not None:
+        _check_run_folder(output_dir, args, resume)
     data, info, plan = _load_data(dataset, task, args, recipe)
-    # The channel count, from a split without augmentation (a first call of
-    # RandAugment traces for up to a minute off the TensorFlow backend).
-    images, _ = _first_batch(data["validation"])
     keras.utils.set_random_seed(args["seed"] or 0)
-    model = _build(
-        model_name, task, info, images.shape[-1], recipe, args["model_options"],
+    # The channels from a split without augmentation (a first call of
+    # RandAugment traces for up to a minute off the TensorFlow backend).
+    model, from_logits = _build(
+        model_name, task, info, _channels(data["validation"]), recipe, args["model_options"],
         args["mixed_precision"],
     )
     plan.set_norm_momentum(model)
-    return _Run(model_name, args, info, plan, model, data, output_dir, resume, jit_compile)
+    model.compile(
+        optimizer=plan.optimizer(model), jit_compile=jit_compile,
+        **compile_arguments(
+            task, info.num_classes, label_smoothing=plan.recipe.label_smoothing,
+            from_logits=from_logits, one_hot=_one_hot_targets(task, plan.recipe),
+            ignore_class=info.ignore_class,
+        ),
+    )
+    return TrainingRun(
+        model_name=model_name, task=task, args=args, info=info, plan=plan, model=model,
+        data=data, from_logits=from_logits, output_dir=output_dir, resume=resume,
+    )
 
 
 def _as_json(data):
@@ -316,8 +398,8 @@ def _as_json(data):
     return json.loads(json.dumps(data))
 
 
-def _callbacks(run, task):
-    monitor = MONITORS[task]
+def _callbacks(run):
+    monitor = MONITORS[run.task]
     initial_epoch = 0
     best_so_far = None
     if run.resume:
@@ -362,10 +444,11 @@ def _predicted_classes(model, images):
     return np.argmax(keras.ops.convert_to_numpy(model(images, training=False)), axis=-1)
 
 
-def _class_report(model, dataset, info, task):
+def _class_report(run, split):
     return class_report(
-        model, dataset, num_classes=info.num_classes, class_names=info.class_names, task=task,
-        ignore_class=info.ignore_class,
+        run.model, run.data[split], num_classes=run.info.num_classes,
+        class_names=run.info.class_names, task=run.task, from_logits=run.from_logits,
+        ignore_class=run.info.ignore_class,
     )
 
 
@@ -376,20 +459,20 @@ def _training_finished(run):
         run.resume
         and not os.path.exists(run.path("backup"))
         and os.path.exists(run.path("last.keras"))
-        and len(run_callbacks.read_log(run.path("log.csv"))) >= run.args["epochs"]
+        and len(run_callbacks.read_log(run.path("log.csv"))) >= run.epochs
     )
 
 
 # What a run writes into its folder (removed again when it fails before its
 # first epoch ends).
-RUN_FOLDER_ENTRIES = (RUN_FILE, "log.csv", "backup", "logs", "best.keras", "last.keras")
+_RUN_FOLDER_ENTRIES = (RUN_FILE, "log.csv", "backup", "logs", "best.keras", "last.keras")
 
 
 def _remove_run_files(run, created_folder):
     if created_folder:
         shutil.rmtree(run.output_dir, ignore_errors=True)
         return
-    for name in RUN_FOLDER_ENTRIES:
+    for name in _RUN_FOLDER_ENTRIES:
         path = run.path(name)
         if os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
@@ -397,7 +480,7 @@ def _remove_run_files(run, created_folder):
             os.remove(path)
 
 
-def _fit(run, task, verbose):
+def _fit(run, verbose):
     """`model.fit` with the run's callbacks; a run that fails before its
     first epoch ends leaves no folder behind to block the same command."""
     created_folder = not os.path.exists(run.output_dir)
@@ -405,7 +488,9 @@ def _fit(run, task, verbose):
     if not run.resume:
         write_json(run.path(RUN_FILE), {
             "args": run.args,
-            "task": task,
+            "task": run.task,
+            "from_logits": run.from_logits,
+            "data_format": "channels_last",
             "num_classes": run.info.num_classes,
             "class_names": list(run.info.class_names),
             "image_size": list(run.info.image_size),
@@ -418,7 +503,7 @@ def _fit(run, task, verbose):
     try:
         run.model.fit(
             run.data["train"], validation_data=run.data["validation"],
-            epochs=run.args["epochs"], callbacks=_callbacks(run, task), verbose=verbose,
+            epochs=run.epochs, callbacks=_callbacks(run), verbose=verbose,
         )
     except BaseException:
         if not run.resume and not run_callbacks.read_log(run.path("log.csv")):
@@ -430,27 +515,27 @@ def run_training(run, verbose="auto"):
     """Trains a run from `prepare_training` and writes its folder; returns
     the metrics of `train`.
 
+    Args:
+        run: a `TrainingRun` prepared with an `output_dir`.
+        verbose: Keras's `fit` verbosity; other than 0 the resolved recipe
+            is printed first.
+
     Raises:
         TrainingDivergedError: the loss became NaN or infinite (the best
             model so far stays in the folder; nothing non-finite is saved).
     """
-    task = model_task(run.model_name)
-    plan = run.plan
+    if run.output_dir is None:
+        raise ValueError(
+            "`run_training` writes a run folder: prepare the run with "
+            "prepare_training(..., output_dir=...). Received: a run with output_dir=None"
+        )
     if verbose != 0:
-        print(plan.summary(task))
-    one_hot = _one_hot_targets(task, plan.recipe)
-    run.model.compile(
-        optimizer=plan.optimizer(run.model), jit_compile=run.jit_compile,
-        **compile_arguments(
-            task, run.info.num_classes, label_smoothing=plan.recipe.label_smoothing,
-            one_hot=one_hot, ignore_class=run.info.ignore_class,
-        ),
-    )
+        print(run.plan.summary(run.task))
     if _training_finished(run):
         if verbose != 0:
-            print(f"{run.output_dir}: all {run.args['epochs']} epochs were trained; evaluating.")
+            print(f"{run.output_dir}: all {run.epochs} epochs were trained; evaluating.")
     else:
-        _fit(run, task, verbose)
+        _fit(run, verbose)
     best_path = run.path("best.keras")
     if not os.path.exists(best_path):  # no epoch had a finite validation metric
         best_path = run.path("last.keras")
@@ -471,15 +556,14 @@ def run_training(run, verbose="auto"):
         metrics["note"] = (f"{run.info.name} has no test split: the validation split is "
                            f"the only held-out data.")
     metrics["model"] = os.path.basename(best_path)
-    metrics["per_class"] = {split: _class_report(run.model, run.data[split], run.info, task)
-                            for split in held_out}
+    metrics["per_class"] = {split: _class_report(run, split) for split in held_out}
     write_json(run.path(METRICS_FILE), metrics)
     plot_learning_curves(run_callbacks.read_log(run.path("log.csv")), run.path("curves.png"))
     plot_per_class(metrics["per_class"][held_out[-1]], run.path("per_class.png"),
                    title=f"{run.model_name} on {run.info.name}, {held_out[-1]} split")
     images, targets = _first_batch(run.data[held_out[-1]])
     images, targets = images[:8], targets[:8]
-    if one_hot:
+    if _one_hot_targets(run.task, run.plan.recipe):
         targets = targets.argmax(-1)
     plot_predictions(
         images, targets, _predicted_classes(run.model, images), run.info.class_names,
@@ -491,11 +575,11 @@ def run_training(run, verbose="auto"):
 def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, recipe=None,
           recipe_options=None, learning_rate=None, jit_compile="auto", mixed_precision=False,
           output_dir, resume=False, seed=0, num_images=None, model_options=None, backup_every=None,
-          ignore_class=255, skip_bad_files=False, verbose="auto"):
+          ignore_class=255, skip_bad_files=False, data_dir=None, verbose="auto"):
     """Trains a registered model on a data set and writes a run folder.
 
-    Every argument, the data set and the model are checked before training
-    starts. The recipe is resolved for the run (`resolve_recipe`: learning
+    `prepare_training` checks every argument, the data set and the model
+    before training starts, and `run_training` trains. The recipe is resolved for the run (`resolve_recipe`: learning
     rate, warm-up, augmentation strength and BatchNorm momentum from the
     batch size, steps and data set size), printed at the start and recorded
     in `run.json`. The folder (see the module docstring) holds the best and last
@@ -529,6 +613,8 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
             None to read it as a class.
         skip_bad_files: folders only: leave out unreadable images and masks
             (with a warning) instead of failing before training.
+        data_dir: tensorflow-datasets names only: the data directory (None:
+            tensorflow-datasets' default).
         verbose: Keras's `fit` verbosity (`"auto"`: a progress bar).
 
     Returns:
@@ -553,7 +639,7 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
         jit_compile=jit_compile, mixed_precision=mixed_precision,
         output_dir=output_dir, resume=resume, seed=seed, num_images=num_images,
         model_options=model_options, backup_every=backup_every, ignore_class=ignore_class,
-        skip_bad_files=skip_bad_files,
+        skip_bad_files=skip_bad_files, data_dir=data_dir,
     )
     return run_training(run, verbose=verbose)
 
@@ -587,9 +673,9 @@ def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=Non
     from keras_cvlec.data import load_dataset
 
     trained = load_trained_model(model_path)
-    image_size = _check_image_size(image_size) or trained.image_size
+    image_size = check_image_size(image_size, default=trained.image_size)
     data, info = load_dataset(
-        _check_path("dataset", dataset), split, task=trained.task, image_size=image_size,
+        check_path("dataset", dataset), split, task=trained.task, image_size=image_size,
         batch_size=batch_size, num_images=num_images, seed=seed,
     )
     if info.num_classes != len(trained.class_names):

@@ -8,6 +8,7 @@ it was checked as), so callers can write `self.rate = check_rate("rate", rate)`.
 import functools
 import math
 import numbers
+import os
 import warnings
 
 import keras
@@ -163,7 +164,7 @@ def renamed_arguments(**renames):
     >>> @renamed_arguments(encoder="backbone")
     ... def build(*, backbone=None):
     ...     return backbone
-    >>> build(encoder="resnet18")  # doctest: +SKIP
+    >>> build(encoder="resnet18")
     'resnet18'
     """
 
@@ -190,3 +191,19 @@ def renamed_arguments(**renames):
         return wrapper
 
     return decorate
+
+
+def check_path(name, value):
+    """A path (str or os.PathLike), returned as a str."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"`{name}` must be a path (str or os.PathLike). Received: {name}={value!r}"
+        )
+    return os.fspath(value)
+
+
+def check_optional_dict(name, value):
+    """None or a dict, returned unchanged."""
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"`{name}` must be None or a dict. Received: {name}={value!r}")
+    return value

@@ -109,6 +109,7 @@ def test_train_writes_the_run_folder(unet_run):
     assert run["args"]["model_name"] == "unet" and run["args"]["model_options"] == UNET
     assert run["class_names"] == ["background", "circle", "square", "triangle"]
     assert run["image_size"] == [16, 16]
+    assert run["from_logits"] is True and run["data_format"] == "channels_last"
     for name in ("curves.png", "predictions.png", "per_class.png"):
         _check_png(path(name))
     assert not os.path.exists(path("backup"))  # removed once the run finished
