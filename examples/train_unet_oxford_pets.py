@@ -1,8 +1,8 @@
 """Train a U-Net on the Oxford-IIIT Pet segmentation masks.
 
 Each pixel is background (0), pet (1) or the pet's border (2). Optionally the
-U-Net's encoder is a ResNet or ConvNeXt of this package (`--encoder
-resnet50`), initialised from ImageNet with `--encoder-weights imagenet`.
+U-Net's backbone is a ResNet or ConvNeXt of this package (`--backbone
+resnet50`), initialised from ImageNet with `--backbone-weights imagenet`.
 `prepare_training` sets the run up as `keras-cvlec train` does (the U-Net
 recipe resolved for the run: AdamW with warmup + cosine, no weight decay on
 biases and normalisation parameters, cross-entropy on the logits); this
@@ -33,8 +33,8 @@ def parse_args(argv):
                         help="images per split (default: all)")
     parser.add_argument("--filters", type=int, default=32, help="channels of the first level")
     parser.add_argument("--depth", type=int, default=4, help="number of down-samplings")
-    parser.add_argument("--encoder", default=None, help="a ResNet or ConvNeXt name, e.g. resnet50")
-    parser.add_argument("--encoder-weights", default=None, help="None, imagenet or a .weights.h5")
+    parser.add_argument("--backbone", default=None, help="a ResNet or ConvNeXt name, e.g. resnet50")
+    parser.add_argument("--backbone-weights", default=None, help="None, imagenet or a .weights.h5")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="unet_oxford_pets.keras", help="the .keras file to write")
@@ -50,8 +50,8 @@ def main(argv=None):
         "unet", "oxford_iiit_pet", epochs=args.epochs, batch_size=args.batch_size,
         image_size=args.image_size, num_images=args.num_images, seed=args.seed,
         data_dir=args.data_dir,
-        model_options={"filters": args.filters, "depth": args.depth, "encoder": args.encoder,
-                       "encoder_weights": args.encoder_weights},
+        model_options={"filters": args.filters, "depth": args.depth, "backbone": args.backbone,
+                       "backbone_weights": args.backbone_weights},
     )
     print(run.plan.summary(run.task))
     run.model.fit(run.data["train"], validation_data=run.data["validation"], epochs=run.epochs)
