@@ -30,10 +30,12 @@ ConvNeXtVariant = collections.namedtuple(
 ConvNeXtVariant.__doc__ = """One row of `CONVNEXT_VARIANTS`.
 
 depths: blocks per stage. width: channels of stage 1 (doubling per stage).
-drop_path_rate: the ImageNet-1K recipe's stochastic-depth rate (paper, Table
-9), None where the paper gives none. keras_applications: the
-keras.applications model with the same architecture (ImageNet weights), or
-None.
+drop_path_rate: the stochastic-depth rate of the paper's ImageNet-1K training
+(Liu et al. 2022, Table 5; the official repository's TRAINING.md), None where
+there is none: timm's small variants, and xlarge, which the paper trains only
+on ImageNet-22K (rate 0.2, then 0.4 to fine-tune on ImageNet-1K).
+keras_applications: the keras.applications model with the same architecture
+(ImageNet weights), or None.
 """
 
 # One row a variant. atto .. nano are timm's small variants.
@@ -48,7 +50,8 @@ CONVNEXT_VARIANTS = {
     "large": ConvNeXtVariant((3, 3, 27, 3), 192, 0.5, "ConvNeXtLarge"),
     "xlarge": ConvNeXtVariant((3, 3, 27, 3), 256, None, "ConvNeXtXLarge"),
 }
-# The recipes' drop-path rates, e.g. build_convnext("small",
+# The published ImageNet-1K drop-path rates by variant, which the "convnext"
+# training recipe uses, e.g. build_convnext("small",
 # drop_path_rate=CONVNEXT_DROP_PATH_RATES["small"]).
 CONVNEXT_DROP_PATH_RATES = {
     name: row.drop_path_rate
