@@ -21,7 +21,12 @@ from keras_cvlec.models.weights_arg import (
     load_weights_arg,
     prepare_imagenet_weights,
 )
-from keras_cvlec.utils.validation import check_bool, check_rate, standardize_data_format
+from keras_cvlec.utils.validation import (
+    check_bool,
+    check_choice,
+    check_rate,
+    standardize_data_format,
+)
 
 ConvNeXtVariant = collections.namedtuple(
     "ConvNeXtVariant",
@@ -148,12 +153,7 @@ def build_convnext(
     >>> model.output_shape
     (None, 10)
     """
-    if not isinstance(variant, str) or variant not in CONVNEXT_VARIANTS:
-        raise ValueError(
-            f"Unknown ConvNeXt `variant`: {variant!r}. Valid variants: "
-            f"{', '.join(CONVNEXT_VARIANTS)}."
-        )
-    spec = CONVNEXT_VARIANTS[variant]
+    spec = CONVNEXT_VARIANTS[check_choice("variant", variant, tuple(CONVNEXT_VARIANTS))]
     check_head_args(include_top, num_classes, pooling)
     drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
     layer_scale_init_value = check_layer_scale_init_value(layer_scale_init_value)

@@ -115,12 +115,7 @@ def build_resnet(
     >>> model.output_shape
     (None, 10)
     """
-    spec = RESNET_VARIANTS.get(variant) if isinstance(variant, str) else None
-    if spec is None:
-        raise ValueError(
-            f"Unknown ResNet `variant`: {variant!r}. Valid variants: "
-            f"{', '.join(RESNET_VARIANTS)}."
-        )
+    spec = RESNET_VARIANTS[check_choice("variant", variant, tuple(RESNET_VARIANTS))]
     check_choice("version", version, tuple(RESNET_VERSIONS))
     check_head_args(include_top, num_classes, pooling)
     drop_path_rate = check_rate("drop_path_rate", drop_path_rate)

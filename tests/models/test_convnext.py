@@ -502,7 +502,8 @@ def test_imagenet_weights_plumbing(monkeypatch, include_top, tiny_source):
 
 BAD_ARGUMENTS = [
     (dict(variant="huge"), ValueError,
-     r"variant.*'huge'.*atto, femto, pico, nano, tiny, small, base, large, xlarge"),
+     r"variant.*'huge'.*'atto', 'femto', 'pico', 'nano', 'tiny', 'small', 'base', 'large', "
+     r"'xlarge'"),
     (dict(variant=["tiny"]), ValueError, r"variant.*\['tiny'\]"),
     (dict(layer_scale_init_value=0.0), ValueError, r"layer_scale_init_value=0\.0"),
     (dict(layer_scale_init_value=-0.1), ValueError, r"layer_scale_init_value=-0\.1"),
