@@ -16,17 +16,13 @@ from keras_cvlec.layers.convnext_block import (
 from keras_cvlec.models.heads import check_head_args, classification_head
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
-from keras_cvlec.models.weights_arg import (
-    check_weights_arg,
-    load_weights_arg,
-    prepare_imagenet_weights,
-)
 from keras_cvlec.utils.validation import (
     check_bool,
     check_choice,
     check_rate,
     standardize_data_format,
 )
+from keras_cvlec.weights import check_weights_arg, load_weights_arg, prepare_imagenet_weights
 
 ConvNeXtVariant = collections.namedtuple(
     "ConvNeXtVariant",

@@ -13,17 +13,13 @@ from keras_cvlec.layers.resnet_blocks import (
 from keras_cvlec.models.heads import check_head_args, classification_head
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
-from keras_cvlec.models.weights_arg import (
-    check_weights_arg,
-    load_weights_arg,
-    prepare_imagenet_weights,
-)
 from keras_cvlec.utils.validation import (
     check_choice,
     check_positive_int,
     check_rate,
     standardize_data_format,
 )
+from keras_cvlec.weights import check_weights_arg, load_weights_arg, prepare_imagenet_weights
 
 # One row a variant: the block type, blocks per stage, and the
 # keras.applications models whose ImageNet weights transfer, by version.
