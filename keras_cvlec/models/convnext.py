@@ -22,7 +22,24 @@ from keras_cvlec.utils.validation import (
     check_rate,
     standardize_data_format,
 )
-from keras_cvlec.weights import check_weights_arg, load_weights_arg, prepare_imagenet_weights
+from keras_cvlec.weights import (
+    check_weights_arg,
+    load_weights_arg,
+    prepare_imagenet_weights,
+)
+
+__all__ = [
+    "CONVNEXT_DROP_PATH_RATES",
+    "CONVNEXT_VARIANTS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NUM_STAGES",
+    "STEM_STRIDE",
+    "TOTAL_STRIDE",
+    "ConvNeXtVariant",
+    "build_convnext",
+    "stage_widths",
+]
 
 ConvNeXtVariant = collections.namedtuple(
     "ConvNeXtVariant",

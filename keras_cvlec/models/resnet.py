@@ -19,7 +19,18 @@ from keras_cvlec.utils.validation import (
     check_rate,
     standardize_data_format,
 )
-from keras_cvlec.weights import check_weights_arg, load_weights_arg, prepare_imagenet_weights
+from keras_cvlec.weights import (
+    check_weights_arg,
+    load_weights_arg,
+    prepare_imagenet_weights,
+)
+
+__all__ = [
+    "NUM_STAGES",
+    "RESNET_VARIANTS",
+    "TOTAL_STRIDE",
+    "build_resnet",
+]
 
 # One row a variant: the block type, blocks per stage, and the
 # keras.applications models whose ImageNet weights transfer, by version.

@@ -45,6 +45,25 @@ from keras_cvlec.utils.validation import (
     check_rate,
 )
 
+__all__ = [
+    "IMAGENET_TRAIN_IMAGES",
+    "LEARNING_RATE_SCALING",
+    "MIN_AUGMENTED_IMAGES",
+    "OPTION_CHECKS",
+    "RANDAUGMENT_MAX_MAGNITUDE",
+    "RANDAUGMENT_OPS",
+    "RECIPES",
+    "Recipe",
+    "RunRecipe",
+    "augmentation_strength",
+    "norm_momentum_for",
+    "recipe_augmentation",
+    "recipe_for",
+    "recipe_optimizer",
+    "resolve_recipe",
+    "scaled_learning_rate",
+]
+
 # The exponent of the batch ratio in each learning-rate scaling rule.
 LEARNING_RATE_SCALING = {"constant": 0.0, "fourth_root": 0.25, "sqrt": 0.5, "linear": 1.0}
 IMAGENET_TRAIN_IMAGES = 1_281_167
