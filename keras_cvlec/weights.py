@@ -1,27 +1,27 @@
-"""Weight transfer from keras.applications models into keras_cvlec models.
+"""Weights of keras_cvlec models: the builders' `weights` argument, the
+ImageNet weights of keras.applications (download and transfer) and
+`.weights.h5` files.
 
-Layers are matched by name: keras_cvlec's hierarchical names
-(`stage2_block1` with sublayers `conv1`, `bn1`, ...) are translated into the
-flat keras.applications names (`conv3_block1_1_conv`,
-`convnext_tiny_stage_1_block_0_depthwise_conv`, ...), every weight shape is
-checked, and any layer left over on either side is an error. One table a
-family (`_RESNET_LAYER_NAMES`, `_CONVNEXT_LAYER_NAMES` and the block
-functions below); the family is the type of the model's blocks.
-
-Weights are copied unchanged, except the ConvNeXt depthwise kernels:
-keras.applications implements them as `Conv2D(groups=C)` with kernels shaped
-`(k, k, 1, C)`, keras_cvlec as `DepthwiseConv2D` with `(k, k, C, 1)`; the
-same numbers in the same order, so the conversion is a swap of the last two
-axes.
+`from_keras_applications` copies a keras.applications model's weights into
+a keras_cvlec model. Layers are matched by name: each family's table of
+keras.applications names sits beside the family
+(`keras_cvlec/models/resnet_weights.py`, `convnext_weights.py`), the family
+of a model being the type of its blocks; here every weight shape is checked,
+and any layer left over on either side is an error. Weights are copied
+unchanged, except depthwise kernels: keras.applications ConvNeXt implements
+them as `Conv2D(groups=C)` with kernels shaped `(k, k, 1, C)`, keras_cvlec as
+`DepthwiseConv2D` with `(k, k, C, 1)`; the same numbers in the same order, so
+the conversion is a swap of the last two axes.
 
 Also here: the download of those ImageNet weights (`fetch_imagenet_weights`,
-with a `WeightsUnavailableError` that says what to do offline) and the
-loading of a `.weights.h5` file into a builder's model (`load_weights_file`,
-with errors that name the file and what does not match).
+with a `WeightsUnavailableError` that says what to do offline), the loading
+of a `.weights.h5` file into a builder's model (`load_weights_file`, with
+errors that name the file and what does not match), and the checks and
+loading behind the builders' `weights` argument (`check_weights_arg`,
+`prepare_imagenet_weights`, `load_weights_arg`).
 """
 
 import os
-import re
 import tempfile
 import warnings
 
@@ -29,92 +29,126 @@ import h5py
 import keras
 import numpy as np
 
-from keras_cvlec.layers.convnext_block import ConvNeXtBlock
-from keras_cvlec.layers.resnet_blocks import ResNetBlock
+from keras_cvlec.models import convnext_weights, resnet_weights
 
-# keras_cvlec top-level layer name -> keras.applications layer name, where
-# they differ. ConvNeXt names start with the source model's name (`{prefix}`,
-# e.g. "convnext_tiny"), as keras.applications names them.
-_RESNET_LAYER_NAMES = {"stem_conv": "conv1_conv", "stem_bn": "conv1_bn"}
-_CONVNEXT_LAYER_NAMES = {
-    "stem_conv": "{prefix}_stem_conv",
-    "stem_norm": "{prefix}_stem_layernorm",
-    "head_norm": "{prefix}_head_layernorm",
-    "predictions": "{prefix}_head_dense",
-}
-# stage{s}_downsample_{norm,conv} (s = 2, 3, 4) -> 0-based downsampling index.
-_CONVNEXT_DOWNSAMPLE = re.compile(r"stage(\d+)_downsample_(norm|conv)")
-_CONVNEXT_DOWNSAMPLE_NAMES = {
-    "norm": "{prefix}_downsampling_layernorm_{index}",
-    "conv": "{prefix}_downsampling_conv_{index}",
-}
-# ConvNeXtBlock sublayer -> keras.applications suffix.
-_CONVNEXT_BLOCK_NAMES = {
-    "depthwise_conv": "depthwise_conv",
-    "norm": "layernorm",
-    "pointwise_conv1": "pointwise_conv_1",
-    "pointwise_conv2": "pointwise_conv_2",
-    "layer_scale": "layer_scale",
-}
-# The classifier of each family's source: skipped when the target has no
-# `predictions` layer (include_top=False).
-_RESNET_TOP = ("predictions",)
-_CONVNEXT_TOP = ("{prefix}_head_layernorm", "{prefix}_head_dense")
+__all__ = [
+    "WeightsUnavailableError",
+    "fetch_imagenet_weights",
+    "from_keras_applications",
+    "load_imagenet_weights",
+    "load_weights_file",
+    "weights_file_shapes",
+]
+
+# The families whose keras.applications weights transfer: modules with
+# BLOCK_CLASS, APPLICATION_PREFIX, layer_pairs, skippable_top, weights_file.
+_FAMILIES = (resnet_weights, convnext_weights)
 _CLASSIFIER_NAME = "predictions"
+IMAGENET_CLASSES = 1000
 
 
-def _resnet_block_pairs(block):
-    stage, index = re.fullmatch(r"stage(\d+)_block(\d+)", block.name).groups()
-    prefix = f"conv{int(stage) + 1}_block{index}"
-    if block.preact_norm is not None:
-        yield block.preact_norm, f"{prefix}_preact_bn"
-    for number, conv in enumerate(block.branch_convs, start=1):
-        yield conv, f"{prefix}_{number}_conv"
-    for number, norm in enumerate(block.branch_norms, start=1):
-        yield norm, f"{prefix}_{number}_bn"
-    if block.shortcut_conv is not None:
-        yield block.shortcut_conv, f"{prefix}_0_conv"
-    if block.shortcut_norm is not None:
-        yield block.shortcut_norm, f"{prefix}_0_bn"
+# --------------------------------------------------------------------------
+# The builders' `weights` argument
+# --------------------------------------------------------------------------
 
 
-def _convnext_block_pairs(block, prefix):
-    stage, index = re.fullmatch(r"stage(\d+)_block(\d+)", block.name).groups()
-    block_prefix = f"{prefix}_stage_{int(stage) - 1}_block_{int(index) - 1}"
-    for attribute, suffix in _CONVNEXT_BLOCK_NAMES.items():
-        sublayer = getattr(block, attribute)
-        if sublayer is not None:
-            yield sublayer, f"{block_prefix}_{suffix}"
+def check_weights_arg(
+    weights, *, imagenet_source, description, available, include_top, num_classes
+):
+    """Validates a builder's `weights` before anything is built or downloaded.
+
+    `weights` is `None` (random initialisation), `"imagenet"` (the weights
+    of a keras.applications model) or the path (str or `os.PathLike`) of a
+    `.weights.h5` file saved from the same architecture.
+
+    Args:
+        weights: the builder's `weights` argument.
+        imagenet_source: name of the `keras.applications` model whose ImageNet
+            weights fit the requested architecture, or None if there is none.
+        description: the requested architecture, for the error message
+            (e.g. `"variant='resnet18', version='v1'"`).
+        available: the architectures that have ImageNet weights, for the
+            error message.
+        include_top: the builder's `include_top`.
+        num_classes: the builder's `num_classes`.
+
+    Returns:
+        `imagenet_source` when `weights == "imagenet"`, else None.
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights == "imagenet":
+        if imagenet_source is None:
+            raise ValueError(
+                f"No ImageNet weights for {description}. "
+                f"Available: {', '.join(available)}."
+            )
+        if include_top and num_classes != IMAGENET_CLASSES:
+            raise ValueError(
+                f"`weights='imagenet'` with `include_top=True` needs "
+                f"num_classes={IMAGENET_CLASSES}. Received: num_classes={num_classes}"
+            )
+        return imagenet_source
+    if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(
+        ".weights.h5"
+    ):
+        if not os.path.exists(weights):
+            raise ValueError(f"`weights` file not found: {os.fspath(weights)!r}")
+        weights_file_shapes(weights)  # a readable HDF5 file
+        return None
+    raise ValueError(
+        f"`weights` must be None, 'imagenet' or the path of a '.weights.h5' "
+        f"file. Received: weights={weights!r}"
+    )
 
 
-def _convnext_layer_name(name, prefix):
-    match = _CONVNEXT_DOWNSAMPLE.fullmatch(name)
-    if match:
-        stage, kind = match.groups()
-        return _CONVNEXT_DOWNSAMPLE_NAMES[kind].format(
-            prefix=prefix, index=int(stage) - 2
+def prepare_imagenet_weights(application, channels, input_shape, include_top):
+    """Checks that the model takes RGB images (3 `channels`) and downloads the
+    ImageNet weights of `application`, before the model is built."""
+    if channels != 3:
+        raise ValueError(
+            f"`weights='imagenet'` needs 3 input channels. Received: "
+            f"input_shape={input_shape}"
         )
-    return _CONVNEXT_LAYER_NAMES.get(name, name).format(prefix=prefix)
+    fetch_imagenet_weights(application, include_top)
 
 
-def _is_convnext(model):
-    return any(isinstance(layer, ConvNeXtBlock) for layer in model.layers)
+def load_weights_arg(model, weights, imagenet_source, include_top):
+    """Loads what `check_weights_arg` accepted into the built `model`."""
+    if imagenet_source is not None:
+        load_imagenet_weights(model, imagenet_source, include_top=include_top)
+    elif weights is not None:
+        load_weights_file(model, weights)
+    return model
 
 
-def _layer_pairs(model, prefix):
-    """(keras_cvlec layer, keras.applications layer name) for each weighted
-    layer; `prefix` is the source model's name (ConvNeXt layer names)."""
-    convnext = _is_convnext(model)
-    for layer in model.layers:
-        if isinstance(layer, ResNetBlock):
-            yield from _resnet_block_pairs(layer)
-        elif isinstance(layer, ConvNeXtBlock):
-            yield from _convnext_block_pairs(layer, prefix)
-        elif layer.weights:
-            if convnext:
-                yield layer, _convnext_layer_name(layer.name, prefix)
-            else:
-                yield layer, _RESNET_LAYER_NAMES.get(layer.name, layer.name)
+# --------------------------------------------------------------------------
+# keras.applications weights
+# --------------------------------------------------------------------------
+
+
+def _model_family(model):
+    """The family module of a keras_cvlec model, by the type of its blocks."""
+    for family in _FAMILIES:
+        if any(isinstance(layer, family.BLOCK_CLASS) for layer in model.layers):
+            return family
+    raise ValueError(
+        f"Cannot transfer keras.applications weights into {model.name!r}: only "
+        f"keras_cvlec ResNets and ConvNeXts (build_resnet, build_convnext) take "
+        f"them, and the model has neither's blocks."
+    )
+
+
+def _application_family(application_name):
+    """The family module of a keras.applications model name."""
+    for family in _FAMILIES:
+        if application_name.startswith(family.APPLICATION_PREFIX):
+            return family
+    prefixes = ", ".join(f"{family.APPLICATION_PREFIX}..." for family in _FAMILIES)
+    raise ValueError(
+        f"No keras_cvlec model takes the weights of keras.applications."
+        f"{application_name}: supported are {prefixes}."
+    )
 
 
 def _flat_layers(model):
@@ -137,23 +171,6 @@ def _convert(target, source_weights):
     return source_weights
 
 
-def _skippable_top(model, source_model, prefix):
-    """Source layers a headless `model` does not need: the source's
-    classifier, and the final `LayerNormalization` that a headless
-    keras.applications ConvNeXt (`include_top=False`) appends after its last
-    stage (keras_cvlec's headless ConvNeXt returns the raw stage-4 features,
-    as `stage4_output`)."""
-    if any(layer.name == _CLASSIFIER_NAME for layer in model.layers):
-        return set()
-    if not _is_convnext(model):
-        return set(_RESNET_TOP)
-    names = {name.format(prefix=prefix) for name in _CONVNEXT_TOP}
-    last = source_model.layers[-1]
-    if isinstance(last, keras.layers.LayerNormalization):
-        names.add(last.name)
-    return names
-
-
 def from_keras_applications(model, source_model):
     """Copies the weights of a keras.applications model into `model`.
 
@@ -169,7 +186,7 @@ def from_keras_applications(model, source_model):
     ConvNeXt takes inputs already normalised (see `build_convnext`).
 
     Args:
-        model: a keras_cvlec model.
+        model: a keras_cvlec ResNet or ConvNeXt.
         source_model: the keras.applications model, built with any weights.
             ConvNeXt layer names start with the source model's name, as
             keras.applications builds them.
@@ -178,8 +195,9 @@ def from_keras_applications(model, source_model):
         `model`, with the source's weights.
 
     Raises:
-        ValueError: when a layer is missing on either side or a weight shape
-            differs (e.g. a different depth, width, version or `num_classes`).
+        ValueError: when `model` is neither a ResNet nor a ConvNeXt, a layer
+            is missing on either side or a weight shape differs (e.g. a
+            different depth, width, version or `num_classes`).
 
     Example:
 
@@ -187,10 +205,11 @@ def from_keras_applications(model, source_model):
     >>> model = keras_cvlec.build_resnet("resnet50")
     >>> _ = keras_cvlec.weights.from_keras_applications(model, source)
     """
+    family = _model_family(model)
     prefix = source_model.name
     source_layers = {layer.name: layer for layer in _flat_layers(source_model)}
     assignments = []
-    for target, source_name in _layer_pairs(model, prefix):
+    for target, source_name in family.layer_pairs(model, prefix):
         source = source_layers.pop(source_name, None)
         if source is None:
             raise ValueError(
@@ -209,7 +228,8 @@ def from_keras_applications(model, source_model):
                 f"{source_shapes}."
             )
         assignments.append((target, source_weights))
-    skippable = _skippable_top(model, source_model, prefix)
+    headless = not any(layer.name == _CLASSIFIER_NAME for layer in model.layers)
+    skippable = family.skippable_top(source_model, prefix) if headless else set()
     leftover = [
         name
         for name, layer in source_layers.items()
@@ -227,10 +247,9 @@ def from_keras_applications(model, source_model):
 
 
 # keras.applications downloads its ImageNet weights from
-# `{_KERAS_APPLICATIONS_URL}{folder}/{file name}` (ResNets under "resnet",
-# ConvNeXts under "convnext") into `$KERAS_HOME/{_CACHE_SUBDIR}`.
+# `{_KERAS_APPLICATIONS_URL}{folder}/{file name}` (each family's
+# `weights_file`) into `$KERAS_HOME/{_CACHE_SUBDIR}`.
 _KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
-_CONVNEXT_APPLICATION = "ConvNeXt"
 # The folder of `$KERAS_HOME` where keras.applications caches its weights.
 _CACHE_SUBDIR = "models"
 # Arrays shown in the error for a weights file of another architecture.
@@ -251,15 +270,9 @@ def _imagenet_weights_file(application_name, include_top):
     """(URL, file name) of the ImageNet weights that keras.applications
     downloads for `application_name`, e.g. `"ResNet50V2"` or
     `"ConvNeXtTiny"`, with or without the classifier."""
-    suffix = "" if include_top else "_notop"
-    if application_name.startswith(_CONVNEXT_APPLICATION):
-        variant = application_name[len(_CONVNEXT_APPLICATION):].lower()
-        folder, file_name = "convnext", f"convnext_{variant}{suffix}.h5"
-    else:
-        folder = "resnet"
-        file_name = (
-            f"{application_name.lower()}_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
-        )
+    folder, file_name = _application_family(application_name).weights_file(
+        application_name, include_top
+    )
     return f"{_KERAS_APPLICATIONS_URL}{folder}/{file_name}", file_name
 
 
@@ -301,6 +314,11 @@ def load_imagenet_weights(model, application_name, include_top):
     application = getattr(keras.applications, application_name)
     source = application(weights="imagenet", include_top=include_top)
     return from_keras_applications(model, source)
+
+
+# --------------------------------------------------------------------------
+# .weights.h5 files
+# --------------------------------------------------------------------------
 
 
 def weights_file_shapes(path):

@@ -1,4 +1,5 @@
-"""`keras_cvlec.weights`: keras.applications ResNet weights into `build_resnet`.
+"""`keras_cvlec.weights`: keras.applications ResNet weights into `build_resnet`
+(ConvNeXt: tests/models/test_convnext.py), weight files, the download URLs.
 
 The reference is keras.applications itself: `ResNet50`, `ResNet50V2` and
 `ResNet101` built with `weights=None` at 64x64, every weight (BN moving
@@ -29,7 +30,7 @@ import pytest
 import keras
 
 import keras_cvlec
-from keras_cvlec.weights import from_keras_applications
+from keras_cvlec.weights import _imagenet_weights_file, from_keras_applications
 from tests import harness
 
 SIZE = 64
@@ -227,6 +228,30 @@ def test_mismatch_headless_source_into_target_with_top(zoo):
         zoo.source("ResNet50V2", include_top=False),
         r"no layer 'predictions' for layer 'predictions'",
     )
+
+
+def test_only_resnets_and_convnexts_take_keras_applications_weights(zoo):
+    unet = keras_cvlec.build_unet(input_shape=(32, 32, 3), depth=2, filters=4)
+    _check_mismatch(
+        unet,
+        zoo.source("ResNet50"),
+        r"into 'unet'.*only keras_cvlec ResNets and ConvNeXts.*neither's blocks",
+    )
+
+
+def test_imagenet_weights_files_by_family():
+    """The URL and cached file name of each family's weights, as
+    keras.applications downloads them."""
+    url = "https://storage.googleapis.com/tensorflow/keras-applications/"
+    assert _imagenet_weights_file("ResNet152V2", False) == (
+        f"{url}resnet/resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    )
+    assert _imagenet_weights_file("ConvNeXtBase", True) == (
+        f"{url}convnext/convnext_base.h5", "convnext_base.h5"
+    )
+    with pytest.raises(ValueError, match=r"keras.applications.VGG16: supported are ResNet"):
+        _imagenet_weights_file("VGG16", True)
 
 
 # --------------------------------------------------------------------------

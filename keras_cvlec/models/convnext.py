@@ -16,12 +16,30 @@ from keras_cvlec.layers.convnext_block import (
 from keras_cvlec.models.heads import check_head_args, classification_head
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
-from keras_cvlec.models.weights_arg import (
+from keras_cvlec.utils.validation import (
+    check_bool,
+    check_choice,
+    check_rate,
+    standardize_data_format,
+)
+from keras_cvlec.weights import (
     check_weights_arg,
     load_weights_arg,
     prepare_imagenet_weights,
 )
-from keras_cvlec.utils.validation import check_bool, check_rate, standardize_data_format
+
+__all__ = [
+    "CONVNEXT_DROP_PATH_RATES",
+    "CONVNEXT_VARIANTS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NUM_STAGES",
+    "STEM_STRIDE",
+    "TOTAL_STRIDE",
+    "ConvNeXtVariant",
+    "build_convnext",
+    "stage_widths",
+]
 
 ConvNeXtVariant = collections.namedtuple(
     "ConvNeXtVariant",
@@ -30,10 +48,12 @@ ConvNeXtVariant = collections.namedtuple(
 ConvNeXtVariant.__doc__ = """One row of `CONVNEXT_VARIANTS`.
 
 depths: blocks per stage. width: channels of stage 1 (doubling per stage).
-drop_path_rate: the ImageNet-1K recipe's stochastic-depth rate (paper, Table
-9), None where the paper gives none. keras_applications: the
-keras.applications model with the same architecture (ImageNet weights), or
-None.
+drop_path_rate: the stochastic-depth rate of the paper's ImageNet-1K training
+(Liu et al. 2022, Table 5; the official repository's TRAINING.md), None where
+there is none: timm's small variants, and xlarge, which the paper trains only
+on ImageNet-22K (rate 0.2, then 0.4 to fine-tune on ImageNet-1K).
+keras_applications: the keras.applications model with the same architecture
+(ImageNet weights), or None.
 """
 
 # One row a variant. atto .. nano are timm's small variants.
@@ -48,7 +68,8 @@ CONVNEXT_VARIANTS = {
     "large": ConvNeXtVariant((3, 3, 27, 3), 192, 0.5, "ConvNeXtLarge"),
     "xlarge": ConvNeXtVariant((3, 3, 27, 3), 256, None, "ConvNeXtXLarge"),
 }
-# The recipes' drop-path rates, e.g. build_convnext("small",
+# The published ImageNet-1K drop-path rates by variant, which the "convnext"
+# training recipe uses, e.g. build_convnext("small",
 # drop_path_rate=CONVNEXT_DROP_PATH_RATES["small"]).
 CONVNEXT_DROP_PATH_RATES = {
     name: row.drop_path_rate
@@ -145,12 +166,7 @@ def build_convnext(
     >>> model.output_shape
     (None, 10)
     """
-    if not isinstance(variant, str) or variant not in CONVNEXT_VARIANTS:
-        raise ValueError(
-            f"Unknown ConvNeXt `variant`: {variant!r}. Valid variants: "
-            f"{', '.join(CONVNEXT_VARIANTS)}."
-        )
-    spec = CONVNEXT_VARIANTS[variant]
+    spec = CONVNEXT_VARIANTS[check_choice("variant", variant, tuple(CONVNEXT_VARIANTS))]
     check_head_args(include_top, num_classes, pooling)
     drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
     layer_scale_init_value = check_layer_scale_init_value(layer_scale_init_value)

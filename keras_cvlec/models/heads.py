@@ -2,18 +2,16 @@
 
 import keras
 
-from keras_cvlec.utils.validation import check_choice, check_positive_int
+from keras_cvlec.utils.validation import check_bool, check_choice, check_positive_int
+
+__all__ = ["POOLING_CHOICES", "check_head_args", "classification_head"]
 
 POOLING_CHOICES = (None, "avg", "max")
 
 
 def check_head_args(include_top, num_classes, pooling):
     """Validates the head arguments of a classification builder."""
-    if not isinstance(include_top, bool):
-        raise TypeError(
-            f"`include_top` must be True or False. Received: "
-            f"include_top={include_top!r}"
-        )
+    check_bool("include_top", include_top)
     check_positive_int("num_classes", num_classes)
     check_choice("pooling", pooling, POOLING_CHOICES)
 

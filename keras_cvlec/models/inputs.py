@@ -4,6 +4,14 @@ import numbers
 
 import keras
 
+__all__ = [
+    "DEFAULT_INPUT_SHAPE",
+    "MAX_LIKELY_CHANNELS",
+    "axis_order_hint",
+    "image_input",
+    "input_channels",
+]
+
 DEFAULT_INPUT_SHAPE = (None, None, 3)
 # Channel counts of images, up to RGBA: a size this small where the other
 # data format puts channels suggests that `input_shape` is in that order.

@@ -6,6 +6,16 @@ import dataclasses
 import types
 
 from keras_cvlec.tasks import TASKS
+from keras_cvlec.utils.validation import check_choice
+
+__all__ = [
+    "ModelInfo",
+    "build_model",
+    "list_models",
+    "model_info",
+    "model_task",
+    "register_model",
+]
 
 _REGISTRY = {}
 
@@ -28,8 +38,11 @@ class ModelInfo:
         input_size: the image size of the model's published weights and
             recipe (e.g. 224), or None where it has none (any size that is a
             multiple of its total stride works).
-        weights: the named weights `builder(weights=...)` accepts besides
-            None and a `.weights.h5` path (e.g. `("imagenet",)`).
+        weights: the named weights `build_model(name, weights=...)` accepts
+            with the entry's defaults, besides None and a `.weights.h5` path
+            (e.g. `("imagenet",)`). Other arguments can rule them out: ResNet
+            ImageNet weights are for versions `"v1"` (the default) and `"v2"`
+            only, not `"v1.5"`, and for the published width (`filters=64`).
     """
 
     name: str
@@ -69,8 +82,7 @@ def register_model(
     """
     if not isinstance(name, str) or name in _REGISTRY:
         raise ValueError(f"`name` must be a new model name. Received: name={name!r}")
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
+    check_choice("task", task, TASKS)
     _REGISTRY[name] = ModelInfo(
         name=name,
         builder=builder,
@@ -100,8 +112,7 @@ def list_models(task=None, *, backbone=False):
     >>> keras_cvlec.list_models("segmentation")[:2]
     ['fcn16s', 'fcn32s']
     """
-    if task is not None and task not in TASKS:
-        raise ValueError(f"`task` must be None or one of {TASKS}. Received: task={task!r}")
+    check_choice("task", task, (None, *TASKS))
     return sorted(
         name
         for name, info in _REGISTRY.items()
@@ -114,7 +125,7 @@ def model_info(name):
 
     Example:
 
-    >>> keras_cvlec.models.registry.model_info("convnext_tiny").weights
+    >>> keras_cvlec.model_info("convnext_tiny").weights
     ('imagenet',)
     """
     if name not in _REGISTRY:

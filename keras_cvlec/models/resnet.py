@@ -13,17 +13,24 @@ from keras_cvlec.layers.resnet_blocks import (
 from keras_cvlec.models.heads import check_head_args, classification_head
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import register_model
-from keras_cvlec.models.weights_arg import (
-    check_weights_arg,
-    load_weights_arg,
-    prepare_imagenet_weights,
-)
 from keras_cvlec.utils.validation import (
     check_choice,
     check_positive_int,
     check_rate,
     standardize_data_format,
 )
+from keras_cvlec.weights import (
+    check_weights_arg,
+    load_weights_arg,
+    prepare_imagenet_weights,
+)
+
+__all__ = [
+    "NUM_STAGES",
+    "RESNET_VARIANTS",
+    "TOTAL_STRIDE",
+    "build_resnet",
+]
 
 # One row a variant: the block type, blocks per stage, and the
 # keras.applications models whose ImageNet weights transfer, by version.
@@ -115,12 +122,7 @@ def build_resnet(
     >>> model.output_shape
     (None, 10)
     """
-    spec = RESNET_VARIANTS.get(variant) if isinstance(variant, str) else None
-    if spec is None:
-        raise ValueError(
-            f"Unknown ResNet `variant`: {variant!r}. Valid variants: "
-            f"{', '.join(RESNET_VARIANTS)}."
-        )
+    spec = RESNET_VARIANTS[check_choice("variant", variant, tuple(RESNET_VARIANTS))]
     check_choice("version", version, tuple(RESNET_VERSIONS))
     check_head_args(include_top, num_classes, pooling)
     drop_path_rate = check_rate("drop_path_rate", drop_path_rate)

@@ -34,7 +34,8 @@ import math
 import keras
 
 from keras_cvlec.data.augmentation import classification_augmentation, segmentation_augmentation
-from keras_cvlec.models.registry import list_models, model_task
+from keras_cvlec.models.convnext import CONVNEXT_DROP_PATH_RATES
+from keras_cvlec.models.registry import list_models, model_info
 from keras_cvlec.training.optimizer import make_optimizer
 from keras_cvlec.utils.validation import (
     check_bool,
@@ -43,6 +44,25 @@ from keras_cvlec.utils.validation import (
     check_positive_int,
     check_rate,
 )
+
+__all__ = [
+    "IMAGENET_TRAIN_IMAGES",
+    "LEARNING_RATE_SCALING",
+    "MIN_AUGMENTED_IMAGES",
+    "OPTION_CHECKS",
+    "RANDAUGMENT_MAX_MAGNITUDE",
+    "RANDAUGMENT_OPS",
+    "RECIPES",
+    "Recipe",
+    "RunRecipe",
+    "augmentation_strength",
+    "norm_momentum_for",
+    "recipe_augmentation",
+    "recipe_for",
+    "recipe_optimizer",
+    "resolve_recipe",
+    "scaled_learning_rate",
+]
 
 # The exponent of the batch ratio in each learning-rate scaling rule.
 LEARNING_RATE_SCALING = {"constant": 0.0, "fourth_root": 0.25, "sqrt": 0.5, "linear": 1.0}
@@ -216,9 +236,10 @@ RECIPES = {
     ),
     # Liu et al., 2022, "A ConvNet for the 2020s", Table 5 (ImageNet-1K, 300
     # epochs): AdamW lr 4e-3 at batch 4096, wd 0.05, 20 warmup epochs, label
-    # smoothing 0.1, RandAugment m9, mixup 0.8, cutmix 1.0, stochastic depth
-    # T 0.1, S 0.4, B/L 0.5 (XL 0.5 from the paper's 22K-pretrained setting).
-    # The small timm variants (atto ... nano) train without drop path here.
+    # smoothing 0.1, RandAugment m9, mixup 0.8, cutmix 1.0. Stochastic depth
+    # per variant: the model table's (`CONVNEXT_DROP_PATH_RATES`); variants
+    # without a published ImageNet-1K rate (atto ... nano, xlarge) train
+    # without drop path unless a run sets one.
     "convnext": Recipe(
         name="convnext",
         base_learning_rate=4e-3,
@@ -231,11 +252,7 @@ RECIPES = {
         mixup_alpha=0.8,
         cutmix_alpha=1.0,
         drop_path_rates={
-            "convnext_tiny": 0.1,
-            "convnext_small": 0.4,
-            "convnext_base": 0.5,
-            "convnext_large": 0.5,
-            "convnext_xlarge": 0.5,
+            f"convnext_{variant}": rate for variant, rate in CONVNEXT_DROP_PATH_RATES.items()
         },
         reference_examples=IMAGENET_TRAIN_IMAGES,
         source="Liu et al. 2022, A ConvNet for the 2020s, Table 5 (arXiv:2201.03545)",
@@ -257,7 +274,9 @@ RECIPES = {
     ),
 }
 
-_FAMILY_RECIPES = {"resnet": "resnet", "convnext": "convnext"}
+# The recipe of every segmentation model; classification models use the
+# recipe named after their family, where there is one.
+_SEGMENTATION_RECIPE = "unet"
 # timm's RandAugment ("rand-m9-n2"): two operations per image, magnitudes on a
 # 0-10 scale, which Keras's `RandAugment(factor=...)` takes as 0-1.
 RANDAUGMENT_OPS = 2
@@ -270,9 +289,10 @@ def recipe_for(model_name, name=None):
 
     Args:
         model_name: a name from `keras_cvlec.list_models()`.
-        name: a key of `RECIPES`; defaults to the model's family:
-            `"resnet"` for ResNets, `"convnext"` for ConvNeXts, `"unet"` for
-            every segmentation model.
+        name: a key of `RECIPES`; defaults to the model's registry family
+            (`model_info(model_name).family`) for classification models,
+            `"resnet"` or `"convnext"`, and `"unet"` for every segmentation
+            model.
 
     Returns:
         A `Recipe`.
@@ -291,19 +311,16 @@ def recipe_for(model_name, name=None):
 
 
 def _family_recipe(model_name):
-    task = model_task(model_name)
-    if task == "segmentation":
-        return "unet"
-    family = next(
-        (key for prefix, key in _FAMILY_RECIPES.items() if model_name.startswith(prefix)), None
-    )
-    if task != "classification" or family is None:
+    info = model_info(model_name)
+    if info.task == "segmentation":
+        return _SEGMENTATION_RECIPE
+    if info.task != "classification" or info.family not in RECIPES:
         raise ValueError(
-            f"No training recipe for model_name={model_name!r} (task {task!r}). "
-            f"Recipes exist for classification ResNets and ConvNeXts and for "
-            f"segmentation models."
+            f"No training recipe for model_name={model_name!r} (task {info.task!r}, "
+            f"family {info.family!r}). Recipes exist for classification ResNets and "
+            f"ConvNeXts and for segmentation models."
         )
-    return family
+    return info.family
 
 
 def scaled_learning_rate(recipe, batch_size):

@@ -34,6 +34,7 @@ from keras_cvlec.models.convnext import (
     IMAGENET_MEAN,
     IMAGENET_STD,
 )
+from keras_cvlec.training.recipes import recipe_for
 from tests import harness
 
 STAGE_NAMES = tuple(f"stage{level}_output" for level in range(1, 5))
@@ -156,10 +157,19 @@ def test_parameter_counts_of_every_variant():
         assert round(counts[variant] / 1e6, 2) == millions, (variant, counts[variant])
 
 
+# The paper's ImageNet-1K drop-path rates (Liu et al. 2022, Table 5; the
+# official TRAINING.md); xlarge is trained only on ImageNet-22K there.
+PAPER_DROP_PATH_RATES = {"tiny": 0.1, "small": 0.4, "base": 0.5, "large": 0.5}
+
+
 def test_variant_table_and_recipe_drop_path_rates():
-    assert CONVNEXT_DROP_PATH_RATES == {
-        "tiny": 0.1, "small": 0.4, "base": 0.5, "large": 0.5
-    }
+    assert CONVNEXT_DROP_PATH_RATES == PAPER_DROP_PATH_RATES
+    for variant, row in CONVNEXT_VARIANTS.items():
+        # The recipe reads the model table; variants without a published rate
+        # train without drop path.
+        expected = PAPER_DROP_PATH_RATES.get(variant, 0.0)
+        assert row.drop_path_rate == PAPER_DROP_PATH_RATES.get(variant), variant
+        assert recipe_for(f"convnext_{variant}").drop_path_rate == expected, variant
     assert {v: (row.depths, row.width) for v, row in CONVNEXT_VARIANTS.items()} == {
         "atto": ((2, 2, 6, 2), 40),
         "femto": ((2, 2, 6, 2), 48),
@@ -492,7 +502,8 @@ def test_imagenet_weights_plumbing(monkeypatch, include_top, tiny_source):
 
 BAD_ARGUMENTS = [
     (dict(variant="huge"), ValueError,
-     r"variant.*'huge'.*atto, femto, pico, nano, tiny, small, base, large, xlarge"),
+     r"variant.*'huge'.*'atto', 'femto', 'pico', 'nano', 'tiny', 'small', 'base', 'large', "
+     r"'xlarge'"),
     (dict(variant=["tiny"]), ValueError, r"variant.*\['tiny'\]"),
     (dict(layer_scale_init_value=0.0), ValueError, r"layer_scale_init_value=0\.0"),
     (dict(layer_scale_init_value=-0.1), ValueError, r"layer_scale_init_value=-0\.1"),

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import keras
@@ -5,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_cvlec.layers.layer_scale import LayerScale
+from keras_cvlec.models import registry
 from keras_cvlec.models.registry import build_model
 from keras_cvlec.training import (
     RECIPES,
@@ -149,7 +151,7 @@ def test_recipes():
     assert all(recipe_for(m).name == "unet" for m in ("unet", "segnet", "fcn8s"))
     assert recipe_for("resnet18", "convnext").weight_decay == 0.05
     assert {r.label_smoothing for r in (RECIPES["resnet"], convnext)} == {0.1}
-    with pytest.raises(ValueError, match="No training recipe.*autoencoder"):
+    with pytest.raises(ValueError, match="No training recipe.*autoencoder.*'reconstruction'"):
         recipe_for("autoencoder")
     with pytest.raises(ValueError, match="model_name.*'resnet7'.*'resnet18'"):
         recipe_for("resnet7")
@@ -157,6 +159,24 @@ def test_recipes():
         recipe_for("resnet18", "vit")
     with pytest.raises(ValueError, match="batch_size.*0"):
         scaled_learning_rate(convnext, 0)
+
+
+def test_recipe_follows_the_registry_family_not_the_name(monkeypatch):
+    """`recipe_for` reads `model_info(name).family` and task."""
+    resnet18 = registry.model_info("resnet18")
+    entries = {
+        "narrow_net": dataclasses.replace(resnet18, name="narrow_net"),
+        "resnet_vgg": dataclasses.replace(resnet18, name="resnet_vgg", family="vgg"),
+        "convnext_seg": dataclasses.replace(
+            resnet18, name="convnext_seg", task="segmentation", family="convnext"
+        ),
+    }
+    for name, info in entries.items():
+        monkeypatch.setitem(registry._REGISTRY, name, info)
+    assert recipe_for("narrow_net").name == "resnet"
+    assert recipe_for("convnext_seg").name == "unet"
+    with pytest.raises(ValueError, match="No training recipe.*'resnet_vgg'.*family 'vgg'"):
+        recipe_for("resnet_vgg")
 
 
 def test_recipe_with_options():
