@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_cvlec.models import convnext_weights, resnet_weights
+from keras_cvlec.utils.validation import check_imagenet_channels
 
 __all__ = [
     "WeightsUnavailableError",
@@ -105,11 +106,7 @@ def check_weights_arg(
 def prepare_imagenet_weights(application, channels, input_shape, include_top):
     """Checks that the model takes RGB images (3 `channels`) and downloads the
     ImageNet weights of `application`, before the model is built."""
-    if channels != 3:
-        raise ValueError(
-            f"`weights='imagenet'` needs 3 input channels. Received: "
-            f"input_shape={input_shape}"
-        )
+    check_imagenet_channels("weights", "imagenet", channels, input_shape)
     fetch_imagenet_weights(application, include_top)
 
 

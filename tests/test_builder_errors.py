@@ -27,9 +27,9 @@ IMAGENET_CASES = [
     (keras_cvlec.build_convnext, dict(), "ConvNeXtTiny", "convnext", "convnext_tiny.h5"),
     (keras_cvlec.build_convnext, dict(variant="xlarge", include_top=False),
      "ConvNeXtXLarge", "convnext", "convnext_xlarge_notop.h5"),
-    (keras_cvlec.build_unet, dict(encoder="resnet50", input_shape=(64, 64, 3), filters=8),
+    (keras_cvlec.build_unet, dict(backbone="resnet50", input_shape=(64, 64, 3), filters=8),
      "ResNet50", "resnet", RESNET_FILE.format("resnet50", "_notop")),
-    (keras_cvlec.build_unet, dict(encoder="convnext_small", input_shape=(64, 64, 3), filters=8),
+    (keras_cvlec.build_unet, dict(backbone="convnext_small", input_shape=(64, 64, 3), filters=8),
      "ConvNeXtSmall", "convnext", "convnext_small_notop.h5"),
 ]
 
@@ -59,7 +59,7 @@ def offline(monkeypatch, tmp_path):
 @pytest.mark.parametrize("builder, kwargs, application, folder, file_name", IMAGENET_CASES)
 def test_imagenet_weights_offline(builder, kwargs, application, folder, file_name, offline):
     calls, home = offline
-    weights_arg = "encoder_weights" if builder is keras_cvlec.build_unet else "weights"
+    weights_arg = "backbone_weights" if builder is keras_cvlec.build_unet else "weights"
     with pytest.raises(WeightsUnavailableError) as info:
         builder(**kwargs, **{weights_arg: "imagenet"})
     url = f"{URL}{folder}/{file_name}"
