@@ -4,7 +4,7 @@
 import keras
 from keras import ops
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstDepthwiseConv2D
+from keras_cvlec.layers import convolution
 from keras_cvlec.layers.layer_scale import LayerScale
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.utils.validation import (
@@ -14,6 +14,15 @@ from keras_cvlec.utils.validation import (
     known_channels,
     standardize_data_format,
 )
+
+__all__ = [
+    "EPSILON",
+    "EXPANSION",
+    "KERNEL_SIZE",
+    "ConvNeXtBlock",
+    "check_layer_scale_init_value",
+    "kernel_initializer",
+]
 
 KERNEL_SIZE = 7
 EXPANSION = 4
@@ -124,7 +133,7 @@ class ConvNeXtBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = known_channels(self, input_shape, self.data_format)
-        self.depthwise_conv = BiasFirstDepthwiseConv2D(
+        self.depthwise_conv = convolution.DepthwiseConv2D(
             KERNEL_SIZE,
             padding="same",
             depthwise_initializer=kernel_initializer(),
