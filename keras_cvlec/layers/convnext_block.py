@@ -9,6 +9,7 @@ from keras_cvlec.layers.layer_scale import LayerScale
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.utils.validation import (
     check_bool,
+    check_float,
     check_rate,
     check_seed,
     known_channels,
@@ -30,20 +31,10 @@ EPSILON = 1e-6
 
 
 def check_layer_scale_init_value(value):
-    """`None` (no layer scale) or a float > 0, returned as a float."""
+    """`None` (no layer scale) or a finite float > 0, returned as a float."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"`layer_scale_init_value` must be None or a float > 0. Received: "
-            f"layer_scale_init_value={value!r} of type {type(value).__name__}"
-        )
-    if not value > 0:
-        raise ValueError(
-            f"`layer_scale_init_value` must be None (no layer scale) or > 0. "
-            f"Received: layer_scale_init_value={value}"
-        )
-    return float(value)
+    return check_float("layer_scale_init_value", value, 0.0, inclusive=False)
 
 
 def kernel_initializer():
