@@ -4,6 +4,8 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["main", "make_parser"]
+
 # Modules that add subcommands besides `info`: each defines
 # `add_commands(subparsers)`, which adds its parsers with a `handler` default.
 COMMAND_MODULES = ("keras_cvlec.training.cli", "keras_cvlec.export.cli")
@@ -14,12 +16,12 @@ def _model_costs(name, image_size):
     import keras
 
     from keras_cvlec.models.registry import build_model
-    from keras_cvlec.utils.flops import count_flops
+    from keras_cvlec.utils.flops import count_macs
 
     model = build_model(name)
     channels_last = keras.config.image_data_format() == "channels_last"
     shape = (image_size, image_size, 3) if channels_last else (3, image_size, image_size)
-    costs = model.count_params(), count_flops(model, input_shape=shape) / 1e9
+    costs = model.count_params(), count_macs(model, input_shape=shape) / 1e9
     keras.backend.clear_session()
     return costs
 

@@ -24,7 +24,7 @@ import pytest
 
 import keras_cvlec
 from keras_cvlec import cli
-from keras_cvlec import layers as L
+from keras_cvlec import layers as cvlec_layers
 from keras_cvlec.data import make_shapes
 from keras_cvlec.export import FORMATS, VerificationError, export_model, exporter, verify
 from keras_cvlec.export.samples import default_samples
@@ -44,14 +44,14 @@ def _named(model, name):
 
 def _tiny_classifiers(inputs):
     """A 2-block ResNet (v1 basic, v1.5 bottleneck) and a 1-block ConvNeXt."""
-    x = L.BiasFirstConv2D(8, 3, strides=2, padding="same", name="resnet_stem")(inputs)
-    x = L.ResNetBasicBlock(8, name="resnet_block1")(x)
-    x = L.ResNetBottleneckBlock(4, strides=2, version="v1.5", name="resnet_block2")(x)
+    x = cvlec_layers.Conv2D(8, 3, strides=2, padding="same", name="resnet_stem")(inputs)
+    x = cvlec_layers.ResNetBasicBlock(8, name="resnet_block1")(x)
+    x = cvlec_layers.ResNetBottleneckBlock(4, strides=2, version="v1.5", name="resnet_block2")(x)
     x = keras.layers.GlobalAveragePooling2D(name="resnet_pool")(x)
     resnet = keras.layers.Dense(3, name="resnet")(x)
-    x = L.BiasFirstConv2D(8, 4, strides=4, name="convnext_stem")(inputs)
-    x = L.ChannelLayerNormalization(1e-6, name="convnext_norm")(x)
-    x = L.ConvNeXtBlock(layer_scale_init_value=0.5, name="convnext_block")(x)
+    x = cvlec_layers.Conv2D(8, 4, strides=4, name="convnext_stem")(inputs)
+    x = cvlec_layers.ChannelLayerNormalization(1e-6, name="convnext_norm")(x)
+    x = cvlec_layers.ConvNeXtBlock(layer_scale_init_value=0.5, name="convnext_block")(x)
     x = keras.layers.GlobalAveragePooling2D(name="convnext_pool")(x)
     convnext = keras.layers.Dense(3, name="convnext")(x)
     return [resnet, convnext]
@@ -308,10 +308,14 @@ def test_bad_inputs(tmp_path, monkeypatch):
         (dict(formats=[]), ValueError, "non-empty"),
         (dict(formats="onnx", quantize="int8"), ValueError, "TFLite only"),
         (dict(quantize="int4"), ValueError, "'int4'. Allowed values"),
-        (dict(verify="yes"), TypeError, "verify"),
+        (dict(verify="yes"), TypeError, r"`verify` must be True or False\. Received: verify='yes'"),
         (dict(input_shape=(32, 32, 3)), ValueError, "cannot take"),
         (dict(input_shape=(16, 16)), ValueError, "tuple of 3"),
         (dict(input_shape=(16, 0, 3)), ValueError, "input_shape=\\(16, 0, 3\\)"),
+        (dict(input_shape=(16, 16.0, 3)), TypeError,
+         r"tuple of 3 positive ints or None \(the model's input shape without the batch "
+         r"is \(16, 16, 3\)\)\. Received: input_shape=\(16, 16\.0, 3\)"),
+        (dict(input_shape=(16, True, 3)), TypeError, r"input_shape=\(16, True, 3\)"),
         (dict(sample_inputs=np.zeros((2, 8, 8, 3), "f")), ValueError, "sample_inputs"),
         (dict(sample_inputs=np.zeros((2, 16, 16, 3), "int32")), TypeError, "floating"),
         (dict(model_or_path=gray, formats="tflite"), ValueError, "fixed height"),

@@ -4,6 +4,8 @@ Each broken layer below has exactly one defect, and the test asserts that
 `run_layer_test` raises an AssertionError naming the check that caught it.
 """
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -20,6 +22,9 @@ from tests.harness import (
     value_and_gradient,
 )
 
+pytest_plugins = ["pytester"]
+
+CONFTEST = pathlib.Path(__file__).with_name("conftest.py")
 PACKAGE = "keras_cvlec_harness_tests"
 FAST = dict(run_training_check=False, run_mixed_precision_check=False,
             run_saving_check=False)
@@ -455,11 +460,37 @@ def test_backend_name_is_the_keras_backend():
     assert backend_name() == keras.backend.backend()
 
 
-def test_conftest_resets_global_state_part1():
+def test_conftest_resets_global_state_between_tests(pytester):
+    """tests/conftest.py's autouse fixture: a test that leaves mixed precision,
+    channels_first and another seed behind does not pass them on. Both tests
+    run in one inner session, in this order, whatever the outer order or
+    xdist worker; the second fails if the fixture stops resetting."""
+    pytester.makeconftest(CONFTEST.read_text())
+    pytester.makepyfile(
+        test_state="""
+import keras
+import numpy as np
+
+
+def draw():
+    return keras.ops.convert_to_numpy(keras.random.uniform((4,), seed=None))
+
+
+def test_changes_global_state():
     keras.config.set_dtype_policy("mixed_float16")
     keras.config.set_image_data_format("channels_first")
+    keras.utils.set_random_seed(123)
 
 
-def test_conftest_resets_global_state_part2():
+def test_starts_from_the_default_state():
+    assert keras.config.dtype_policy().name == "float32"
+    assert keras.config.image_data_format() == "channels_last"
+    first = draw()
+    keras.utils.set_random_seed(0)
+    np.testing.assert_array_equal(first, draw())
+"""
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
     assert keras.config.dtype_policy().name == "float32"
     assert keras.config.image_data_format() == "channels_last"

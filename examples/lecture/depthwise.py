@@ -9,7 +9,7 @@ keras_cvlec's `ConvNeXtBlock`, and its `ResNetBottleneckBlock` ("v1.5") of
 matched width (C in and out, C / 4 inside):
 
 - parameters (`model.count_params()`, batch-norm moving statistics included)
-  and multiply-accumulates of one image (`keras_cvlec.utils.count_flops`),
+  and multiply-accumulates of one image (`keras_cvlec.utils.count_macs`),
   both checked against closed-form formulas, and the ratio
   depthwise+pointwise / dense = 1/C + 1/k^2;
 - train throughput (images/s) of `--steps` `train_on_batch` steps of a
@@ -37,7 +37,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from keras_cvlec.layers import ConvNeXtBlock, ResNetBottleneckBlock  # noqa: E402
-from keras_cvlec.utils import count_flops  # noqa: E402
+from keras_cvlec.utils import count_macs  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lecture_common import claim_parser, output_paths, report_checks, save_figure, write_json  # noqa: E402
@@ -138,7 +138,7 @@ def main(argv=None):
             "name": name,
             "params": int(model.count_params()),
             "params_formula": params_formula,
-            "macs": int(count_flops(model)),
+            "macs": int(count_macs(model)),
             "macs_formula": macs_formula,
             "train_images_per_s": train_throughput(model, args.batch_size, args.steps, args.seed),
         })

@@ -16,3 +16,14 @@ from keras_cvlec.export.exporter import (
     export_model,
 )
 from keras_cvlec.export.verify import ArtifactReport, VerificationError
+
+__all__ = [
+    "EXPORT_EXTRA",
+    "FORMATS",
+    "QUANTIZATIONS",
+    "ArtifactReport",
+    "ExportProcessError",
+    "ExportResult",
+    "VerificationError",
+    "export_model",
+]

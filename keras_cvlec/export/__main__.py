@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+__all__ = ["main"]
+
 
 def main(request_path):
     import keras

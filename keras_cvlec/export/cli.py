@@ -2,6 +2,8 @@
 
 from keras_cvlec.export.exporter import FORMATS
 
+__all__ = ["add_commands"]
+
 
 def add_commands(subparsers):
     """Adds the `export` parser to the `keras-cvlec` subcommands."""

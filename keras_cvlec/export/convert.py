@@ -10,6 +10,8 @@ runtime may not have.
 import os
 import shutil
 
+__all__ = ["ARTIFACT_NAMES", "artifact_name", "convert"]
+
 ARTIFACT_NAMES = {
     "saved_model": "saved_model",
     "tflite": "model.tflite",

@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import numbers
 import os
 import shutil
 import socket
@@ -14,7 +13,25 @@ import keras
 import numpy as np
 
 from keras_cvlec.export.samples import default_samples
-from keras_cvlec.utils.validation import check_choice
+from keras_cvlec.utils.validation import (
+    channel_axis,
+    check_bool,
+    check_choice,
+    check_positive_int,
+    spatial_axes,
+)
+
+__all__ = [
+    "EXPORT_EXTRA",
+    "FORMATS",
+    "QUANTIZATIONS",
+    "ExportProcessError",
+    "ExportResult",
+    "export_loaded",
+    "export_model",
+    "load_model_arg",
+    "model_data_format",
+]
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = (None, "float16", "int8")
@@ -223,8 +240,7 @@ def export_loaded(
             f"`quantize` applies to TFLite only; add 'tflite' to `formats`. "
             f"Received: quantize={quantize!r}, formats={formats}"
         )
-    if not isinstance(verify, bool):
-        raise TypeError(f"`verify` must be True or False. Received: verify={verify!r}")
+    check_bool("verify", verify)
     data_format = model_data_format(model)
     shape = _check_input_shape(model, input_shape)
     if "tflite" in formats and None in _spatial(shape, data_format):
@@ -345,7 +361,8 @@ def model_data_format(model):
 
 
 def _spatial(shape, data_format):
-    return shape[1:] if data_format == "channels_first" else shape[:2]
+    """(height, width) of `shape`, an input shape without the batch."""
+    return tuple(shape[axis - 1] for axis in spatial_axes(data_format))
 
 
 def _check_formats(formats):
@@ -380,8 +397,10 @@ def _check_input_shape(model, input_shape):
         if size is None:
             shape.append(own)
             continue
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-            raise ValueError(message)
+        try:
+            check_positive_int("input_shape", size)
+        except (TypeError, ValueError) as error:
+            raise type(error)(message) from None
         if own is not None and size != own:
             raise ValueError(
                 f"The model takes inputs of shape {model_shape} (without the batch); "
@@ -539,7 +558,7 @@ def _verify(model, paths, quantize, inputs, data_format):
     if not isinstance(expected, (list, tuple)):
         expected = [expected]
     expected = [keras.ops.convert_to_numpy(output) for output in expected]
-    class_axis = 1 if data_format == "channels_first" else -1
+    class_axis = channel_axis(data_format)
     report = {}
     for fmt, path in paths.items():
         precision = quantize if fmt == "tflite" and quantize else "float32"

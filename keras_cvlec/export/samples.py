@@ -10,6 +10,8 @@ import numpy as np
 
 from keras_cvlec.data.shapes import shapes_dataset
 
+__all__ = ["default_samples"]
+
 DEFAULT_SPATIAL_SIZE = 64
 MIN_SHAPES_SIZE = 16
 

@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+__all__ = ["RUNNERS", "ArtifactReport", "VerificationError", "verify_artifact"]
+
 FLOAT32_TOLERANCE = 1e-4
 FLOAT16_MIN_AGREEMENT = 0.99
 

@@ -1,13 +1,11 @@
 """Layers of keras_cvlec, one concept a module."""
 
-from keras_cvlec.layers.bias_first_conv import (
-    BiasFirstConv2D,
-    BiasFirstConv2DTranspose,
-    BiasFirstDepthwiseConv2D,
-)
+from keras_cvlec.layers import bias_first_conv as _bias_first_conv
 from keras_cvlec.layers.channel_layer_normalization import ChannelLayerNormalization
 from keras_cvlec.layers.convnext_block import ConvNeXtBlock
+from keras_cvlec.layers.convolution import Conv2D, Conv2DTranspose, DepthwiseConv2D
 from keras_cvlec.layers.layer_scale import LayerScale
+from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
 from keras_cvlec.layers.resnet_blocks import (
     ResNetBasicBlock,
     ResNetBlock,
@@ -15,3 +13,27 @@ from keras_cvlec.layers.resnet_blocks import (
 )
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+__all__ = [
+    "ChannelLayerNormalization",
+    "Conv2D",
+    "Conv2DTranspose",
+    "ConvNeXtBlock",
+    "CropToMatch2D",
+    "DepthwiseConv2D",
+    "LayerScale",
+    "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
+    "PadToMultiple2D",
+    "ResNetBasicBlock",
+    "ResNetBlock",
+    "ResNetBottleneckBlock",
+    "StochasticDepth",
+]
+
+
+def __getattr__(name):
+    """The deprecated `BiasFirst*` names (see `bias_first_conv`), with a warning."""
+    if name in _bias_first_conv.LEGACY_CLASSES:
+        return _bias_first_conv.deprecated_class(name, stacklevel=2)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

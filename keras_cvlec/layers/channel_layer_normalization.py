@@ -8,7 +8,13 @@ decoders with `norm="layer"`.
 import keras
 from keras import ops
 
-from keras_cvlec.utils.validation import check_float, known_channels, standardize_data_format
+from keras_cvlec.utils.validation import (
+    check_float,
+    known_channels,
+    standardize_data_format,
+)
+
+__all__ = ["EPSILON", "ChannelLayerNormalization"]
 
 EPSILON = 1e-6
 

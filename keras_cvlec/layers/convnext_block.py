@@ -4,16 +4,26 @@
 import keras
 from keras import ops
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstDepthwiseConv2D
+from keras_cvlec.layers import convolution
 from keras_cvlec.layers.layer_scale import LayerScale
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.utils.validation import (
     check_bool,
+    check_float,
     check_rate,
     check_seed,
     known_channels,
     standardize_data_format,
 )
+
+__all__ = [
+    "EPSILON",
+    "EXPANSION",
+    "KERNEL_SIZE",
+    "ConvNeXtBlock",
+    "check_layer_scale_init_value",
+    "kernel_initializer",
+]
 
 KERNEL_SIZE = 7
 EXPANSION = 4
@@ -21,20 +31,10 @@ EPSILON = 1e-6
 
 
 def check_layer_scale_init_value(value):
-    """`None` (no layer scale) or a float > 0, returned as a float."""
+    """`None` (no layer scale) or a finite float > 0, returned as a float."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"`layer_scale_init_value` must be None or a float > 0. Received: "
-            f"layer_scale_init_value={value!r} of type {type(value).__name__}"
-        )
-    if not value > 0:
-        raise ValueError(
-            f"`layer_scale_init_value` must be None (no layer scale) or > 0. "
-            f"Received: layer_scale_init_value={value}"
-        )
-    return float(value)
+    return check_float("layer_scale_init_value", value, 0.0, inclusive=False)
 
 
 def kernel_initializer():
@@ -124,7 +124,7 @@ class ConvNeXtBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = known_channels(self, input_shape, self.data_format)
-        self.depthwise_conv = BiasFirstDepthwiseConv2D(
+        self.depthwise_conv = convolution.DepthwiseConv2D(
             KERNEL_SIZE,
             padding="same",
             depthwise_initializer=kernel_initializer(),

@@ -9,6 +9,8 @@ from keras_cvlec.utils.validation import (
     standardize_data_format,
 )
 
+__all__ = ["LayerScale"]
+
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
 class LayerScale(keras.layers.Layer):

@@ -11,11 +11,13 @@ serves every input size.
 import keras
 from keras import ops
 
-from keras_cvlec.utils.validation import check_positive_int, standardize_data_format
+from keras_cvlec.utils.validation import (
+    check_positive_int,
+    spatial_axes,
+    standardize_data_format,
+)
 
-
-def _spatial_axes(data_format):
-    return (1, 2) if data_format == "channels_last" else (2, 3)
+__all__ = ["CropToMatch2D", "PadToMultiple2D"]
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
@@ -43,13 +45,13 @@ class PadToMultiple2D(keras.layers.Layer):
     def call(self, inputs):
         shape = ops.shape(inputs)
         pad_width = [[0, 0] for _ in range(len(inputs.shape))]
-        for axis in _spatial_axes(self.data_format):
+        for axis in spatial_axes(self.data_format):
             pad_width[axis][1] = (-shape[axis]) % self.multiple
         return ops.pad(inputs, pad_width)
 
     def compute_output_shape(self, input_shape):
         output_shape = list(input_shape)
-        for axis in _spatial_axes(self.data_format):
+        for axis in spatial_axes(self.data_format):
             size = input_shape[axis]
             if size is not None:
                 output_shape[axis] = size + (-size) % self.multiple
@@ -92,14 +94,14 @@ class CropToMatch2D(keras.layers.Layer):
             )
         tensor, reference = inputs
         size = list(ops.shape(tensor))
-        for axis in _spatial_axes(self.data_format):
+        for axis in spatial_axes(self.data_format):
             size[axis] = ops.shape(reference)[axis]
         return ops.slice(tensor, [0] * len(size), size)
 
     def compute_output_shape(self, input_shape):
         tensor_shape, reference_shape = input_shape
         output_shape = list(tensor_shape)
-        for axis in _spatial_axes(self.data_format):
+        for axis in spatial_axes(self.data_format):
             output_shape[axis] = reference_shape[axis]
         return tuple(output_shape)
 

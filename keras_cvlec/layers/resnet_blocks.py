@@ -22,7 +22,7 @@ import collections
 import keras
 from keras import ops
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
+from keras_cvlec.layers.bias_first_conv import LEGACY_CLASSES
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.utils.validation import (
     channel_axis,
@@ -30,8 +30,18 @@ from keras_cvlec.utils.validation import (
     check_positive_int,
     check_rate,
     check_seed,
+    spatial_axes,
     standardize_data_format,
 )
+
+__all__ = [
+    "RESNET_VERSIONS",
+    "ResNetBasicBlock",
+    "ResNetBlock",
+    "ResNetBottleneckBlock",
+    "ResNetVersion",
+    "resnet_batch_norm",
+]
 
 ResNetVersion = collections.namedtuple(
     "ResNetVersion",
@@ -105,7 +115,9 @@ class ResNetBlock(keras.layers.Layer):
         )
 
     def _conv(self, filters, kernel_size, strides, use_bias, name):
-        return BiasFirstConv2D(
+        # `keras_cvlec.layers.Conv2D` under its old class name: `.keras` files
+        # address the convolutions in `branch_convs` (a list) by class name.
+        return LEGACY_CLASSES["BiasFirstConv2D"](
             filters,
             kernel_size,
             strides=strides,
@@ -224,9 +236,8 @@ class ResNetBlock(keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
-        spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
         output_shape = list(input_shape)
-        for axis in spatial_axes:
+        for axis in spatial_axes(self.data_format):
             size = input_shape[axis]
             output_shape[axis] = None if size is None else -(-size // self.strides)
         output_shape[self.channel_axis] = self.output_channels

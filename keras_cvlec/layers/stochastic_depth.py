@@ -5,6 +5,8 @@ from keras import ops
 
 from keras_cvlec.utils.validation import check_rate, check_seed
 
+__all__ = ["StochasticDepth"]
+
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
 class StochasticDepth(keras.layers.Layer):

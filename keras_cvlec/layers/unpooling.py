@@ -35,7 +35,14 @@ import numbers
 import keras
 from keras import ops
 
-from keras_cvlec.utils.validation import check_choice, standardize_data_format
+from keras_cvlec.utils.validation import (
+    channel_axis,
+    check_choice,
+    spatial_axes,
+    standardize_data_format,
+)
+
+__all__ = ["MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
 
 _PADDINGS = ("valid", "same")
 
@@ -111,14 +118,6 @@ def _inferred_size(pooled, pool, stride, padding):
     if padding == "valid":
         return (pooled - 1) * stride + pool
     return pooled * stride
-
-
-def _spatial_axes(data_format):
-    return (1, 2) if data_format == "channels_last" else (2, 3)
-
-
-def _channel_axis(data_format):
-    return 3 if data_format == "channels_last" else 1
 
 
 def _check_pooled_size(output_size, pooled_size, pool, stride, padding, what):
@@ -221,10 +220,10 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
 
     def call(self, inputs):
         x = inputs
-        axes = _spatial_axes(self.data_format)
+        axes = spatial_axes(self.data_format)
         shape = ops.shape(x)
         height, width = shape[axes[0]], shape[axes[1]]
-        channels = shape[_channel_axis(self.data_format)]
+        channels = shape[channel_axis(self.data_format)]
         (kh, kw), (sh, sw) = self.pool_size, self.strides
         out_h, top, bottom = _pool_geometry(height, kh, sh, self.padding)
         out_w, left, right = _pool_geometry(width, kw, sw, self.padding)
@@ -294,7 +293,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         y = ops.clip(rows + arg // kw, 0, height - 1)
         x_pos = ops.clip(cols + arg % kw, 0, width - 1)
         chan_shape = [1, 1, 1, 1]
-        chan_shape[_channel_axis(self.data_format)] = -1
+        chan_shape[channel_axis(self.data_format)] = -1
         chans = ops.reshape(ops.arange(channels, dtype="int32"), chan_shape)
         return best, (y * width + x_pos) * channels + chans
 
@@ -305,7 +304,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
                 f"MaxPoolingWithArgmax2D expects a 4D input. Received "
                 f"input_shape={input_shape}"
             )
-        axes = _spatial_axes(self.data_format)
+        axes = spatial_axes(self.data_format)
         output_shape = list(input_shape)
         for i, axis in enumerate(axes):
             size = _pooled_size(
@@ -492,11 +491,11 @@ class MaxUnpooling2D(keras.layers.Layer):
                 "MaxUnpooling2D: `indices` must be an integer tensor (from "
                 f"MaxPoolingWithArgmax2D). Received dtype {indices.dtype}"
             )
-        axes = _spatial_axes(self.data_format)
+        axes = spatial_axes(self.data_format)
         (kh, kw), (sh, sw) = self.pool_size, self.strides
         shape = ops.shape(values)
         in_h, in_w = shape[axes[0]], shape[axes[1]]
-        channels = shape[_channel_axis(self.data_format)]
+        channels = shape[channel_axis(self.data_format)]
         self._output_hw(  # static checks only
             (values.shape[axes[0]], values.shape[axes[1]]),
             None
@@ -573,7 +572,7 @@ class MaxUnpooling2D(keras.layers.Layer):
                     "MaxUnpooling2D: values and indices must have the same "
                     f"shape. Received {values_shape} and {tuple(indices_shape)}"
                 )
-        axes = _spatial_axes(self.data_format)
+        axes = spatial_axes(self.data_format)
         hw = self._output_hw(
             (values_shape[axes[0]], values_shape[axes[1]]),
             None

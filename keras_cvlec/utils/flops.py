@@ -1,6 +1,6 @@
 """Analytic compute cost of a model: multiply-accumulates of one forward pass.
 
-`count_flops(model, input_shape=None)` counts, layer by layer, the
+`count_macs(model, input_shape=None)` counts, layer by layer, the
 multiply-accumulates (MACs) with weights of one forward pass of one image:
 convolutions and linear layers only. That is the convention of the published
 figures this package is checked against: torchvision's "GFLOPS" column
@@ -18,7 +18,7 @@ of nested functional models) is recorded with its input and output shapes.
 Keras stores no input shapes of nested sublayers and has no public hook on
 layer calls, so this wrapping, in a context manager that always restores the
 original method, is the only way to see them. Only calls made by the thread
-that runs `count_flops` are recorded; other threads go straight through.
+that runs `count_macs` are recorded; other threads go straight through.
 """
 
 import contextlib
@@ -28,8 +28,11 @@ import inspect
 import math
 import numbers
 import threading
+import warnings
 
 import keras
+
+__all__ = ["count_macs", "register_macs"]
 
 # ---------------------------------------------------------------------------
 # Per-layer rules: `rule(layer, call) -> int`, `call` a `_LayerCall`.
@@ -148,7 +151,7 @@ _USER_RULES = {}
 
 
 def register_macs(layer_class, rule):
-    """Teaches `count_flops` the cost of a custom weighted layer class.
+    """Teaches `count_macs` the cost of a custom weighted layer class.
 
     Args:
         layer_class: a `keras.layers.Layer` subclass (its subclasses match
@@ -255,7 +258,7 @@ class _ForwardPass(keras.Operation):
     """Runs `fn` under the backend's symbolic tracing (`compute_output_spec`)."""
 
     def __init__(self, fn):
-        super().__init__(name="count_flops_forward_pass")
+        super().__init__(name="count_macs_forward_pass")
         self.fn = fn
 
     def call(self, *inputs):
@@ -292,7 +295,7 @@ def _count_call(call, builtin_rules):
         shapes = (call.input_shape, call.output_shape)
         if any(shape is None or None in shape for shape in shapes):
             raise ValueError(
-                f"count_flops cannot count {_describe(layer)}: the shapes of its "
+                f"count_macs cannot count {_describe(layer)}: the shapes of its "
                 f"input {call.input_shape} or output {call.output_shape} are "
                 f"not static in the traced forward pass."
             )
@@ -301,7 +304,7 @@ def _count_call(call, builtin_rules):
     if not children:
         if layer.weights:
             raise ValueError(
-                f"count_flops cannot count {_describe(layer)}: it has weights "
+                f"count_macs cannot count {_describe(layer)}: it has weights "
                 f"({_weight_list(layer.weights)}) but is not a layer type it "
                 f"knows ({_KNOWN_LAYERS}), nor calls sublayers that hold them. "
                 f"Teach it the layer's cost with "
@@ -320,7 +323,7 @@ def _count_call(call, builtin_rules):
     ]
     if uncounted:
         raise ValueError(
-            f"count_flops cannot count {_describe(layer)}: it uses weights of "
+            f"count_macs cannot count {_describe(layer)}: it uses weights of "
             f"rank >= 2 that belong to no sublayer it calls "
             f"({_weight_list(uncounted)}). Known layer types: {_KNOWN_LAYERS}. "
             f"Teach it the layer's cost with "
@@ -434,14 +437,13 @@ def _accepts_training(layer):
 # ---------------------------------------------------------------------------
 
 
-def count_flops(model, input_shape=None):
+def count_macs(model, input_shape=None):
     """Multiply-accumulates of one forward pass of one image, counted analytically.
 
-    Despite the name (kept for the convention of the published tables, which
-    say "FLOPs"), the result is a count of multiply-accumulates (MACs): one
-    multiplication of an activation by a weight and its addition into a sum.
-    It is what torchvision's "GFLOPS" column (ResNet-50: 4.09 G) and the
-    ConvNeXt paper (ConvNeXt-T: 4.5 G) report, as fvcore counts it.
+    A multiply-accumulate (MAC) is one multiplication of an activation by a
+    weight and its addition into a sum. The published tables call this count
+    "FLOPs": torchvision's "GFLOPS" column (ResNet-50: 4.09 G) and the
+    ConvNeXt paper (ConvNeXt-T: 4.5 G) report it, as fvcore counts it.
 
     Counted (per call, a layer called twice is counted twice; `out` and `in`
     are the numbers of elements of the layer's output and input):
@@ -499,7 +501,7 @@ def count_flops(model, input_shape=None):
     Example:
 
     >>> model = keras_cvlec.build_resnet("resnet50", version="v1.5")
-    >>> round(count_flops(model, input_shape=(224, 224, 3)) / 1e9, 2)
+    >>> round(count_macs(model, input_shape=(224, 224, 3)) / 1e9, 2)
     4.09
     """
     if not isinstance(model, keras.layers.Layer):
@@ -536,6 +538,26 @@ def count_flops(model, input_shape=None):
     completed = [call for call in roots if call.done and call.layer is model]
     if not completed:
         raise RuntimeError(
-            f"count_flops could not trace a call of {_describe(model)}."
+            f"count_macs could not trace a call of {_describe(model)}."
         )
     return _count_call(completed[-1], _builtin_rules())
+
+
+
+
+def _deprecated_count_flops(stacklevel):
+    """`count_macs`, with the warning for its old name `count_flops`
+    (`stacklevel` as in `warnings.warn`, counted from the caller)."""
+    warnings.warn(
+        "`count_flops` is deprecated; use `keras_cvlec.utils.count_macs` "
+        "(the same number: multiply-accumulates).",
+        DeprecationWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return count_macs
+
+
+def __getattr__(name):
+    if name == "count_flops":
+        return _deprecated_count_flops(stacklevel=2)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

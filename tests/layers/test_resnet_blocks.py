@@ -105,9 +105,8 @@ def randomize(block, seed=0):
 @pytest.mark.parametrize("block_cls", [ResNetBasicBlock, ResNetBottleneckBlock])
 @pytest.mark.parametrize("version", ["v1", "v1.5", "v2"])
 def test_channels_first_equals_channels_last(block_cls, version):
-    # 4 filters on a 4x4 output: channels == width, the shape on which
-    # keras 3.15's TF `ops.add(x, bias)` adds a channels_first bias along the
-    # width (see BiasFirstConv2D in resnet_blocks.py).
+    # 4 filters on a 4x4 output: channels == width, the shape of the Keras
+    # bias bug that keras_cvlec/layers/convolution.py's docstring records.
     x = np.random.default_rng(1).standard_normal((2, 7, 7, 8)).astype("float32")
     last = block_cls(4, strides=2, version=version, data_format="channels_last")
     first = block_cls(4, strides=2, version=version, data_format="channels_first")

@@ -1,4 +1,4 @@
-"""Tests of keras_cvlec.utils.count_flops: multiply-accumulates, counted analytically.
+"""Tests of keras_cvlec.utils.count_macs: multiply-accumulates, counted analytically.
 
 Every expected number is written as the textbook formula of the layer (or of
 the architecture, from its paper's table), independently of the counter, and
@@ -14,7 +14,7 @@ from keras import layers, ops
 
 import keras_cvlec
 from keras_cvlec.layers import ResNetBasicBlock, ResNetBottleneckBlock
-from keras_cvlec.utils import count_flops, flops
+from keras_cvlec.utils import count_macs, flops
 
 # Weight values do not matter here; constant initializers keep the tests fast
 # on JAX, which compiles the random initializer once per weight shape.
@@ -120,7 +120,7 @@ def single_layer_model(layer, shape):
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_single_spatial_layer_equals_hand_formula(make_layer, expected, data_format):
     model = single_layer_model(make_layer(data_format), image_shape(data_format))
-    assert count_flops(model) == expected
+    assert count_macs(model) == expected
 
 
 BARE_CASES = [
@@ -137,7 +137,7 @@ BARE_CASES = [
 )
 def test_bare_unbuilt_layer_with_input_shape(make_layer, expected):
     layer = make_layer("channels_last")
-    assert count_flops(layer, input_shape=(H, W, C)) == expected
+    assert count_macs(layer, input_shape=(H, W, C)) == expected
     assert layer.built
 
 
@@ -175,7 +175,7 @@ def test_bare_unbuilt_layer_with_input_shape(make_layer, expected):
     ],
 )
 def test_other_layers_equal_hand_formula(make_layer, shape, expected):
-    assert count_flops(single_layer_model(make_layer(), shape)) == expected
+    assert count_macs(single_layer_model(make_layer(), shape)) == expected
 
 
 def test_uncounted_layers_add_nothing():
@@ -192,7 +192,7 @@ def test_uncounted_layers_add_nothing():
     x = layers.MaxPooling2D()(x)
     x = layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, x)
-    assert count_flops(model) == H * W * 3 * 3 * C * C
+    assert count_macs(model) == H * W * 3 * 3 * C * C
 
 
 def test_layer_called_twice_is_counted_twice():
@@ -200,7 +200,7 @@ def test_layer_called_twice_is_counted_twice():
     inputs = keras.Input((16,))
     outputs = Dense(2)(shared(shared(inputs)))
     model = keras.Model(inputs, outputs)
-    assert count_flops(model) == 2 * 16 * 16 + 16 * 2
+    assert count_macs(model) == 2 * 16 * 16 + 16 * 2
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -220,7 +220,7 @@ def test_nested_functional_models(data_format):
     x = layers.GlobalAveragePooling2D(data_format=data_format)(x)
     model = keras.Model(inputs, Dense(5)(x))
     conv = H * W * 3 * 3 * C * C
-    assert count_flops(model) == 3 * conv + 2 * C * 5
+    assert count_macs(model) == 3 * conv + 2 * C * 5
 
 
 def bottleneck_macs(in_channels, filters, strides, version, size):
@@ -271,7 +271,7 @@ def test_resnet_blocks_in_both_data_formats(
         )
     else:
         expected = basic_macs(in_channels, filters, strides, (size, size))
-    assert count_flops(model) == expected
+    assert count_macs(model) == expected
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -282,7 +282,7 @@ def test_convnext_block_in_both_data_formats(data_format):
     inputs = keras.Input(image_shape(data_format, size, size, channels))
     model = keras.Model(inputs, ConvNeXtBlock(data_format=data_format)(inputs))
     expected = size * size * (7 * 7 * channels + 2 * channels * 4 * channels)
-    assert count_flops(model) == expected
+    assert count_macs(model) == expected
 
 
 def test_mixed_precision_counts_the_same():
@@ -290,7 +290,7 @@ def test_mixed_precision_counts_the_same():
     inputs = keras.Input((H, W, C))
     x = Conv2D(16, 3)(inputs)
     model = keras.Model(inputs, Dense(4)(x))
-    assert count_flops(model) == 18 * 22 * 9 * C * 16 + 18 * 22 * 16 * 4
+    assert count_macs(model) == 18 * 22 * 9 * C * 16 + 18 * 22 * 16 * 4
 
 
 def test_multiple_inputs():
@@ -299,9 +299,9 @@ def test_multiple_inputs():
     x = layers.GlobalAveragePooling2D()(Conv2D(4, 1)(image))
     y = Dense(4)(vector)
     model = keras.Model([image, vector], layers.Add()([x, y]))
-    assert count_flops(model, input_shape=[(H, W, C), (6,)]) == H * W * C * 4 + 6 * 4
+    assert count_macs(model, input_shape=[(H, W, C), (6,)]) == H * W * C * 4 + 6 * 4
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(model, input_shape=(H, W, C))
+        count_macs(model, input_shape=(H, W, C))
 
 
 # --------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def test_unknown_weighted_leaf_raises_naming_its_class():
     inputs = keras.Input((10,))
     model = keras.Model(inputs, MatmulLeaf(name="mystery")(Dense(5)(inputs)))
     with pytest.raises(ValueError, match="MatmulLeaf") as error:
-        count_flops(model)
+        count_macs(model)
     assert "mystery" in str(error.value)
     assert keras.layers.Layer.__dict__["__call__"] is ORIGINAL_LAYER_CALL
 
@@ -364,15 +364,15 @@ def test_unknown_weighted_leaf_raises_naming_its_class():
 def test_container_with_own_matrix_raises_and_with_vector_counts():
     inputs = keras.Input((10,))
     with pytest.raises(ValueError, match="BlockWithOwnKernel"):
-        count_flops(keras.Model(inputs, BlockWithOwnKernel(2)(inputs)))
+        count_macs(keras.Model(inputs, BlockWithOwnKernel(2)(inputs)))
     model = keras.Model(inputs, BlockWithOwnKernel(1)(inputs))
-    assert count_flops(model) == 10 * 4
+    assert count_macs(model) == 10 * 4
 
 
 def test_weightless_custom_leaf_counts_zero():
     inputs = keras.Input((10,))
     model = keras.Model(inputs, Dense(3)(Squash()(inputs)))
-    assert count_flops(model) == 10 * 3
+    assert count_macs(model) == 10 * 3
 
 
 def test_register_macs_teaches_a_custom_layer(monkeypatch):
@@ -382,7 +382,7 @@ def test_register_macs_teaches_a_custom_layer(monkeypatch):
     )
     inputs = keras.Input((10,))
     model = keras.Model(inputs, MatmulLeaf()(Dense(5)(inputs)))
-    assert count_flops(model) == 10 * 5 + 5 * 3
+    assert count_macs(model) == 10 * 5 + 5 * 3
     with pytest.raises(TypeError, match="layer_class"):
         flops.register_macs(int, lambda *args: 0)
 
@@ -400,11 +400,11 @@ class FailsWhenRun(keras.layers.Layer):
 
 def test_layer_call_is_restored_after_success_and_failure():
     inputs = keras.Input((4,))
-    count_flops(keras.Model(inputs, Dense(2)(inputs)))
+    count_macs(keras.Model(inputs, Dense(2)(inputs)))
     assert keras.layers.Layer.__dict__["__call__"] is ORIGINAL_LAYER_CALL
     failing = keras.Model(inputs, FailsWhenRun()(inputs))
     with pytest.raises(RuntimeError, match="deliberate failure"):
-        count_flops(failing)
+        count_macs(failing)
     assert keras.layers.Layer.__dict__["__call__"] is ORIGINAL_LAYER_CALL
 
 
@@ -420,28 +420,28 @@ def test_layer_call_is_restored_after_success_and_failure():
 def test_bad_input_shape_raises_naming_it(input_shape):
     model = single_layer_model(Conv2D(4, 3), (None, None, C))
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(model, input_shape=input_shape)
+        count_macs(model, input_shape=input_shape)
 
 
 def test_unknown_dimensions_need_input_shape():
     model = single_layer_model(Conv2D(4, 3), (None, None, C))
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(model)
+        count_macs(model)
     # A known model dimension must be matched.
     fixed = single_layer_model(Conv2D(4, 3), (H, W, C))
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(fixed, input_shape=(H + 2, W, C))
-    assert count_flops(fixed, input_shape=(H, W, C)) == count_flops(fixed)
+        count_macs(fixed, input_shape=(H + 2, W, C))
+    assert count_macs(fixed, input_shape=(H, W, C)) == count_macs(fixed)
 
 
 def test_layer_without_known_input_needs_input_shape():
     layer = Dense(3)
     layer.build((None, 5))
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(layer)
-    assert count_flops(layer, input_shape=(5,)) == 15
+        count_macs(layer)
+    assert count_macs(layer, input_shape=(5,)) == 15
     with pytest.raises(TypeError, match="model"):
-        count_flops("resnet50")
+        count_macs("resnet50")
 
 
 # --------------------------------------------------------------------------
@@ -502,22 +502,22 @@ def resnet18():
 
 def test_resnet50_v15_matches_torchvision(resnet50):
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(resnet50)
+        count_macs(resnet50)
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(resnet50, input_shape=(224, 224))
+        count_macs(resnet50, input_shape=(224, 224))
     with pytest.raises(ValueError, match="input_shape"):
-        count_flops(resnet50, input_shape=(224, 224, 1))
-    macs = count_flops(resnet50, input_shape=(224, 224, 3))
+        count_macs(resnet50, input_shape=(224, 224, 1))
+    macs = count_macs(resnet50, input_shape=(224, 224, 3))
     assert isinstance(macs, int)
     assert macs == resnet_macs((3, 4, 6, 3), bottleneck=True)
     assert abs(macs / 4.09e9 - 1) < 0.03
     # Another input size of the same model.
-    small = count_flops(resnet50, input_shape=(128, 96, 3))
+    small = count_macs(resnet50, input_shape=(128, 96, 3))
     assert small == resnet_macs((3, 4, 6, 3), bottleneck=True, size=(128, 96))
 
 
 def test_resnet18_v15_matches_torchvision(resnet18):
-    macs = count_flops(resnet18)
+    macs = count_macs(resnet18)
     assert macs == resnet_macs((2, 2, 2, 2), bottleneck=False)
     assert abs(macs / 1.81e9 - 1) < 0.03
 
@@ -537,6 +537,17 @@ def convnext(request):
 def test_convnext_matches_paper(convnext):
     variant, model = convnext
     depths, width, published = CONVNEXT_PAPER[variant]
-    macs = count_flops(model, input_shape=(224, 224, 3))
+    macs = count_macs(model, input_shape=(224, 224, 3))
     assert macs == convnext_macs(depths, width)
     assert abs(macs / published - 1) < 0.03
+
+
+def test_count_flops_is_a_deprecated_alias_of_count_macs():
+    model = single_layer_model(Conv2D(5, 3), (H, W, C))
+    expected = (H - 2) * (W - 2) * 3 * 3 * C * 5
+    for module in (keras_cvlec.utils, flops):
+        with pytest.warns(DeprecationWarning, match=r"`count_flops` is deprecated; use `keras_cvlec.utils.count_macs`"):
+            count_flops = module.count_flops
+        assert count_flops(model) == count_macs(model) == expected
+    with pytest.raises(AttributeError, match="count_flopz"):
+        getattr(keras_cvlec.utils, "count_flopz")  # noqa: B009

@@ -1,0 +1,128 @@
+"""Keras's 2D convolutions, right on every backend and data format.
+
+`Conv2D`, `DepthwiseConv2D` and `Conv2DTranspose` are drop-in replacements
+of the Keras layers of the same names: same arguments, weights (`kernel`,
+`bias`) and config. They differ in two ways:
+
+- The bias is added as `bias + outputs`, a plain broadcasting add. Keras
+  3.15's TensorFlow backend turns the `ops.add(outputs, bias)` of Keras's own
+  convolutions into `tf.nn.bias_add`, which guesses NHWC whenever the last
+  axis has the bias's size: a `channels_first` output whose width equals its
+  channels (e.g. 64 filters on a 64x64 map) gets its bias added along the
+  width. This is the one place that records that bug; the rest of the
+  package refers here.
+- A `"valid"` convolution of an input smaller than its (dilated) kernel
+  raises a `ValueError` naming the layer and both sizes, where the backends
+  fail later with an unrelated shape error.
+
+Until issue 14 these layers were called `BiasFirstConv2D`,
+`BiasFirstDepthwiseConv2D` and `BiasFirstConv2DTranspose`; files saved with
+those names still load (see `keras_cvlec.layers.bias_first_conv`).
+"""
+
+import keras
+from keras import ops
+
+from keras_cvlec.utils.validation import channel_axis, spatial_axes
+
+__all__ = ["Conv2D", "Conv2DTranspose", "DepthwiseConv2D"]
+
+
+class _BroadcastBias:
+    """Mixin: `call` = `self._convolve(inputs)`, then `bias + outputs`, then
+    the activation."""
+
+    def call(self, inputs):
+        self._check_covers_kernel(inputs.shape)
+        outputs = self._convolve(inputs)
+        if self.use_bias:
+            bias_shape = [1] * len(outputs.shape)
+            bias_shape[channel_axis(self.data_format)] = -1
+            outputs = ops.add(ops.reshape(self.bias, bias_shape), outputs)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def _check_covers_kernel(self, input_shape):
+        """Sizes unknown at trace time are not checked."""
+        if self.padding != "valid" or isinstance(self, keras.layers.Conv2DTranspose):
+            return
+        size = tuple(input_shape[axis] for axis in spatial_axes(self.data_format))
+        kernel = tuple(
+            (k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)
+        )
+        if any(s is not None and s < k for s, k in zip(size, kernel)):
+            raise ValueError(
+                f"Layer {self.name!r} received an input of spatial size "
+                f"{size[0]}x{size[1]}, smaller than its {kernel[0]}x{kernel[1]} "
+                "kernel (padding='valid'): the image is too small for the "
+                "network's total stride. Use larger images, or build the model "
+                "with a fixed `input_shape` to have the minimum size checked "
+                f"when it is built. Received: inputs.shape={tuple(input_shape)}"
+            )
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class Conv2D(_BroadcastBias, keras.layers.Conv2D):
+    """`keras.layers.Conv2D`, right on every backend and data format.
+
+    See the module docstring for how it differs.
+
+    Example:
+
+    >>> conv = Conv2D(8, 3, padding="same", data_format="channels_first")
+    >>> conv(np.zeros((1, 3, 8, 8))).shape
+    (1, 8, 8, 8)
+    """
+
+    def _convolve(self, inputs):
+        return self.convolution_op(inputs, self.kernel)
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class DepthwiseConv2D(_BroadcastBias, keras.layers.DepthwiseConv2D):
+    """`keras.layers.DepthwiseConv2D`, right on every backend and data format.
+
+    See the module docstring for how it differs.
+
+    Example:
+
+    >>> conv = DepthwiseConv2D(7, padding="same", data_format="channels_first")
+    >>> conv(np.zeros((1, 8, 8, 8))).shape
+    (1, 8, 8, 8)
+    """
+
+    def _convolve(self, inputs):
+        return ops.depthwise_conv(
+            inputs,
+            self.kernel,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class Conv2DTranspose(_BroadcastBias, keras.layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose`, right on every backend and data format.
+
+    See the module docstring for how it differs.
+
+    Example:
+
+    >>> conv = Conv2DTranspose(4, 2, strides=2, data_format="channels_first")
+    >>> conv(np.zeros((1, 3, 4, 4))).shape
+    (1, 4, 8, 8)
+    """
+
+    def _convolve(self, inputs):
+        return ops.conv_transpose(
+            inputs,
+            self.kernel,
+            strides=list(self.strides),
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
