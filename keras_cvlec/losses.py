@@ -41,6 +41,18 @@ from keras import ops
 
 from keras_cvlec.utils.validation import check_float, check_rate
 
+__all__ = [
+    "CrossentropyDiceLoss",
+    "DiceLoss",
+    "SparseCategoricalCrossentropy",
+    "check_ignore_class",
+    "check_labels",
+    "class_labels",
+    "dice_loss",
+    "sparse_categorical_crossentropy",
+    "standardize_labels",
+]
+
 _EPSILON = 1e-7
 
 

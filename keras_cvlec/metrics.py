@@ -28,6 +28,13 @@ from keras import ops
 from keras_cvlec.losses import check_ignore_class, class_labels, nan_where
 from keras_cvlec.utils.validation import check_positive_int
 
+__all__ = [
+    "Dice",
+    "MeanIoU",
+    "SparseCategoricalAccuracy",
+    "predicted_classes",
+]
+
 
 def predicted_classes(y_pred, from_logits, axis=-1):
     """Class ids from scores: argmax, or a threshold for one channel

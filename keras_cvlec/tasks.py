@@ -6,3 +6,5 @@ TASKS = ("classification", "segmentation", "reconstruction")
 
 TRAINABLE_TASKS = ("classification", "segmentation")
 """The tasks `keras_cvlec.training.train` and the data loaders serve."""
+
+__all__ = ["TASKS", "TRAINABLE_TASKS"]

@@ -2,7 +2,7 @@ import pytest
 
 import keras_cvlec
 from keras_cvlec import cli
-from keras_cvlec.utils import count_flops
+from keras_cvlec.utils import count_macs
 
 
 def _rows(output, skip):
@@ -15,7 +15,7 @@ def test_info_lists_parameters_and_gmacs(capsys):
     for name in ("resnet18", "resnet34"):
         model = keras_cvlec.build_model(name)
         assert rows[name][0] == f"{model.count_params():,}"
-        assert rows[name][1] == f"{count_flops(model, input_shape=(64, 64, 3)) / 1e9:.2f}"
+        assert rows[name][1] == f"{count_macs(model, input_shape=(64, 64, 3)) / 1e9:.2f}"
     # torchvision's 11,689,512 trainable, plus v1's conv biases and the BN
     # moving statistics: each adds one value per BN channel (4,800 channels).
     assert rows["resnet18"][0] == f"{11_689_512 + 4_800 + 2 * 4_800:,}"

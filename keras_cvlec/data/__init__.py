@@ -13,7 +13,7 @@ from keras_cvlec.data.augmentation import (
     segmentation_augmentation,
 )
 from keras_cvlec.data.folders import load_folder
-from keras_cvlec.data.options import DatasetInfo, map_batches
+from keras_cvlec.data.options import DatasetInfo, LoaderOptions, map_batches
 from keras_cvlec.data.pydataset import ArrayDataset
 from keras_cvlec.data.registry import list_datasets, load_dataset
 from keras_cvlec.data.shapes import CLASS_NAMES, make_shapes, shapes_dataset
@@ -26,6 +26,7 @@ __all__ = [
     "Augmentation",
     "DatasetInfo",
     "DatasetUnavailableError",
+    "LoaderOptions",
     "classification_augmentation",
     "default_augmentation",
     "list_datasets",

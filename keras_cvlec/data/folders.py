@@ -501,7 +501,7 @@ def load_folder(path, split="train", *, num_classes=None, ignore_class=255, skip
     ```
     """
     return _load_folder(
-        path, LoaderOptions(split=split, **options), num_classes=num_classes,
+        path, LoaderOptions.from_keywords("load_folder", split, options), num_classes=num_classes,
         ignore_class=ignore_class, skip_bad_files=skip_bad_files,
     )
 

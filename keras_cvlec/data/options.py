@@ -115,6 +115,20 @@ class LoaderOptions:
     seed: int = 0
     one_hot: bool = False
 
+    @classmethod
+    def from_keywords(cls, caller, split, options):
+        """`LoaderOptions(split, **options)` for the loader function `caller`;
+        an unknown keyword is a TypeError that names `caller` and lists the
+        options."""
+        allowed = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise TypeError(
+                f"{caller}() got an unexpected keyword argument {unknown[0]!r}. "
+                f"Loader options: {', '.join(allowed)}."
+            )
+        return cls(split=split, **options)
+
     def __post_init__(self):
         check_choice("split", self.split, SPLITS)
         check_positive_int("batch_size", self.batch_size)

@@ -181,7 +181,7 @@ def load_tfds(name, split="train", *, data_dir=None, **options):
     model.fit(dataset, epochs=10)
     ```
     """
-    return _load_tfds(name, LoaderOptions(split=split, **options), data_dir=data_dir)
+    return _load_tfds(name, LoaderOptions.from_keywords("load_tfds", split, options), data_dir=data_dir)
 
 
 def _load_tfds(name, options, *, data_dir=None):

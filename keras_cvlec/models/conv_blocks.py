@@ -6,7 +6,7 @@ import math
 
 from keras import layers
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D, BiasFirstConv2DTranspose
+from keras_cvlec.layers import convolution
 from keras_cvlec.layers.channel_layer_normalization import ChannelLayerNormalization
 from keras_cvlec.layers.unpooling import MaxUnpooling2D
 from keras_cvlec.utils.validation import channel_axis
@@ -71,7 +71,7 @@ def upsample(x, channels, method, prefix, *, norm, data_format, indices=None, sk
         The output tensor.
     """
     if method == "transpose":
-        return BiasFirstConv2DTranspose(
+        return convolution.Conv2DTranspose(
             channels,
             2,
             strides=2,
@@ -92,7 +92,7 @@ def upsample(x, channels, method, prefix, *, norm, data_format, indices=None, sk
 
 def _conv(x, channels, kernel_size, name, norm, data_format):
     """A "same"-padded convolution, without bias when a norm follows."""
-    return BiasFirstConv2D(
+    return convolution.Conv2D(
         channels,
         kernel_size,
         padding="same",

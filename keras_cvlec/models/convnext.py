@@ -5,7 +5,7 @@ import collections
 import keras
 from keras import layers
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
+from keras_cvlec.layers import convolution
 from keras_cvlec.layers.channel_layer_normalization import ChannelLayerNormalization
 from keras_cvlec.layers.convnext_block import (
     EPSILON,
@@ -234,7 +234,7 @@ def build_convnext(
 def _conv(filters, size, data_format, name):
     """The stem's and downsampling layers' non-overlapping `size` x `size`
     convolution with stride `size`."""
-    return BiasFirstConv2D(
+    return convolution.Conv2D(
         filters,
         size,
         strides=size,

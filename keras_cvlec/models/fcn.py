@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
+from keras_cvlec.layers import convolution
 from keras_cvlec.models.backbones import backbone_features, check_backbone_args
 from keras_cvlec.models.inputs import DEFAULT_INPUT_SHAPE, image_input, input_channels
 from keras_cvlec.models.registry import model_info, register_model
@@ -175,7 +175,7 @@ def build_fcn(
     features = dict(zip(strides, features))
 
     def score(stride):
-        return BiasFirstConv2D(
+        return convolution.Conv2D(
             num_classes,
             1,
             kernel_initializer="zeros",

@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
+from keras_cvlec.layers import convolution
 from keras_cvlec.layers.resnet_blocks import (
     RESNET_VERSIONS,
     ResNetBasicBlock,
@@ -204,7 +204,7 @@ def _stem(x, version, filters, data_format):
     """7x7/2 convolution (+ norm and ReLU before v2) and 3x3/2 max pooling."""
     settings = RESNET_VERSIONS[version]
     x = layers.ZeroPadding2D(3, data_format=data_format, name="stem_pad")(x)
-    x = BiasFirstConv2D(
+    x = convolution.Conv2D(
         filters,
         7,
         strides=2,

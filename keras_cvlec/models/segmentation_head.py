@@ -7,7 +7,7 @@ take images of any height and width."""
 import keras
 from keras import layers
 
-from keras_cvlec.layers.bias_first_conv import BiasFirstConv2D
+from keras_cvlec.layers import convolution
 from keras_cvlec.layers.pad_to_multiple import CropToMatch2D, PadToMultiple2D
 from keras_cvlec.models.inputs import axis_order_hint
 from keras_cvlec.utils.validation import spatial_axes
@@ -76,7 +76,7 @@ def segmentation_head(x, reference, channels, final_activation, data_format):
     Returns:
         The model's output, shaped like `reference` with `channels` channels.
     """
-    x = BiasFirstConv2D(channels, 1, data_format=data_format, dtype="float32", name="head")(x)
+    x = convolution.Conv2D(channels, 1, data_format=data_format, dtype="float32", name="head")(x)
     return segmentation_output(x, reference, final_activation, data_format)
 
 

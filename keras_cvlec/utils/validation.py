@@ -13,6 +13,24 @@ import warnings
 
 import keras
 
+__all__ = [
+    "channel_axis",
+    "check_bool",
+    "check_choice",
+    "check_float",
+    "check_image_size",
+    "check_imagenet_channels",
+    "check_optional_dict",
+    "check_path",
+    "check_positive_int",
+    "check_rate",
+    "check_seed",
+    "known_channels",
+    "renamed_arguments",
+    "spatial_axes",
+    "standardize_data_format",
+]
+
 
 def check_rate(name, value):
     """A probability in `[0, 1)`, returned as a Python float."""

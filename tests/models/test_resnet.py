@@ -307,7 +307,7 @@ def test_channels_first_matches_channels_last(version, shared_models):
     ]
     first.set_weights(last.get_weights())
     # Width 128: the stem's output is 64 wide with 64 channels, where a bias
-    # add that guesses the layout from the shape goes wrong (TF bias_add).
+    # add that guesses the layout from the shape goes wrong (see keras_cvlec/layers/convolution.py).
     images = _random_images((2, 33, 128, 3), seed=2)
     out_last = _feature_model(last, extra=("predictions",))(images, training=False)
     out_first = _feature_model(first, extra=("predictions",))(
