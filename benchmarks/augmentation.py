@@ -34,15 +34,17 @@ def run_current_backend(warmup, repeats):
         ),
         "segmentation (default)": (
             recipe_augmentation(
-                dataclasses.replace(RECIPES["unet"], augment=True), "segmentation",
-                num_classes=4, seed=0,
+                dataclasses.replace(RECIPES["unet"], augment=True),
+                "segmentation",
+                num_classes=4,
+                seed=0,
             ),
             rng.integers(0, 4, (32, 64, 64)).astype("int32"),
         ),
     }
     for name, (augment, targets) in cases.items():
-        graph = median_seconds(lambda: augment(images, targets), warmup, repeats)
-        eager = median_seconds(lambda: augment._apply(images, targets), warmup, repeats)
+        graph = median_seconds(lambda a=augment, t=targets: a(images, t), warmup, repeats)
+        eager = median_seconds(lambda a=augment, t=targets: a._apply(images, t), warmup, repeats)
         print(
             f"{keras.backend.backend():10s} {name:32s} eager {eager:7.3f} s  "
             f"graph {graph:7.3f} s  eager/graph {eager / graph:5.1f}x"
@@ -58,9 +60,8 @@ def main():
     if not args.all_backends:
         run_current_backend(args.warmup, args.repeats)
         return
-    run_on_every_backend(
-        __file__, ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
-    )
+    run_on_every_backend(__file__, ["--warmup", str(args.warmup), "--repeats", str(args.repeats)])
+
 
 if __name__ == "__main__":
     main()

@@ -91,7 +91,12 @@ EPOCHS.update({"gauges": 10, "vehicles": 6, "spectrograms": 12, "clouds": 7, "nu
 # RandAugment, MixUp or CutMix at a learning rate of 2e-3); segmentation
 # tunes the learning rate only.
 TUNED_OPTIONS = {
-    "classification": ["--recipe-options", "randaugment_magnitude=0", "mixup_alpha=0", "cutmix_alpha=0"],
+    "classification": [
+        "--recipe-options",
+        "randaugment_magnitude=0",
+        "mixup_alpha=0",
+        "cutmix_alpha=0",
+    ],
     "segmentation": [],
 }
 # Without --tuned-learning-rates, the tuned runs try half and twice the
@@ -117,7 +122,9 @@ def train(command, run_dir, metric):
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
     start = time.perf_counter()
     with open(run_dir + ".log", "w") as log:
-        returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        returncode = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env
+        ).returncode
     result = {
         "command": shlex.join(command),
         "returncode": returncode,
@@ -178,8 +185,15 @@ def benchmark_dataset(name, work_dir, *, epochs, max_images, learning_rates, see
     dataset = DATASETS[name]
     task, metric = dataset.task, METRICS[dataset.task]
     common = [
-        "--dataset", folder, "--epochs", str(epochs), "--image-size", str(dataset.image_size),
-        "--batch-size", str(BATCH_SIZE), *MODELS[task],
+        "--dataset",
+        folder,
+        "--epochs",
+        str(epochs),
+        "--image-size",
+        str(dataset.image_size),
+        "--batch-size",
+        str(BATCH_SIZE),
+        *MODELS[task],
     ]
     runs = os.path.join(work_dir, "runs", name)
     os.makedirs(os.path.dirname(runs), exist_ok=True)
@@ -188,12 +202,16 @@ def benchmark_dataset(name, work_dir, *, epochs, max_images, learning_rates, see
     if not learning_rates and default["returncode"] == 0:
         with open(os.path.join(default["run_dir"], "run.json")) as file:
             resolved = json.load(file)["resolved_recipe"]["learning_rate"]
-        learning_rates = [float(f"{resolved * factor:.3g}") for factor in TUNED_LEARNING_RATE_FACTORS]
+        learning_rates = [
+            float(f"{resolved * factor:.3g}") for factor in TUNED_LEARNING_RATE_FACTORS
+        ]
     tuned_runs = []
     for learning_rate in learning_rates or [2e-3]:
         command = [*common, "--learning-rate", repr(learning_rate), *TUNED_OPTIONS[task]]
-        run = {"learning_rate": learning_rate,
-               **train_seeds(command, f"{runs}-tuned-lr{learning_rate:g}", metric, seeds)}
+        run = {
+            "learning_rate": learning_rate,
+            **train_seeds(command, f"{runs}-tuned-lr{learning_rate:g}", metric, seeds),
+        }
         _print_run(name, f"tuned (lr {learning_rate:g})", run, metric)
         tuned_runs.append(run)
     finished = [run for run in tuned_runs if run["returncode"] == 0]
@@ -220,13 +238,18 @@ def _print_run(name, kind, run, metric):
     """A line per run; a failed run's last lines of output (its log is in
     the work folder, which may be temporary)."""
     if run["returncode"] == 0:
-        print(f"{name} {kind}: {metric} {run['score']:.4f} ({run['split']}), {run['seconds']:.0f} s",
-              flush=True)
+        print(
+            f"{name} {kind}: {metric} {run['score']:.4f} ({run['split']}), {run['seconds']:.0f} s",
+            flush=True,
+        )
         return
     with open(run["log"]) as log:
         tail = "".join(log.readlines()[-LOG_TAIL_LINES:])
-    print(f"{name} {kind}: FAILED (exit {run['returncode']}), {run['seconds']:.0f} s; "
-          f"the end of {run['log']}:\n{tail}", flush=True)
+    print(
+        f"{name} {kind}: FAILED (exit {run['returncode']}), {run['seconds']:.0f} s; "
+        f"the end of {run['log']}:\n{tail}",
+        flush=True,
+    )
 
 
 def _score(run):
@@ -262,7 +285,8 @@ def target_missed(rows):
     """The data sets where the defaults are more than `TARGET_POINTS` below
     the tuned runs, or a run failed."""
     return [
-        row["dataset"] for row in rows
+        row["dataset"]
+        for row in rows
         if row["difference_points"] is None or row["difference_points"] < -TARGET_POINTS
     ]
 
@@ -276,7 +300,9 @@ def _work_dir(path):
             yield folder
         return
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-        raise SystemExit(f"--work-dir {path!r} exists and is not an empty folder: choose a new one.")
+        raise SystemExit(
+            f"--work-dir {path!r} exists and is not an empty folder: choose a new one."
+        )
     os.makedirs(path, exist_ok=True)
     yield path
 
@@ -290,28 +316,50 @@ def quick_datasets(group):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"tiny data sets ({QUICK_IMAGES} images a split), "
-                             "1 epoch, one data set per task")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny data sets ({QUICK_IMAGES} images a split), 1 epoch, one data set per task",
+    )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--group", choices=list(GROUPS), default=DEFAULT_GROUP,
-                       help="the data sets to judge on: "
-                            + "; ".join(f"{group}: {', '.join(names)}" for group, names in GROUPS.items())
-                            + f" (default: {DEFAULT_GROUP}, held out; round1 and heldout2 were used "
-                              "while revising the defaults). With --quick, its first data set of each task: "
-                            + "; ".join(f"{group}: {', '.join(quick_datasets(group))}" for group in GROUPS))
-    which.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), metavar="NAME",
-                       help=f"data sets by name, from any group, instead of --group: {', '.join(DATASETS)}")
-    parser.add_argument("--work-dir", help="a new folder for the data and runs, kept "
-                        "(default: a temporary folder, deleted)")
+    which.add_argument(
+        "--group",
+        choices=list(GROUPS),
+        default=DEFAULT_GROUP,
+        help="the data sets to judge on: "
+        + "; ".join(f"{group}: {', '.join(names)}" for group, names in GROUPS.items())
+        + f" (default: {DEFAULT_GROUP}, held out; round1 and heldout2 were used "
+        "while revising the defaults). With --quick, its first data set of each task: "
+        + "; ".join(f"{group}: {', '.join(quick_datasets(group))}" for group in GROUPS),
+    )
+    which.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=sorted(DATASETS),
+        metavar="NAME",
+        help=f"data sets by name, from any group, instead of --group: {', '.join(DATASETS)}",
+    )
+    parser.add_argument(
+        "--work-dir",
+        help="a new folder for the data and runs, kept (default: a temporary folder, deleted)",
+    )
     parser.add_argument("--output-json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--seeds", type=int, default=1, metavar="N",
-                        help="train every configuration with seeds 0..N-1 and compare the "
-                             "means (default: 1)")
-    parser.add_argument("--tuned-learning-rates", nargs="+", type=float, metavar="LR",
-                        help="learning rates of the tuned runs; the best validation score "
-                             "is reported (default: half and twice the rate the default "
-                             "run resolved to)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train every configuration with seeds 0..N-1 and compare the means (default: 1)",
+    )
+    parser.add_argument(
+        "--tuned-learning-rates",
+        nargs="+",
+        type=float,
+        metavar="LR",
+        help="learning rates of the tuned runs; the best validation score "
+        "is reported (default: half and twice the rate the default "
+        "run resolved to)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1. Received: {args.seeds}")
@@ -321,25 +369,42 @@ def main(argv=None):
     with _work_dir(args.work_dir) as work_dir:
         rows = [
             benchmark_dataset(
-                name, work_dir, epochs=1 if args.quick else EPOCHS[name],
+                name,
+                work_dir,
+                epochs=1 if args.quick else EPOCHS[name],
                 max_images=QUICK_IMAGES if args.quick else None,
-                learning_rates=args.tuned_learning_rates, seeds=tuple(range(args.seeds)),
+                learning_rates=args.tuned_learning_rates,
+                seeds=tuple(range(args.seeds)),
             )
             for name in names
         ]
     missed = target_missed(rows)
-    print(f"\nTraining defaults against tuned runs on {backend}, {os.cpu_count()} CPUs, "
-          f"{f'group {group}' if group else 'data sets ' + ', '.join(names)}, "
-          f"{args.seeds} seed{'s' if args.seeds > 1 else ''} a configuration"
-          f"{' (--quick: scores say nothing)' if args.quick else ''}:\n")
+    print(
+        f"\nTraining defaults against tuned runs on {backend}, {os.cpu_count()} CPUs, "
+        f"{f'group {group}' if group else 'data sets ' + ', '.join(names)}, "
+        f"{args.seeds} seed{'s' if args.seeds > 1 else ''} a configuration"
+        f"{' (--quick: scores say nothing)' if args.quick else ''}:\n"
+    )
     print(markdown_table(rows))
-    print(f"\nTarget: defaults within {TARGET_POINTS:g} points of tuned on every data set: "
-          + (f"MISSED on {', '.join(missed)}" if missed else "met"))
+    print(
+        f"\nTarget: defaults within {TARGET_POINTS:g} points of tuned on every data set: "
+        + (f"MISSED on {', '.join(missed)}" if missed else "met")
+    )
     if args.output_json:
         with open(args.output_json, "w") as file:
-            json.dump({"backend": backend, "group": group, "quick": args.quick, "seeds": args.seeds,
-                       "target_points": TARGET_POINTS, "target_missed": missed, "rows": rows},
-                      file, indent=2)
+            json.dump(
+                {
+                    "backend": backend,
+                    "group": group,
+                    "quick": args.quick,
+                    "seeds": args.seeds,
+                    "target_points": TARGET_POINTS,
+                    "target_missed": missed,
+                    "rows": rows,
+                },
+                file,
+                indent=2,
+            )
     failed = any(row["default"]["returncode"] or row["tuned"]["returncode"] for row in rows)
     return 1 if failed or (missed and not args.quick) else 0
 

@@ -200,7 +200,11 @@ def _waves(rng, yy, xx, period):
     """Wavy lines: stripes whose position swings sinusoidally along them."""
     u, v = _rotated(yy, xx, rng.uniform(0, 180))
     wavelength = rng.uniform(2, 4) * period
-    swing = rng.uniform(0.4, 0.8) * period * np.sin(2 * np.pi * v / wavelength + rng.uniform(0, 2 * np.pi))
+    swing = (
+        rng.uniform(0.4, 0.8)
+        * period
+        * np.sin(2 * np.pi * v / wavelength + rng.uniform(0, 2 * np.pi))
+    )
     return _wave(u + swing, period, rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 3))
 
 
@@ -249,7 +253,14 @@ def draw_texture(rng, size, label):
     return _finish(rng, image)
 
 
-VORONOI_CLASSES = ("horizontal_stripes", "vertical_stripes", "dots", "checkerboard", "blotches", "speckle")
+VORONOI_CLASSES = (
+    "horizontal_stripes",
+    "vertical_stripes",
+    "dots",
+    "checkerboard",
+    "blotches",
+    "speckle",
+)
 
 
 def draw_voronoi(rng, size):
@@ -358,7 +369,9 @@ def draw_polygon(rng, size, label):
         edge = int(rng.integers(len(corners)))
         (x0, y0), (x1, y1) = corners[edge], corners[(edge + 1) % len(corners)]
         x, y, r = (x0 + x1) / 2, (y0 + y1) / 2, rng.uniform(0.06, 0.1) * big
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+        draw.ellipse(
+            (x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 256, 3))
+        )
     return _finish(rng, _downsample(image, size))
 
 
@@ -436,7 +449,9 @@ def _road_points(rng, size):
     ends = []
     for turn, sign in ((0.0, -1), (np.deg2rad(rng.uniform(-35, 35)), 1)):
         length = sign * 1.5 * size
-        ends.append((centre[1] + length * np.cos(angle + turn), centre[0] + length * np.sin(angle + turn)))
+        ends.append(
+            (centre[1] + length * np.cos(angle + turn), centre[0] + length * np.sin(angle + turn))
+        )
     return [ends[0], (centre[1], centre[0]), ends[1]]
 
 
@@ -444,8 +459,10 @@ def _river_points(rng, size):
     """A meandering river: a sine wave of random amplitude and wavelength
     along a random direction, running past the image on both sides."""
     along = np.linspace(-1.5, 1.5, 120) * size
-    across = rng.uniform(0.03, 0.12) * size * np.sin(
-        2 * np.pi * along / (rng.uniform(0.4, 1.0) * size) + rng.uniform(0, 2 * np.pi)
+    across = (
+        rng.uniform(0.03, 0.12)
+        * size
+        * np.sin(2 * np.pi * along / (rng.uniform(0.4, 1.0) * size) + rng.uniform(0, 2 * np.pi))
     )
     cy, cx = rng.uniform(0.2, 0.8, 2) * size
     a = rng.uniform(0, np.pi)
@@ -539,7 +556,9 @@ def _leaf_serrate(rng):
     """Elliptic with saw teeth pointing to the tip."""
     width, teeth, depth = rng.uniform(0.2, 0.28), rng.integers(6, 10), rng.uniform(0.15, 0.3)
     halfwidth = lambda y: width * np.sin(np.pi * y) * (1 - depth + depth * ((y * teeth) % 1))  # noqa: E731
-    return [_profile_outline(halfwidth, 160)], _pinnate_veins(rng, halfwidth, np.linspace(0.12, 0.72, 5))
+    return [_profile_outline(halfwidth, 160)], _pinnate_veins(
+        rng, halfwidth, np.linspace(0.12, 0.72, 5)
+    )
 
 
 def _leaf_cordate(rng):
@@ -551,8 +570,10 @@ def _leaf_cordate(rng):
     y = (5 - (13 * np.cos(s) - 5 * np.cos(2 * s) - 2 * np.cos(3 * s) - np.cos(4 * s))) / 22
     veins = [np.array([(0.0, 0.0), (0.0, 0.95)])]
     for side in (1, -1):
-        veins += [np.array([(0.0, 0.0), (side * 0.6 * width, 0.5)]),
-                  np.array([(0.0, 0.0), (side * 0.75 * width, 0.0)])]
+        veins += [
+            np.array([(0.0, 0.0), (side * 0.6 * width, 0.5)]),
+            np.array([(0.0, 0.0), (side * 0.75 * width, 0.0)]),
+        ]
     return [np.stack([x, y], 1)], veins
 
 
@@ -568,7 +589,9 @@ def _leaf_palmate(rng):
     outline = np.stack([r * np.sin(phi), centre + r * np.cos(phi)], 1)
     tips = np.deg2rad([-144, -72, 0, 72, 144])
     reach = 0.85 * radius * (depth + (1 - depth) * (1 - 0.45 * np.abs(tips) / np.pi))
-    veins = [np.array([(0.0, 0.0), (r * np.sin(a), centre + r * np.cos(a))]) for a, r in zip(tips, reach)]
+    veins = [
+        np.array([(0.0, 0.0), (r * np.sin(a), centre + r * np.cos(a))]) for a, r in zip(tips, reach)
+    ]
     return [outline], veins
 
 
@@ -577,7 +600,11 @@ def _leaf_oak(rng):
     width, lobes, depth = rng.uniform(0.28, 0.36), int(rng.integers(3, 6)), rng.uniform(0.4, 0.6)
 
     def halfwidth(y):
-        return width * np.sin(np.pi * y) ** 0.7 * (1 - depth + depth * np.abs(np.sin(np.pi * lobes * y)))
+        return (
+            width
+            * np.sin(np.pi * y) ** 0.7
+            * (1 - depth + depth * np.abs(np.sin(np.pi * lobes * y)))
+        )
 
     along = (np.arange(lobes) + 0.5) / lobes - 0.1
     return [_profile_outline(halfwidth, 160)], _pinnate_veins(rng, halfwidth, along[along > 0.05])
@@ -623,10 +650,18 @@ LEAF_FAMILIES = {
     "ginkgo": _leaf_ginkgo,
 }
 # Leaf colours, from fresh green to autumn brown (jittered per leaf).
-LEAF_COLOURS = np.array([
-    (0.25, 0.5, 0.15), (0.1, 0.3, 0.1), (0.55, 0.6, 0.2), (0.8, 0.7, 0.2),
-    (0.8, 0.4, 0.1), (0.6, 0.12, 0.1), (0.45, 0.3, 0.15),
-], "float32")
+LEAF_COLOURS = np.array(
+    [
+        (0.25, 0.5, 0.15),
+        (0.1, 0.3, 0.1),
+        (0.55, 0.6, 0.2),
+        (0.8, 0.7, 0.2),
+        (0.8, 0.4, 0.1),
+        (0.6, 0.12, 0.1),
+        (0.45, 0.3, 0.15),
+    ],
+    "float32",
+)
 
 
 def _scene_background(rng, big):
@@ -641,7 +676,9 @@ def _scene_background(rng, big):
     first, second = _colour_pair(rng, contrast=0.1)
     image = first + field[..., None] * (second - first)
     for _ in range(int(rng.integers(0, 4))):
-        weight = rng.uniform(0.3, 0.8) * _blob(yy, xx, rng.uniform(0, big, 2), rng.uniform(0.08, 0.2) * big)
+        weight = rng.uniform(0.3, 0.8) * _blob(
+            yy, xx, rng.uniform(0, big, 2), rng.uniform(0.08, 0.2) * big
+        )
         image += weight[..., None] * (rng.random(3) - image)
     return image
 
@@ -679,25 +716,33 @@ def draw_leaf(rng, size, label):
 
     corners = np.concatenate([place(p) for p in outlines + veins[:1]])
     scale = min(rng.uniform(0.5, 0.85) * big / (1 + stalk), 0.92 * big / np.ptp(corners, 0).max())
-    offset = big / 2 - (corners.max(0) + corners.min(0)) / 2 * scale + rng.uniform(-0.1, 0.1, 2) * big
+    offset = (
+        big / 2 - (corners.max(0) + corners.min(0)) / 2 * scale + rng.uniform(-0.1, 0.1, 2) * big
+    )
     mask, lines = Image.new("L", (big, big)), Image.new("L", (big, big))
     for outline in outlines:
         ImageDraw.Draw(mask).polygon([tuple(p) for p in place(outline, scale, offset)], fill=255)
     midrib = max(1, round(0.025 * scale))
     for number, vein in enumerate(veins):  # the stalk, the midrib, the rest
         width = (round(1.6 * midrib), midrib)[number] if number < 2 else max(1, round(0.6 * midrib))
-        ImageDraw.Draw(lines).line([tuple(p) for p in place(vein, scale, offset)], fill=255, width=width)
+        ImageDraw.Draw(lines).line(
+            [tuple(p) for p in place(vein, scale, offset)], fill=255, width=width
+        )
     mask = np.asarray(mask, "float32")[..., None] / 255
     lines = np.asarray(lines, "float32")[..., None] / 255
     for _ in range(int(rng.integers(0, 3))):  # twigs
         y0, x0, y1, x1 = rng.uniform(-0.1, 1.1, 4) * big
         twig = Image.new("L", (big, big))
-        ImageDraw.Draw(twig).line((x0, y0, x1, y1), fill=255, width=int(rng.integers(1, 3)) * SUPERSAMPLING)
+        ImageDraw.Draw(twig).line(
+            (x0, y0, x1, y1), fill=255, width=int(rng.integers(1, 3)) * SUPERSAMPLING
+        )
         twig = np.asarray(twig, "float32")[..., None] / 255
         image = image * (1 - twig) + rng.uniform(0.15, 0.45) * np.array((1, 0.8, 0.6)) * twig
     if rng.random() < 0.5:  # a shadow
         shift = rng.integers(-round(0.05 * big), round(0.05 * big) + 1, 2)
-        image = image * (1 - rng.uniform(0.2, 0.4) * np.roll(np.maximum(mask, lines), tuple(shift), (0, 1)))
+        image = image * (
+            1 - rng.uniform(0.2, 0.4) * np.roll(np.maximum(mask, lines), tuple(shift), (0, 1))
+        )
     under = (image * mask).sum((0, 1)) / max(float(mask.sum()), 1.0)
     while True:
         colour = LEAF_COLOURS[rng.integers(len(LEAF_COLOURS))] + rng.uniform(-0.08, 0.08, 3)
@@ -726,7 +771,9 @@ def _filtered_noise(rng, size, gain):
     each Fourier coefficient."""
     fy = np.fft.fftfreq(size)[:, None]
     fx = np.fft.rfftfreq(size)[None]
-    spectrum = np.fft.rfft2(rng.standard_normal((size, size))) * gain(np.hypot(fy, fx), np.arctan2(fy, fx))
+    spectrum = np.fft.rfft2(rng.standard_normal((size, size))) * gain(
+        np.hypot(fy, fx), np.arctan2(fy, fx)
+    )
     field = np.fft.irfft2(spectrum, s=(size, size))
     return (field - field.mean()) / max(float(field.std()), 1e-6)
 
@@ -747,14 +794,23 @@ def _oriented(rng, count):
     """Band-pass around `count` directions 90 degrees apart (the first at
     random): ridges (1) or a weave (2), 0.08 to 0.2 cycles a pixel."""
     first, spread = rng.uniform(0, np.pi), rng.uniform(0.08, 0.25)
-    bands = [(first + k * np.pi / 2, rng.uniform(0.08, 0.2), rng.uniform(0.015, 0.04), rng.uniform(0.6, 1))
-             for k in range(count)]
+    bands = [
+        (
+            first + k * np.pi / 2,
+            rng.uniform(0.08, 0.2),
+            rng.uniform(0.015, 0.04),
+            rng.uniform(0.6, 1),
+        )
+        for k in range(count)
+    ]
 
     def gain(f, angle):
         total = 0
         for direction, centre, width, weight in bands:
             off = (angle - direction + np.pi / 2) % np.pi - np.pi / 2
-            total = total + weight * np.exp(-0.5 * ((f - centre) / width) ** 2 - 0.5 * (off / spread) ** 2)
+            total = total + weight * np.exp(
+                -0.5 * ((f - centre) / width) ** 2 - 0.5 * (off / spread) ** 2
+            )
         return total
 
     return gain
@@ -796,12 +852,22 @@ def draw_fabric(rng, size, label):
 # Class folder name: character. No two are mirror images of each other (a
 # horizontal flip is a default augmentation).
 GLYPHS = {
-    "A": "A", "F": "F", "G": "G", "K": "K", "M": "M", "R": "R", "2": "2", "4": "4", "7": "7",
-    "ampersand": "&", "question_mark": "?", "hash": "#",
+    "A": "A",
+    "F": "F",
+    "G": "G",
+    "K": "K",
+    "M": "M",
+    "R": "R",
+    "2": "2",
+    "4": "4",
+    "7": "7",
+    "ampersand": "&",
+    "question_mark": "?",
+    "hash": "#",
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _font(size):
     """Pillow's built-in font at `size` pixels (Aileron Regular; needs
     Pillow >= 10.1 built with FreeType)."""
@@ -830,9 +896,14 @@ def draw_glyph(rng, size, label):
         image = Image.fromarray(np.round(texture * 255).astype("uint8"))
     font_size = round(rng.uniform(0.5, 0.85) * big)
     layer = Image.new("L", (big, big))
-    ImageDraw.Draw(layer).text((big / 2, big / 2), tuple(GLYPHS.values())[label], fill=255,
-                               font=_font(font_size), anchor="mm",
-                               stroke_width=round(rng.uniform(0, 0.06) * font_size))
+    ImageDraw.Draw(layer).text(
+        (big / 2, big / 2),
+        tuple(GLYPHS.values())[label],
+        fill=255,
+        font=_font(font_size),
+        anchor="mm",
+        stroke_width=round(rng.uniform(0, 0.06) * font_size),
+    )
     shift = tuple(rng.uniform(-0.12, 0.12, 2) * big)
     layer = layer.rotate(rng.uniform(-30, 30), resample=Image.BICUBIC, translate=shift)
     background = np.asarray(image).mean() / 255
@@ -860,7 +931,9 @@ def _parcels(rng, size):
     parcels = np.zeros((size, size), int)
     for number in range(strip.max() + 1):
         across = u + rng.uniform(-0.4, 0.4) * v
-        cuts = across.min() - rng.uniform(0, 0.6) * size + np.cumsum(rng.uniform(0.3, 0.7, 16) * size)
+        cuts = (
+            across.min() - rng.uniform(0, 0.6) * size + np.cumsum(rng.uniform(0.3, 0.7, 16) * size)
+        )
         inside = strip == number
         parcels[inside] = number * 32 + np.digitize(across[inside], cuts)
     return parcels, angle
@@ -893,10 +966,14 @@ def draw_fields(rng, size):
         kind = int(rng.choice(3, p=(0.35, 0.45, 0.2)))
         if kind == 0:
             colour = rng.uniform((0.25, 0.4, 0.1), (0.55, 0.65, 0.3))
-            texture = colour * (0.8 + 0.4 * _smooth_noise(rng, size, int(rng.integers(3, 9))))[..., None]
+            texture = (
+                colour * (0.8 + 0.4 * _smooth_noise(rng, size, int(rng.integers(3, 9))))[..., None]
+            )
         elif kind == 1:
             u, _ = _rotated(yy, xx, angle + rng.choice((0, 90)) + rng.uniform(-5, 5))
-            rows = _wave(u, rng.uniform(2.5, 4.5) * scale, rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 2))
+            rows = _wave(
+                u, rng.uniform(2.5, 4.5) * scale, rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 2)
+            )
             soil, crop = rng.uniform(*soils), rng.uniform((0.2, 0.4, 0.1), (0.6, 0.65, 0.25))
             texture = soil + rows[..., None] * (crop - soil)
         else:
@@ -943,7 +1020,9 @@ def _crack_points(rng, size, start):
     for _ in range(int(rng.integers(8, 31))):
         heading += rng.normal(0, 0.35)
         step = rng.uniform(0.03, 0.06) * size
-        points.append((points[-1][0] + step * np.cos(heading), points[-1][1] + step * np.sin(heading)))
+        points.append(
+            (points[-1][0] + step * np.cos(heading), points[-1][1] + step * np.sin(heading))
+        )
     return points
 
 
@@ -962,11 +1041,20 @@ def draw_cracks(rng, size):
     scale = size / 48
     yy, xx = _coordinates(size)
     grey = rng.uniform(0.45, 0.75) + rng.uniform(-0.04, 0.04, 3)
-    image = grey * (1 + rng.uniform(0.04, 0.1) * _filtered_noise(rng, size, _power_law(rng)))[..., None]
-    image = image * (1 - rng.uniform(0, 0.25) * _smooth_noise(rng, size, int(rng.integers(2, 5))))[..., None]
+    image = (
+        grey * (1 + rng.uniform(0.04, 0.1) * _filtered_noise(rng, size, _power_law(rng)))[..., None]
+    )
+    image = (
+        image
+        * (1 - rng.uniform(0, 0.25) * _smooth_noise(rng, size, int(rng.integers(2, 5))))[..., None]
+    )
     for _ in range(int(rng.integers(5, 30))):  # pores and grains
         spot = _blob(yy, xx, rng.uniform(0, size, 2), rng.uniform(0.4, 1.0) * scale)[..., None]
-        image = image * (1 - rng.uniform(0.2, 0.6) * spot) if rng.random() < 0.6 else image + 0.25 * spot
+        image = (
+            image * (1 - rng.uniform(0.2, 0.6) * spot)
+            if rng.random() < 0.6
+            else image + 0.25 * spot
+        )
     if rng.random() < 0.25:  # a saw joint, straight across
         y0, y1 = rng.uniform(0, size, 2)
         joint = _coverage(size, [(-size, y0), (2 * size, y1)], rng.uniform(0.8, 1.5) * scale)
@@ -978,7 +1066,9 @@ def draw_cracks(rng, size):
         points = _crack_points(rng, size, rng.uniform(0, size, 2))
         walks = [(points, rng.uniform(1.2, 2.2) * scale)]
         if rng.random() < 0.5:
-            walks.append((_crack_points(rng, size, points[rng.integers(len(points))]), 0.8 * walks[0][1]))
+            walks.append(
+                (_crack_points(rng, size, points[rng.integers(len(points))]), 0.8 * walks[0][1])
+            )
         for walk, width in walks:
             coverage = _coverage(size, walk, max(width, 1.2 * scale))
             image = image * (1 - rng.uniform(0.45, 0.8) * coverage)[..., None]
@@ -1000,7 +1090,9 @@ def draw_cracks(rng, size):
 # (a default augmentation) maps one onto the other. Class k: 15 k to
 # 15 (k + 1) degrees.
 GAUGE_SECTOR = 15.0
-GAUGE_CLASSES = tuple(f"deg{GAUGE_SECTOR * k:03.0f}_{GAUGE_SECTOR * (k + 1):03.0f}" for k in range(9))
+GAUGE_CLASSES = tuple(
+    f"deg{GAUGE_SECTOR * k:03.0f}_{GAUGE_SECTOR * (k + 1):03.0f}" for k in range(9)
+)
 
 
 def gauge_angle(rng, label):
@@ -1055,26 +1147,37 @@ def draw_gauge(rng, size, label):
     if rng.random() < 0.5:  # coloured zones (red, amber, green) at the ends
         zone = colour(rng.choice([(0.85, 0.1, 0.1), (0.95, 0.65, 0.05), (0.1, 0.65, 0.2)]))
         ends = [(-135, -135 + rng.uniform(30, 70)), (135 - rng.uniform(30, 70), 135)]
-        for start, stop in ends if rng.random() < 0.5 else ends[int(rng.integers(2)):][:1]:
+        for start, stop in ends if rng.random() < 0.5 else ends[int(rng.integers(2)) :][:1]:
             arc = np.linspace(start, stop, 12)
-            points = [_dial_point(centre, r, a, squash)
-                      for r, angles in ((0.78 * radius, arc), (0.92 * radius, arc[::-1])) for a in angles]
+            points = [
+                _dial_point(centre, r, a, squash)
+                for r, angles in ((0.78 * radius, arc), (0.92 * radius, arc[::-1]))
+                for a in angles
+            ]
             draw.polygon(points, fill=zone)
     majors = int(rng.integers(6, 12))
     minors = int(rng.choice((0, 1, 4)))
     width = max(1, round(0.03 * radius))
     for k in range(majors):
         a = -135 + 270 * k / (majors - 1)
-        draw.line([_dial_point(centre, r, a, squash) for r in (0.72 * radius, 0.93 * radius)],
-                  fill=colour(ink), width=2 * width)
+        draw.line(
+            [_dial_point(centre, r, a, squash) for r in (0.72 * radius, 0.93 * radius)],
+            fill=colour(ink),
+            width=2 * width,
+        )
         for m in range(1, minors + 1 if k < majors - 1 else 1):
             b = a + 270 / (majors - 1) * m / (minors + 1)
-            draw.line([_dial_point(centre, r, b, squash) for r in (0.82 * radius, 0.93 * radius)],
-                      fill=colour(ink), width=width)
+            draw.line(
+                [_dial_point(centre, r, b, squash) for r in (0.82 * radius, 0.93 * radius)],
+                fill=colour(ink),
+                width=width,
+            )
     angle = gauge_angle(rng, label)
     length, tail = rng.uniform(0.7, 0.9) * radius, rng.uniform(0.1, 0.25) * radius
     base = rng.uniform(0.04, 0.08) * radius
-    needle_colour = rng.choice([(0.85, 0.1, 0.05), (0.95, 0.45, 0.05), tuple(ink), (0.9, 0.85, 0.1)])
+    needle_colour = rng.choice(
+        [(0.85, 0.1, 0.05), (0.95, 0.45, 0.05), tuple(ink), (0.9, 0.85, 0.1)]
+    )
 
     def needle(offset):
         tip = _dial_point(centre + offset, length, angle, squash)
@@ -1092,9 +1195,17 @@ def draw_gauge(rng, size, label):
     image = _downsample(image, size)
     if rng.random() < 0.5:  # glare on the glass
         yy, xx = _coordinates(size)
-        centre = (cy / SUPERSAMPLING, cx / SUPERSAMPLING) + rng.uniform(-0.3, 0.3, 2) * radius / SUPERSAMPLING
-        glare = _blob(yy, xx, centre, rng.uniform(0.1, 0.25) * radius / SUPERSAMPLING,
-                      rng.uniform(1.5, 3), rng.uniform(0, 180))
+        centre = (cy / SUPERSAMPLING, cx / SUPERSAMPLING) + rng.uniform(
+            -0.3, 0.3, 2
+        ) * radius / SUPERSAMPLING
+        glare = _blob(
+            yy,
+            xx,
+            centre,
+            rng.uniform(0.1, 0.25) * radius / SUPERSAMPLING,
+            rng.uniform(1.5, 3),
+            rng.uniform(0, 180),
+        )
         image = image + rng.uniform(0.3, 0.6) * glare[..., None] * (1 - image)
     return _finish(rng, image)
 
@@ -1110,8 +1221,18 @@ def _box(x0, x1, half_width, cut=0.0):
     cut by `cut` (rounded-looking)."""
     c = min(cut, (x1 - x0) / 2, half_width)
     w = half_width
-    return np.array([(x0 + c, -w), (x1 - c, -w), (x1, -w + c), (x1, w - c),
-                     (x1 - c, w), (x0 + c, w), (x0, w - c), (x0, -w + c)])
+    return np.array(
+        [
+            (x0 + c, -w),
+            (x1 - c, -w),
+            (x1, -w + c),
+            (x1, w - c),
+            (x1 - c, w),
+            (x0 + c, w),
+            (x0, w - c),
+            (x0, -w + c),
+        ]
+    )
 
 
 def _oval(x0, x1, half_width, points=20):
@@ -1122,15 +1243,22 @@ def _oval(x0, x1, half_width, points=20):
 def _vehicle_car(rng):
     w = rng.uniform(0.2, 0.25)
     front, back = rng.uniform(0.62, 0.7), rng.uniform(0.15, 0.22)
-    return [(_box(0, 1, w, 0.08), 0), (_box(back, front, 0.85 * w, 0.04), 2),
-            (_box(front, front + 0.12, 0.8 * w, 0.02), 1), (_box(back - 0.08, back, 0.75 * w, 0.02), 1)]
+    return [
+        (_box(0, 1, w, 0.08), 0),
+        (_box(back, front, 0.85 * w, 0.04), 2),
+        (_box(front, front + 0.12, 0.8 * w, 0.02), 1),
+        (_box(back - 0.08, back, 0.75 * w, 0.02), 1),
+    ]
 
 
 def _vehicle_truck(rng):
     w = rng.uniform(0.17, 0.21)
     cab = rng.uniform(0.17, 0.22)
-    return [(_box(0, 1 - cab - 0.03, w, 0.01), 2), (_box(1 - cab, 1, 0.92 * w, 0.04), 0),
-            (_box(1 - 0.45 * cab, 1 - 0.15 * cab, 0.8 * w, 0.01), 1)]
+    return [
+        (_box(0, 1 - cab - 0.03, w, 0.01), 2),
+        (_box(1 - cab, 1, 0.92 * w, 0.04), 0),
+        (_box(1 - 0.45 * cab, 1 - 0.15 * cab, 0.8 * w, 0.01), 1),
+    ]
 
 
 def _vehicle_bus(rng):
@@ -1144,38 +1272,80 @@ def _vehicle_bus(rng):
 def _vehicle_motorbike(rng):
     w = rng.uniform(0.07, 0.1)
     bar = rng.uniform(0.2, 0.28)
-    return [(_oval(0, 1, w), 0), (_box(0.72, 0.76, bar, 0.01), 1), (_oval(0.35, 0.6, 1.4 * w), 1),
-            (_oval(0.48, 0.62, 0.9 * w), 2)]
+    return [
+        (_oval(0, 1, w), 0),
+        (_box(0.72, 0.76, bar, 0.01), 1),
+        (_oval(0.35, 0.6, 1.4 * w), 1),
+        (_oval(0.48, 0.62, 0.9 * w), 2),
+    ]
 
 
 def _vehicle_boat(rng):
     w = rng.uniform(0.15, 0.22)
     bow = rng.uniform(0.55, 0.7)
-    hull = np.array([(0, -0.85 * w), (bow, -w), (0.85, -0.6 * w), (1, 0), (0.85, 0.6 * w), (bow, w),
-                     (0, 0.85 * w)])
+    hull = np.array(
+        [
+            (0, -0.85 * w),
+            (bow, -w),
+            (0.85, -0.6 * w),
+            (1, 0),
+            (0.85, 0.6 * w),
+            (bow, w),
+            (0, 0.85 * w),
+        ]
+    )
     cabin = rng.uniform(0.25, 0.45)
-    return [(hull, 0), (_box(cabin, cabin + 0.22, 0.6 * w, 0.03), 2),
-            (_box(cabin + 0.18, cabin + 0.22, 0.6 * w), 1)]
+    return [
+        (hull, 0),
+        (_box(cabin, cabin + 0.22, 0.6 * w, 0.03), 2),
+        (_box(cabin + 0.18, cabin + 0.22, 0.6 * w), 1),
+    ]
 
 
 def _vehicle_airplane(rng):
     span, sweep, w = rng.uniform(0.8, 1.0), rng.uniform(0.0, 0.2), rng.uniform(0.05, 0.07)
     chord, at = rng.uniform(0.12, 0.18), rng.uniform(0.45, 0.55)
-    wing = np.array([(at, -w), (at + chord, -w), (at - sweep + 0.05, -span / 2), (at - sweep, -span / 2),
-                     (at - sweep, span / 2), (at - sweep + 0.05, span / 2), (at + chord, w), (at, w)])
+    wing = np.array(
+        [
+            (at, -w),
+            (at + chord, -w),
+            (at - sweep + 0.05, -span / 2),
+            (at - sweep, -span / 2),
+            (at - sweep, span / 2),
+            (at - sweep + 0.05, span / 2),
+            (at + chord, w),
+            (at, w),
+        ]
+    )
     back = 0.02 - 0.5 * sweep
-    tail = np.array([(0.02, -0.02), (0.1, -0.02), (back + 0.03, -0.17), (back, -0.17),
-                     (back, 0.17), (back + 0.03, 0.17), (0.1, 0.02), (0.02, 0.02)])
+    tail = np.array(
+        [
+            (0.02, -0.02),
+            (0.1, -0.02),
+            (back + 0.03, -0.17),
+            (back, -0.17),
+            (back, 0.17),
+            (back + 0.03, 0.17),
+            (0.1, 0.02),
+            (0.02, 0.02),
+        ]
+    )
     return [(wing, 0), (tail, 0), (_oval(0, 1, w), 0), (_oval(0.86, 0.95, 0.6 * w), 1)]
 
 
 def _vehicle_helicopter(rng):
     w = rng.uniform(0.1, 0.14)
     rotor, turn = rng.uniform(0.4, 0.5), rng.uniform(0, np.pi / 2)
-    parts = [(_oval(0.45, 1, w), 0), (_box(0, 0.5, 0.25 * w), 0), (_box(0.02, 0.06, 0.1), 0),
-             (_oval(0.82, 0.98, 0.7 * w), 1)]
+    parts = [
+        (_oval(0.45, 1, w), 0),
+        (_box(0, 0.5, 0.25 * w), 0),
+        (_box(0.02, 0.06, 0.1), 0),
+        (_oval(0.82, 0.98, 0.7 * w), 1),
+    ]
     for a in (turn, turn + np.pi / 2):  # two crossed rotor blades
-        blade = _box(-rotor, rotor, 0.015) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+        blade = _box(-rotor, rotor, 0.015) @ np.array(
+            [[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]
+        )
         parts.append((blade + (0.68, 0), 1))
     return parts
 
@@ -1190,7 +1360,9 @@ VEHICLES = {
     "helicopter": _vehicle_helicopter,
 }
 # Ground seen from above: asphalt, grass, sand, water (jittered per image).
-GROUNDS = np.array([(0.3, 0.3, 0.32), (0.3, 0.45, 0.2), (0.7, 0.62, 0.45), (0.15, 0.3, 0.4)], "float32")
+GROUNDS = np.array(
+    [(0.3, 0.3, 0.32), (0.3, 0.45, 0.2), (0.7, 0.62, 0.45), (0.15, 0.3, 0.4)], "float32"
+)
 
 
 def draw_vehicle(rng, size, label):
@@ -1244,10 +1416,14 @@ def draw_vehicle(rng, size, label):
     body = rng.random(3)
     while np.abs(body - ground).max() < 0.3:
         body = rng.random(3)
-    roof = np.clip(body * rng.uniform(0.6, 0.8) if rng.random() < 0.5 else body + 0.35 * (1 - body), 0, 1)
+    roof = np.clip(
+        body * rng.uniform(0.6, 0.8) if rng.random() < 0.5 else body + 0.35 * (1 - body), 0, 1
+    )
     colours = (body, rng.uniform(0.05, 0.2) + rng.uniform(-0.03, 0.03, 3), roof)
     for polygon, role in parts:
-        draw.polygon(place(polygon), fill=tuple(int(c) for c in np.round(np.clip(colours[role], 0, 1) * 255)))
+        draw.polygon(
+            place(polygon), fill=tuple(int(c) for c in np.round(np.clip(colours[role], 0, 1) * 255))
+        )
     image = _downsample(image, size)
     if rng.random() < 0.25:  # a tree crown
         yy, xx = _coordinates(size)
@@ -1285,8 +1461,10 @@ def _harmonics(rng, t):
     f0 = rng.uniform(0.03, 0.09)
     decay = rng.uniform(0.3, 0.9)
     partials = [k for k in range(1, int(rng.integers(3, 7)) + 1) if k * f0 < 0.48]
-    signal = sum(decay ** (k - 1) * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi))
-                 for k in partials)
+    signal = sum(
+        decay ** (k - 1) * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi))
+        for k in partials
+    )
     return _envelope(rng, t) * signal / np.sqrt(len(partials))
 
 
@@ -1294,7 +1472,9 @@ def _vibrato(rng, t):
     """A tone whose frequency swings sinusoidally, 1 to 4 swings a clip."""
     fc, depth = rng.uniform(0.1, 0.4), rng.uniform(0.015, 0.05)
     rate = rng.uniform(1, 4) / len(t)
-    phase = 2 * np.pi * fc * t + depth / rate * np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi))
+    phase = 2 * np.pi * fc * t + depth / rate * np.sin(
+        2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)
+    )
     return _envelope(rng, t, 0.6) * np.sin(phase)
 
 
@@ -1410,7 +1590,9 @@ def draw_spectrogram(rng, size, label):
     for _ in range(int(rng.integers(0, 4))):  # short tone pips
         start, pip = rng.uniform(0, length), rng.uniform(0.02, 0.05) * length
         envelope = np.clip(np.minimum(t - start, start + pip - t) / 8, 0, 1)
-        background += rng.uniform(0.3, 1.5) * envelope * np.sin(2 * np.pi * rng.uniform(0.05, 0.45) * t)
+        background += (
+            rng.uniform(0.3, 1.5) * envelope * np.sin(2 * np.pi * rng.uniform(0.05, 0.45) * t)
+        )
     decibels = _spectrogram(signal + background, size)
     top = decibels.max()
     values = np.clip((decibels - top) / rng.uniform(35, 70) + 1, 0, 1) ** rng.uniform(0.7, 1.5)
@@ -1426,8 +1608,9 @@ def _shifted(field, dy, dx):
     """`field` moved by `(dy, dx)` pixels (ints), zeros where it moved from."""
     out = np.zeros_like(field)
     h, w = field.shape
-    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = field[max(-dy, 0) : h - max(dy, 0),
-                                                                           max(-dx, 0) : w - max(dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = field[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
@@ -1457,7 +1640,10 @@ def draw_clouds(rng, size):
         u, v = _rotated(yy - rng.uniform(0, size), xx - rng.uniform(0, size), rng.uniform(0, 180))
         inside = (np.abs(u) < rng.uniform(4, 12) * scale) & (np.abs(v) < rng.uniform(4, 12) * scale)
         image[inside] = image[inside] * rng.uniform(0.8, 1.2, 3)
-    for colour, chance in (((0.85, 0.85, 0.82), 0.3), ((0.08, 0.08, 0.06), 0.3)):  # bright, dark land
+    for colour, chance in (
+        ((0.85, 0.85, 0.82), 0.3),
+        ((0.08, 0.08, 0.06), 0.3),
+    ):  # bright, dark land
         if rng.random() < chance:
             patch = _smooth_noise(rng, size, int(rng.integers(3, 7))) > rng.uniform(0.75, 0.9)
             image[patch] = np.clip(colour + rng.uniform(-0.05, 0.05, 3), 0, 1)
@@ -1485,8 +1671,15 @@ def draw_clouds(rng, size):
     shadow = _shifted(opacity, round(distance * np.sin(a)), round(distance * np.cos(a)))
     image = image * (1 - rng.uniform(0.45, 0.7) * shadow)[..., None]
     mask[(shadow >= 0.5) & (opacity < 0.5)] = 3
-    cirrus = rng.uniform(0, 0.35) * _smooth_noise(rng, size, int(rng.integers(2, 5))) * (rng.random() < 0.4)
-    white = rng.uniform(0.8, 1.0) * (0.85 + 0.15 * _smooth_noise(rng, size, max(2, size // 8)))[..., None]
+    cirrus = (
+        rng.uniform(0, 0.35)
+        * _smooth_noise(rng, size, int(rng.integers(2, 5)))
+        * (rng.random() < 0.4)
+    )
+    white = (
+        rng.uniform(0.8, 1.0)
+        * (0.85 + 0.15 * _smooth_noise(rng, size, max(2, size // 8)))[..., None]
+    )
     cover = np.maximum(opacity, cirrus)[..., None]
     image = image * (1 - cover) + white * cover
     mask[opacity >= 0.5] = 2
@@ -1525,13 +1718,16 @@ def draw_nuclei(rng, size):
     brightness = np.zeros((size, size))
     edge = rng.uniform(0.04, 0.2)
     for k in range(count):
-        centre = clusters[rng.integers(len(clusters))] + rng.normal(0, rng.uniform(4, 10) * scale, 2)
+        centre = clusters[rng.integers(len(clusters))] + rng.normal(
+            0, rng.uniform(4, 10) * scale, 2
+        )
         radius = rng.uniform(2.5, 6.5) * scale
         u, v = _rotated(yy - centre[0], xx - centre[1], rng.uniform(0, 180))
         u = u / rng.uniform(1, 1.5)
         theta = np.arctan2(v, u)
-        wobble = 1 + sum(rng.uniform(0, 0.08) * np.cos(m * theta + rng.uniform(0, 2 * np.pi))
-                         for m in (2, 3, 5))
+        wobble = 1 + sum(
+            rng.uniform(0, 0.08) * np.cos(m * theta + rng.uniform(0, 2 * np.pi)) for m in (2, 3, 5)
+        )
         rho = np.hypot(u, v) / (radius * wobble)
         inside = (rho < 1) & (rho < depth)
         instance[inside] = k
@@ -1548,7 +1744,9 @@ def draw_nuclei(rng, size):
     brightness = np.clip(brightness * grain, 0, 1.2)[..., None]
     if rng.random() < 0.5:  # fluorescence
         background = rng.uniform(0, 0.15, 3)
-        stain = np.eye(3)[rng.choice(3, p=(0.2, 0.3, 0.5))] * rng.uniform(0.7, 1) + rng.uniform(0, 0.3, 3)
+        stain = np.eye(3)[rng.choice(3, p=(0.2, 0.3, 0.5))] * rng.uniform(0.7, 1) + rng.uniform(
+            0, 0.3, 3
+        )
         image = background + brightness * (stain - background)
     else:  # brightfield
         pink = rng.uniform((0.8, 0.55, 0.7), (0.95, 0.75, 0.85))
@@ -1610,51 +1808,168 @@ class Dataset:
     @property
     def mask_values(self):
         """The values the masks of this segmentation data set hold."""
-        return set(range(self.num_classes)) | ({VOID} if self.void_borders or self.draws_void else set())
+        return set(range(self.num_classes)) | (
+            {VOID} if self.void_borders or self.draws_void else set()
+        )
 
 
 DATASETS = {
     dataset.name: dataset
     for dataset in (
         # Round 1: looked at while revising the defaults (2026-12-01).
-        Dataset("textures", "classification", draw_texture, 32, tuple(TEXTURES),
-                {"train": 11000, "test": 2000}, group="round1"),
-        Dataset("polygons", "classification", draw_polygon, 64, POLYGON_CLASSES,
-                {"train": 3000, "val": 500, "test": 1000}, image_format="jpeg", group="round1"),
-        Dataset("cells", "classification", draw_cells, 96, CELL_CLASSES,
-                {"train": 550, "test": 600}, group="round1"),
-        Dataset("voronoi", "segmentation", draw_voronoi, 64, VORONOI_CLASSES,
-                {"train": 800, "validation": 200, "test": 400}, image_format="jpeg",
-                void_borders=True, group="round1"),
-        Dataset("roads", "segmentation", draw_roads, 48, ROADS_CLASSES,
-                {"train": 1100, "test": 400}, group="round1"),
+        Dataset(
+            "textures",
+            "classification",
+            draw_texture,
+            32,
+            tuple(TEXTURES),
+            {"train": 11000, "test": 2000},
+            group="round1",
+        ),
+        Dataset(
+            "polygons",
+            "classification",
+            draw_polygon,
+            64,
+            POLYGON_CLASSES,
+            {"train": 3000, "val": 500, "test": 1000},
+            image_format="jpeg",
+            group="round1",
+        ),
+        Dataset(
+            "cells",
+            "classification",
+            draw_cells,
+            96,
+            CELL_CLASSES,
+            {"train": 550, "test": 600},
+            group="round1",
+        ),
+        Dataset(
+            "voronoi",
+            "segmentation",
+            draw_voronoi,
+            64,
+            VORONOI_CLASSES,
+            {"train": 800, "validation": 200, "test": 400},
+            image_format="jpeg",
+            void_borders=True,
+            group="round1",
+        ),
+        Dataset(
+            "roads",
+            "segmentation",
+            draw_roads,
+            48,
+            ROADS_CLASSES,
+            {"train": 1100, "test": 400},
+            group="round1",
+        ),
         # Round 2: held out for a verdict, now used while revising the defaults.
-        Dataset("leaves", "classification", draw_leaf, 48, tuple(LEAF_FAMILIES),
-                {"train": 2000, "test": 800}, image_format="jpeg", group="heldout2"),
-        Dataset("fabrics", "classification", draw_fabric, 64, tuple(FABRICS),
-                {"train": 800, "val": 200, "test": 600}, group="heldout2"),
-        Dataset("glyphs", "classification", draw_glyph, 32, tuple(GLYPHS),
-                {"train": 6000, "test": 1200}, group="heldout2"),
-        Dataset("fields", "segmentation", draw_fields, 64, FIELD_CLASSES,
-                {"train": 700, "test": 300}, image_format="jpeg", draws_void=True, group="heldout2"),
-        Dataset("cracks", "segmentation", draw_cracks, 48, CRACK_CLASSES,
-                {"train": 1500, "test": 400}, group="heldout2"),
+        Dataset(
+            "leaves",
+            "classification",
+            draw_leaf,
+            48,
+            tuple(LEAF_FAMILIES),
+            {"train": 2000, "test": 800},
+            image_format="jpeg",
+            group="heldout2",
+        ),
+        Dataset(
+            "fabrics",
+            "classification",
+            draw_fabric,
+            64,
+            tuple(FABRICS),
+            {"train": 800, "val": 200, "test": 600},
+            group="heldout2",
+        ),
+        Dataset(
+            "glyphs",
+            "classification",
+            draw_glyph,
+            32,
+            tuple(GLYPHS),
+            {"train": 6000, "test": 1200},
+            group="heldout2",
+        ),
+        Dataset(
+            "fields",
+            "segmentation",
+            draw_fields,
+            64,
+            FIELD_CLASSES,
+            {"train": 700, "test": 300},
+            image_format="jpeg",
+            draws_void=True,
+            group="heldout2",
+        ),
+        Dataset(
+            "cracks",
+            "segmentation",
+            draw_cracks,
+            48,
+            CRACK_CLASSES,
+            {"train": 1500, "test": 400},
+            group="heldout2",
+        ),
         # Held out, round 3: no part in choosing the defaults.
-        Dataset("gauges", "classification", draw_gauge, 44, GAUGE_CLASSES,
-                {"train": 1500, "test": 600}, image_format="jpeg", group="heldout3"),
-        Dataset("vehicles", "classification", draw_vehicle, 40, tuple(VEHICLES),
-                {"train": 4000, "val": 500, "test": 1000}, group="heldout3"),
-        Dataset("spectrograms", "classification", draw_spectrogram, 64, tuple(SPECTROGRAMS),
-                {"train": 600, "test": 400}, group="heldout3"),
-        Dataset("clouds", "segmentation", draw_clouds, 64, CLOUD_CLASSES,
-                {"train": 800, "test": 300}, image_format="jpeg", group="heldout3"),
-        Dataset("nuclei", "segmentation", draw_nuclei, 48, NUCLEUS_CLASSES,
-                {"train": 1200, "val": 200, "test": 400}, draws_void=True, group="heldout3"),
+        Dataset(
+            "gauges",
+            "classification",
+            draw_gauge,
+            44,
+            GAUGE_CLASSES,
+            {"train": 1500, "test": 600},
+            image_format="jpeg",
+            group="heldout3",
+        ),
+        Dataset(
+            "vehicles",
+            "classification",
+            draw_vehicle,
+            40,
+            tuple(VEHICLES),
+            {"train": 4000, "val": 500, "test": 1000},
+            group="heldout3",
+        ),
+        Dataset(
+            "spectrograms",
+            "classification",
+            draw_spectrogram,
+            64,
+            tuple(SPECTROGRAMS),
+            {"train": 600, "test": 400},
+            group="heldout3",
+        ),
+        Dataset(
+            "clouds",
+            "segmentation",
+            draw_clouds,
+            64,
+            CLOUD_CLASSES,
+            {"train": 800, "test": 300},
+            image_format="jpeg",
+            group="heldout3",
+        ),
+        Dataset(
+            "nuclei",
+            "segmentation",
+            draw_nuclei,
+            48,
+            NUCLEUS_CLASSES,
+            {"train": 1200, "val": 200, "test": 400},
+            draws_void=True,
+            group="heldout3",
+        ),
     )
 }
 # `{group: names of its data sets}`, in the order of `DATASETS`.
-GROUPS = {group: tuple(d.name for d in DATASETS.values() if d.group == group)
-          for group in dict.fromkeys(d.group for d in DATASETS.values())}
+GROUPS = {
+    group: tuple(d.name for d in DATASETS.values() if d.group == group)
+    for group in dict.fromkeys(d.group for d in DATASETS.values())
+}
 # The group that judges the defaults now (held out); round1 and heldout2 were
 # used while revising the defaults and are kept for reference.
 DEFAULT_GROUP = "heldout3"
@@ -1684,7 +1999,9 @@ def write_dataset(name, folder, *, seed=0, max_images=None):
     """
     dataset = DATASETS[name]
     if os.path.exists(folder) and os.listdir(folder):
-        raise FileExistsError(f"Folder {folder!r} is not empty: generated data is written to a new folder.")
+        raise FileExistsError(
+            f"Folder {folder!r} is not empty: generated data is written to a new folder."
+        )
     sizes = {split: min(count, max_images or count) for split, count in dataset.split_sizes.items()}
     extension = EXTENSIONS[dataset.image_format]
     for number, (split, count) in enumerate(sizes.items()):
@@ -1700,7 +2017,9 @@ def write_dataset(name, folder, *, seed=0, max_images=None):
             image, mask = dataset.draw(rng, dataset.image_size)
             if dataset.void_borders:
                 mask = _void_borders(mask)
-            _save(image, os.path.join(folder, split, "images", stem + extension), dataset.image_format)
+            _save(
+                image, os.path.join(folder, split, "images", stem + extension), dataset.image_format
+            )
             _save(mask, os.path.join(folder, split, "masks", stem + ".png"))
     return sizes
 
@@ -1709,16 +2028,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", help="a new folder; each data set goes to OUT_DIR/NAME")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), metavar="NAME",
-                       help=f"data sets by name: {', '.join(DATASETS)} (default: all)")
-    which.add_argument("--group", choices=sorted(GROUPS), help="the data sets of one group: "
-                       + "; ".join(f"{group}: {', '.join(names)}" for group, names in GROUPS.items()))
+    which.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=sorted(DATASETS),
+        metavar="NAME",
+        help=f"data sets by name: {', '.join(DATASETS)} (default: all)",
+    )
+    which.add_argument(
+        "--group",
+        choices=sorted(GROUPS),
+        help="the data sets of one group: "
+        + "; ".join(f"{group}: {', '.join(names)}" for group, names in GROUPS.items()),
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-images", type=int, metavar="N", help="at most N images a split")
     args = parser.parse_args()
     for name in args.datasets or (GROUPS[args.group] if args.group else DATASETS):
-        sizes = write_dataset(name, os.path.join(args.out_dir, name), seed=args.seed,
-                              max_images=args.max_images)
+        sizes = write_dataset(
+            name, os.path.join(args.out_dir, name), seed=args.seed, max_images=args.max_images
+        )
         print(f"{name}: {os.path.join(args.out_dir, name)} {sizes}")
 
 

@@ -25,9 +25,8 @@ def median_ms(fn, warmup, repeats):
 
 
 def run_current_backend(warmup, repeats, data_format):
-    import numpy as np
-
     import keras
+    import numpy as np
     from keras import ops
 
     from keras_cvlec.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -67,10 +66,10 @@ def run_current_backend(warmup, repeats, data_format):
                 fwd = tf.function(f, jit_compile=jit)
                 bwd = tf.function(with_grad(f), jit_compile=jit)
                 results[(name, f"tf {label} fwd")] = median_ms(
-                    lambda: fwd(x).numpy(), warmup, repeats
+                    lambda fwd=fwd: fwd(x).numpy(), warmup, repeats
                 )
                 results[(name, f"tf {label} fwd+bwd")] = median_ms(
-                    lambda: bwd(x).numpy(), warmup, repeats
+                    lambda bwd=bwd: bwd(x).numpy(), warmup, repeats
                 )
     elif backend == "jax":
         import jax
@@ -80,16 +79,17 @@ def run_current_backend(warmup, repeats, data_format):
             fwd = jax.jit(f)
             bwd = jax.jit(jax.grad(lambda t, f=f: ops.sum(f(t))))
             results[(name, "jax jit fwd")] = median_ms(
-                lambda: fwd(x).block_until_ready(), warmup, repeats
+                lambda fwd=fwd: fwd(x).block_until_ready(), warmup, repeats
             )
             results[(name, "jax jit fwd+bwd")] = median_ms(
-                lambda: bwd(x).block_until_ready(), warmup, repeats
+                lambda bwd=bwd: bwd(x).block_until_ready(), warmup, repeats
             )
     else:
         import torch
 
         x = torch.from_numpy(x_np)
         for name, f in (("argmax+unpool", ours), ("maxpool+upsample", baseline)):
+
             def fwd(f=f):
                 with torch.no_grad():
                     return f(x)
@@ -102,10 +102,13 @@ def run_current_backend(warmup, repeats, data_format):
             results[(name, "torch eager fwd")] = median_ms(fwd, warmup, repeats)
             results[(name, "torch eager fwd+bwd")] = median_ms(bwd, warmup, repeats)
 
-    modes = sorted({mode for _, mode in results}, key=lambda m: list(
-        mode for _, mode in results).index(m))
-    print(f"backend={backend} input={shape} {data_format} pool 2x2, median ms/call "
-          f"({repeats} calls after {warmup} warm-up)")
+    modes = sorted(
+        {mode for _, mode in results}, key=lambda m: list(mode for _, mode in results).index(m)
+    )
+    print(
+        f"backend={backend} input={shape} {data_format} pool 2x2, median ms/call "
+        f"({repeats} calls after {warmup} warm-up)"
+    )
     print(f"  {'mode':<22}{'argmax+unpool':>15}{'maxpool+upsample':>18}{'ratio':>8}")
     for mode in modes:
         ours_ms = results[("argmax+unpool", mode)]
@@ -120,17 +123,26 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument(
-        "--data-format", default="channels_last",
+        "--data-format",
+        default="channels_last",
         choices=("channels_last", "channels_first"),
     )
     args = parser.parse_args()
     if not args.all_backends:
         run_current_backend(args.warmup, args.repeats, args.data_format)
         return
-    run_on_every_backend(__file__, [
-        "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-        "--data-format", args.data_format,
-    ])
+    run_on_every_backend(
+        __file__,
+        [
+            "--warmup",
+            str(args.warmup),
+            "--repeats",
+            str(args.repeats),
+            "--data-format",
+            args.data_format,
+        ],
+    )
+
 
 if __name__ == "__main__":
     main()

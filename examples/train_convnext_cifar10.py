@@ -28,20 +28,28 @@ from keras_cvlec.training import prepare_training, save_model_atomically
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="Train a ConvNeXt on CIFAR-10.")
-    parser.add_argument("--variant", default="tiny",
-                        choices=("atto", "femto", "pico", "nano", "tiny", "small", "base",
-                                 "large", "xlarge"))
-    parser.add_argument("--drop-path-rate", type=float, default=None,
-                        help="default: the recipe's rate for the variant (tiny 0.1)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="default: the recipe's 300")
+    parser.add_argument(
+        "--variant",
+        default="tiny",
+        choices=("atto", "femto", "pico", "nano", "tiny", "small", "base", "large", "xlarge"),
+    )
+    parser.add_argument(
+        "--drop-path-rate",
+        type=float,
+        default=None,
+        help="default: the recipe's rate for the variant (tiny 0.1)",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's 300")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--num-images", type=int, default=None,
-                        help="images per split (default: all)")
+    parser.add_argument(
+        "--num-images", type=int, default=None, help="images per split (default: all)"
+    )
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="convnext_cifar10.keras", help="the .keras file to write")
+    parser.add_argument(
+        "--output", default="convnext_cifar10.keras", help="the .keras file to write"
+    )
     args = parser.parse_args(argv)
     if not args.output.endswith(".keras"):
         parser.error(f"--output must end in .keras, got {args.output!r}")
@@ -54,9 +62,15 @@ def main(argv=None):
     if args.drop_path_rate is not None:
         recipe_options["drop_path_rate"] = args.drop_path_rate
     run = prepare_training(
-        f"convnext_{args.variant}", "cifar10", epochs=args.epochs, batch_size=args.batch_size,
-        image_size=args.image_size, num_images=args.num_images, seed=args.seed,
-        data_dir=args.data_dir, recipe_options=recipe_options,
+        f"convnext_{args.variant}",
+        "cifar10",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        num_images=args.num_images,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        recipe_options=recipe_options,
     )
     print(run.plan.summary(run.task))
     run.model.fit(run.data["train"], validation_data=run.data["validation"], epochs=run.epochs)

@@ -32,21 +32,35 @@ from keras_cvlec.training import prepare_training, save_model_atomically
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="Train a ResNet on CIFAR-10.")
-    parser.add_argument("--dataset", default="cifar10",
-                        help="cifar10, cifar100, imagenette, shapes or a folder of class folders")
-    parser.add_argument("--variant", default="resnet18",
-                        choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
+    parser.add_argument(
+        "--dataset",
+        default="cifar10",
+        help="cifar10, cifar100, imagenette, shapes or a folder of class folders",
+    )
+    parser.add_argument(
+        "--variant",
+        default="resnet18",
+        choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
+    )
     parser.add_argument("--version", default="v1.5", choices=("v1", "v1.5", "v2"))
-    parser.add_argument("--filters", type=int, default=64,
-                        help="filters of the first stage, doubled at each stage (64: the paper's)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="default: the recipe's 100")
-    parser.add_argument("--patience", type=int, default=10,
-                        help="stop after this many epochs without a better validation accuracy")
+    parser.add_argument(
+        "--filters",
+        type=int,
+        default=64,
+        help="filters of the first stage, doubled at each stage (64: the paper's)",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's 100")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="stop after this many epochs without a better validation accuracy",
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--num-images", type=int, default=None,
-                        help="images per split (default: all)")
+    parser.add_argument(
+        "--num-images", type=int, default=None, help="images per split (default: all)"
+    )
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="resnet_cifar10.keras", help="the .keras file to write")
@@ -59,9 +73,14 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     run = prepare_training(
-        args.variant, args.dataset, epochs=args.epochs,
-        batch_size=args.batch_size, image_size=args.image_size, num_images=args.num_images,
-        seed=args.seed, model_options={"version": args.version, "filters": args.filters},
+        args.variant,
+        args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        num_images=args.num_images,
+        seed=args.seed,
+        model_options={"version": args.version, "filters": args.filters},
         # The embedded shapes data set has no tensorflow-datasets folder.
         data_dir=None if args.dataset == "shapes" else args.data_dir,
     )
@@ -69,8 +88,12 @@ def main(argv=None):
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_accuracy", mode="max", patience=args.patience, restore_best_weights=True
     )
-    run.model.fit(run.data["train"], validation_data=run.data["validation"], epochs=run.epochs,
-                  callbacks=[early_stopping])
+    run.model.fit(
+        run.data["train"],
+        validation_data=run.data["validation"],
+        epochs=run.epochs,
+        callbacks=[early_stopping],
+    )
 
     metrics = run.model.evaluate(run.data["test"], return_dict=True, verbose=0)
     metrics = {name: float(value) for name, value in metrics.items()}

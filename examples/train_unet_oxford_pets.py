@@ -29,15 +29,18 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--num-images", type=int, default=None,
-                        help="images per split (default: all)")
+    parser.add_argument(
+        "--num-images", type=int, default=None, help="images per split (default: all)"
+    )
     parser.add_argument("--filters", type=int, default=32, help="channels of the first level")
     parser.add_argument("--depth", type=int, default=4, help="number of down-samplings")
     parser.add_argument("--backbone", default=None, help="a ResNet or ConvNeXt name, e.g. resnet50")
     parser.add_argument("--backbone-weights", default=None, help="None, imagenet or a .weights.h5")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="unet_oxford_pets.keras", help="the .keras file to write")
+    parser.add_argument(
+        "--output", default="unet_oxford_pets.keras", help="the .keras file to write"
+    )
     args = parser.parse_args(argv)
     if not args.output.endswith(".keras"):
         parser.error(f"--output must end in .keras, got {args.output!r}")
@@ -47,11 +50,20 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     run = prepare_training(
-        "unet", "oxford_iiit_pet", epochs=args.epochs, batch_size=args.batch_size,
-        image_size=args.image_size, num_images=args.num_images, seed=args.seed,
+        "unet",
+        "oxford_iiit_pet",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        num_images=args.num_images,
+        seed=args.seed,
         data_dir=args.data_dir,
-        model_options={"filters": args.filters, "depth": args.depth, "backbone": args.backbone,
-                       "backbone_weights": args.backbone_weights},
+        model_options={
+            "filters": args.filters,
+            "depth": args.depth,
+            "backbone": args.backbone,
+            "backbone_weights": args.backbone_weights,
+        },
     )
     print(run.plan.summary(run.task))
     run.model.fit(run.data["train"], validation_data=run.data["validation"], epochs=run.epochs)
@@ -60,8 +72,11 @@ def main(argv=None):
     metrics = {name: float(value) for name, value in metrics.items()}
     print("test:", ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
     report = class_report(
-        run.model, run.data["test"], num_classes=run.info.num_classes,
-        class_names=run.info.class_names, task=run.task,
+        run.model,
+        run.data["test"],
+        num_classes=run.info.num_classes,
+        class_names=run.info.class_names,
+        task=run.task,
     )
     for name, scores in report["per_class"].items():
         iou = "n/a" if scores["iou"] is None else f"{scores['iou']:.4f}"

@@ -27,12 +27,19 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--num-images", type=int, default=None,
-                        help="images per split (default: 2048 train, 256 validation and test)")
+    parser.add_argument(
+        "--num-images",
+        type=int,
+        default=None,
+        help="images per split (default: 2048 train, 256 validation and test)",
+    )
     parser.add_argument("--filters", type=int, default=16, help="channels of the first level")
     parser.add_argument("--depth", type=int, default=3, help="number of down-samplings")
-    parser.add_argument("--upsampling", default="transpose",
-                        choices=("transpose", "bilinear", "nearest", "max_unpool"))
+    parser.add_argument(
+        "--upsampling",
+        default="transpose",
+        choices=("transpose", "bilinear", "nearest", "max_unpool"),
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="unet_shapes.keras", help="the .keras file to write")
     args = parser.parse_args(argv)
@@ -44,10 +51,14 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     run = prepare_training(
-        "unet", "shapes", epochs=args.epochs, batch_size=args.batch_size,
-        image_size=args.image_size, num_images=args.num_images, seed=args.seed,
-        model_options={"filters": args.filters, "depth": args.depth,
-                       "upsampling": args.upsampling},
+        "unet",
+        "shapes",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        num_images=args.num_images,
+        seed=args.seed,
+        model_options={"filters": args.filters, "depth": args.depth, "upsampling": args.upsampling},
     )
     print(run.plan.summary(run.task))
     run.model.fit(run.data["train"], validation_data=run.data["validation"], epochs=run.epochs)

@@ -62,8 +62,7 @@ def check_ignore_class(ignore_class):
         isinstance(ignore_class, bool) or not isinstance(ignore_class, int)
     ):
         raise TypeError(
-            f"`ignore_class` must be None or an int. Received: "
-            f"ignore_class={ignore_class!r}"
+            f"`ignore_class` must be None or an int. Received: ignore_class={ignore_class!r}"
         )
     return ignore_class
 
@@ -137,9 +136,7 @@ def _run_time_shape_mismatch(y_true, y_pred, axis):
     """A scalar bool tensor: whether sizes of `y_true` and `y_pred` that
     were unknown at trace time differ (None when all sizes are known)."""
     expected = _without_axis(y_pred.shape, axis)
-    unknown = [
-        i for i, (a, b) in enumerate(zip(y_true.shape, expected)) if a is None or b is None
-    ]
+    unknown = [i for i, (a, b) in enumerate(zip(y_true.shape, expected)) if a is None or b is None]
     if not unknown:
         return None
     true_shape, pred_shape = ops.shape(y_true), _without_axis(ops.shape(y_pred), axis)
@@ -224,9 +221,7 @@ def _crossentropy(labels, y_pred, from_logits, label_smoothing, axis):
     )
     loss = -true_log_prob
     if label_smoothing:
-        loss = (1.0 - label_smoothing) * loss - label_smoothing * ops.mean(
-            log_probs, axis=axis
-        )
+        loss = (1.0 - label_smoothing) * loss - label_smoothing * ops.mean(log_probs, axis=axis)
     loss = ops.where(labels.ignored, ops.zeros_like(loss), loss)
     return nan_where(labels.invalid, loss)
 

@@ -181,9 +181,7 @@ class MeanIoU(keras.metrics.MeanIoU):
         self.unscorable_count.assign(0.0)
 
     def _per_class_scores(self, true_positives, true_count, predicted_count):
-        return ops.divide_no_nan(
-            true_positives, true_count + predicted_count - true_positives
-        )
+        return ops.divide_no_nan(true_positives, true_count + predicted_count - true_positives)
 
     def result(self):
         matrix = ops.cast(self.total_cm, "float32")
@@ -221,8 +219,9 @@ class Dice(MeanIoU):
     0.6667
     """
 
-    def __init__(self, num_classes, from_logits=False, ignore_class=None, axis=-1,
-                 name="dice", dtype=None):
+    def __init__(
+        self, num_classes, from_logits=False, ignore_class=None, axis=-1, name="dice", dtype=None
+    ):
         super().__init__(num_classes, from_logits, ignore_class, axis, name, dtype)
 
     def _per_class_scores(self, true_positives, true_count, predicted_count):

@@ -81,8 +81,7 @@ def check_weights_arg(
     if isinstance(weights, str) and weights == "imagenet":
         if imagenet_source is None:
             raise ValueError(
-                f"No ImageNet weights for {description}. "
-                f"Available: {', '.join(available)}."
+                f"No ImageNet weights for {description}. Available: {', '.join(available)}."
             )
         if include_top and num_classes != IMAGENET_CLASSES:
             raise ValueError(
@@ -90,9 +89,7 @@ def check_weights_arg(
                 f"num_classes={IMAGENET_CLASSES}. Received: num_classes={num_classes}"
             )
         return imagenet_source
-    if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(
-        ".weights.h5"
-    ):
+    if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".weights.h5"):
         if not os.path.exists(weights):
             raise ValueError(f"`weights` file not found: {os.fspath(weights)!r}")
         weights_file_shapes(weights)  # a readable HDF5 file
@@ -228,9 +225,7 @@ def from_keras_applications(model, source_model):
     headless = not any(layer.name == _CLASSIFIER_NAME for layer in model.layers)
     skippable = family.skippable_top(source_model, prefix) if headless else set()
     leftover = [
-        name
-        for name, layer in source_layers.items()
-        if layer.weights and name not in skippable
+        name for name, layer in source_layers.items() if layer.weights and name not in skippable
     ]
     if leftover:
         raise ValueError(
@@ -397,9 +392,7 @@ def _differences(model, file_shapes):
         reference = os.path.join(folder, "reference.weights.h5")
         model.save_weights(reference)
         with h5py.File(reference, "r") as file:
-            indices = {
-                key: int(file[key][(0,) * file[key].ndim]) for key in _array_shapes(file)
-            }
+            indices = {key: int(file[key][(0,) * file[key].ndim]) for key in _array_shapes(file)}
     differences = []
     for key, index in sorted(indices.items(), key=lambda item: item[1]):
         weight = weights[index]

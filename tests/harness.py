@@ -47,9 +47,8 @@ import math
 import os
 import tempfile
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
@@ -113,13 +112,10 @@ def assert_allclose(actual, expected, atol=1e-6, rtol=1e-6, *, msg=""):
     if isinstance(actual, list) or isinstance(expected, list):
         if not isinstance(actual, list) or not isinstance(expected, list):
             raise AssertionError(
-                f"{msg} structure differs: {type(actual).__name__} vs "
-                f"{type(expected).__name__}"
+                f"{msg} structure differs: {type(actual).__name__} vs {type(expected).__name__}"
             )
         if len(actual) != len(expected):
-            raise AssertionError(
-                f"{msg} length differs: {len(actual)} vs {len(expected)}"
-            )
+            raise AssertionError(f"{msg} length differs: {len(actual)} vs {len(expected)}")
         for index, (a, e) in enumerate(zip(actual, expected)):
             assert_allclose(a, e, atol=atol, rtol=rtol, msg=f"{msg} [item {index}]")
         return
@@ -134,9 +130,7 @@ def assert_allclose(actual, expected, atol=1e-6, rtol=1e-6, *, msg=""):
 
 def _as_comparable(array):
     array = np.asarray(array)
-    if array.dtype.kind == "f" and array.dtype.itemsize < 4 or (
-        array.dtype.kind not in "biufc"
-    ):
+    if array.dtype.kind == "f" and array.dtype.itemsize < 4 or (array.dtype.kind not in "biufc"):
         # float16 and bfloat16 (an ml_dtypes "V" kind on some backends).
         return array.astype("float32")
     return array
@@ -180,9 +174,7 @@ def fit_one_step(model, inputs, targets, loss="mse", jit_compile=None):
     else:
         first = inputs
     batch_size = int(np.shape(to_numpy(first))[0])
-    history = model.fit(
-        inputs, targets, batch_size=batch_size, epochs=1, shuffle=False, verbose=0
-    )
+    history = model.fit(inputs, targets, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     losses = history.history["loss"]
     if len(losses) != 1 or not np.isfinite(losses[-1]):
         raise AssertionError(f"[fit_one_step] loss is not finite: {losses}")
@@ -242,9 +234,7 @@ def value_and_gradient(fn, x):
             return ops.sum(y), y
 
         with keras.StatelessScope():
-            (_, y), grad = jax.value_and_grad(total_fn, has_aux=True)(
-                jax.numpy.asarray(x)
-            )
+            (_, y), grad = jax.value_and_grad(total_fn, has_aux=True)(jax.numpy.asarray(x))
         return to_numpy(y), to_numpy(grad)
     if backend == "torch":
         import torch
@@ -313,9 +303,7 @@ class _TrainableScale(keras.layers.Layer):
     the layer has no weights of its own."""
 
     def build(self, input_shape):
-        self.scale = self.add_weight(
-            name="scale", shape=(), initializer="ones", trainable=True
-        )
+        self.scale = self.add_weight(name="scale", shape=(), initializer="ones", trainable=True)
 
     def call(self, inputs):
         return inputs * ops.cast(self.scale, inputs.dtype)
@@ -388,8 +376,7 @@ def run_layer_test(
             dtypes = [_dtype_name(d) for d in input_dtype]
             if len(dtypes) != len(symbolic_shapes):
                 raise ValueError(
-                    f"input_dtype={input_dtype} does not match "
-                    f"input_shape={input_shape}"
+                    f"input_dtype={input_dtype} does not match input_shape={input_shape}"
                 )
         else:
             dtypes = [_dtype_name(input_dtype)] * len(symbolic_shapes)
@@ -397,9 +384,7 @@ def run_layer_test(
         arrays = []
         for shape, dtype in zip(symbolic_shapes, dtypes):
             if any(dim is None for dim in shape):
-                raise ValueError(
-                    f"input_shape must be concrete without input_data: {shape}"
-                )
+                raise ValueError(f"input_shape must be concrete without input_data: {shape}")
             if _is_float(dtype):
                 arrays.append(rng.standard_normal(shape).astype("float32"))
             elif dtype == "bool":
@@ -439,9 +424,7 @@ def run_layer_test(
         names = _required_call_args(layer_cls)[: len(shapes)]
         build_args = inspect.signature(layer.build).parameters
         if all(f"{name}_shape" in build_args for name in names):
-            return layer.build(
-                **{f"{name}_shape": shape for name, shape in zip(names, shapes)}
-            )
+            return layer.build(**{f"{name}_shape": shape for name, shape in zip(names, shapes)})
         if len(build_args) >= len(shapes):
             return layer.build(*shapes)
         return layer.build(shapes[0])
@@ -451,8 +434,7 @@ def run_layer_test(
 
     def symbolic_inputs():
         return [
-            keras.KerasTensor(shape, dtype=dtype)
-            for shape, dtype in zip(symbolic_shapes, dtypes)
+            keras.KerasTensor(shape, dtype=dtype) for shape, dtype in zip(symbolic_shapes, dtypes)
         ]
 
     # expected outputs as lists
@@ -475,9 +457,7 @@ def run_layer_test(
             f"({what}: {reference})",
         )
         for index, (shape, ref) in enumerate(zip(got, reference)):
-            ok = len(shape) == len(ref) and all(
-                r is None or s == r for s, r in zip(shape, ref)
-            )
+            ok = len(shape) == len(ref) and all(r is None or s == r for s, r in zip(shape, ref))
             check.true(ok, f"output {index} has shape {shape}, {what} is {ref}")
 
     def check_dtypes(outputs, reference, what):
@@ -485,28 +465,21 @@ def run_layer_test(
         if isinstance(reference, str):
             reference = [reference] * len(outputs)
         got = [_dtype_name(o.dtype) for o in outputs]
-        check.true(
-            got == list(reference), f"output dtypes {got}, {what} is {list(reference)}"
-        )
+        check.true(got == list(reference), f"output dtypes {got}, {what} is {list(reference)}")
 
     # ---- 1. config round trip --------------------------------------------
     check.check = "get_config/from_config round trip"
     layer = layer_cls(**init_kwargs)
     config = layer.get_config()
     check.true(isinstance(config, dict), f"get_config returned {type(config)}")
-    missing = [
-        name for name in _constructor_args(layer_cls) if name not in config
-    ]
+    missing = [name for name in _constructor_args(layer_cls) if name not in config]
     check.true(
         not missing,
-        f"get_config() omits constructor arguments {missing}; config keys: "
-        f"{sorted(config)}",
+        f"get_config() omits constructor arguments {missing}; config keys: {sorted(config)}",
     )
     for key, value in init_kwargs.items():
         check.true(key in config, f"get_config() omits init argument {key!r}")
-        if isinstance(value, (bool, int, float, str)) and not _scalar_matches(
-            config[key], value
-        ):
+        if isinstance(value, (bool, int, float, str)) and not _scalar_matches(config[key], value):
             check.fail(
                 f"get_config()[{key!r}]={config[key]!r} differs from the "
                 f"constructor argument {key}={value!r}"
@@ -647,11 +620,7 @@ def run_layer_test(
     if expected_dtypes is not None:
         check.check = "eager call vs expected_output_dtype"
         check_dtypes(eager_outputs, expected_dtypes, "expected_output_dtype")
-    float_outputs = [
-        index
-        for index, dtype in enumerate(symbolic_dtypes)
-        if _is_float(dtype)
-    ]
+    float_outputs = [index for index, dtype in enumerate(symbolic_dtypes) if _is_float(dtype)]
     check.check = "eager call: finite outputs"
     for index in float_outputs:
         values = _as_comparable(to_numpy(_flatten_outputs(eager_outputs)[index]))
@@ -671,25 +640,18 @@ def run_layer_test(
         ]
         outputs = _flatten_outputs(call_layer(layer, layer_inputs))
         outputs = [outputs[index] for index in float_outputs]
-        model = keras.Model(
-            as_inputs(model_inputs), outputs if len(outputs) > 1 else outputs[0]
-        )
+        model = keras.Model(as_inputs(model_inputs), outputs if len(outputs) > 1 else outputs[0])
         rng = np.random.default_rng(1)
-        targets = [
-            rng.standard_normal(tuple(o.shape)).astype("float32") for o in outputs
-        ]
+        targets = [rng.standard_normal(tuple(o.shape)).astype("float32") for o in outputs]
         before = [to_numpy(w).copy() for w in model.trainable_weights]
         try:
-            fit_one_step(
-                model, as_inputs(arrays), targets if len(targets) > 1 else targets[0]
-            )
+            fit_one_step(model, as_inputs(arrays), targets if len(targets) > 1 else targets[0])
         except AssertionError as error:
             check.fail(str(error))
         except Exception as error:  # noqa: BLE001
             check.fail(f"fit raised {type(error).__name__}: {error}")
         changed = [
-            not np.array_equal(to_numpy(w), b)
-            for w, b in zip(model.trainable_weights, before)
+            not np.array_equal(to_numpy(w), b) for w, b in zip(model.trainable_weights, before)
         ]
         check.true(
             any(changed),
@@ -767,7 +729,10 @@ def run_layer_test(
         for saved, restored in zip(model.weights, loaded.weights):
             if _is_float(saved.dtype):
                 assert_allclose(
-                    restored, saved, atol=0, rtol=0,
+                    restored,
+                    saved,
+                    atol=0,
+                    rtol=0,
                     msg=f"[{check.name}: {check.check}] weight {saved.path} changed",
                 )
         after = loaded(as_inputs(eager_inputs()), training=False)
@@ -782,7 +747,13 @@ def run_layer_test(
 
 
 def _check_mixed_precision(
-    check, policy, layer, reference_layer, reference, call_eager, call_symbolic,
+    check,
+    policy,
+    layer,
+    reference_layer,
+    reference,
+    call_eager,
+    call_symbolic,
     float32_dtypes,
     compare_values=True,
 ):
@@ -807,8 +778,7 @@ def _check_mixed_precision(
         if "float" in _dtype_name(weight.dtype):
             check.true(
                 _dtype_name(weight.dtype) == "float32",
-                f"variable {weight.path} is {_dtype_name(weight.dtype)}, "
-                "expected float32",
+                f"variable {weight.path} is {_dtype_name(weight.dtype)}, expected float32",
             )
     expected = [compute_dtype if _is_float(d) else d for d in float32_dtypes]
     got_symbolic = [_dtype_name(o.dtype) for o in symbolic]
@@ -850,8 +820,7 @@ def _constructor_args(layer_cls):
     return [
         p.name
         for p in parameters
-        if p.name != "self"
-        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
 
 

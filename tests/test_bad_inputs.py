@@ -32,22 +32,48 @@ def files(tmp_path_factory):
 
 CASES = [
     # (command line, with {root} for the files' folder; words of the message)
-    (["train", "--model", "unet", "--dataset", "shapes", "--output", "{root}/notes.txt"],
-     "output_dir.*notes.txt.*is a file"),
-    (["train", "--model", "unet", "--dataset", "shapes", "--output", "{root}/notes.txt/run"],
-     "output_dir.*cannot be written.*notes.txt.*not a writable folder"),
-    (["train", "--model", "unet", "--dataset", "shapes", "--learning-rate", "inf",
-      "--output", "{root}/run"], "learning_rate.*finite.*inf"),
-    (["train", "--model", "unet", "--dataset", "{root}/empty", "--output", "{root}/run"],
-     "No images found in .*empty"),
-    (["evaluate", "{root}/truncated.keras", "--dataset", "shapes"],
-     "truncated.keras.*not a readable .keras file.*truncated or corrupt"),
-    (["evaluate", "{root}/two_inputs.keras", "--dataset", "shapes"],
-     "two_inputs.keras.*has 2 inputs.*one image input"),
-    (["predict", "{root}/two_inputs.keras", "{root}/empty", "--output", "{root}/out"],
-     "Folder .*empty.*holds no image files"),
-    (["predict", "{root}/two_inputs.keras", "{root}/notes.txt", "--output", "{root}/notes.txt"],
-     "output_dir.*notes.txt.*is a file"),
+    (
+        ["train", "--model", "unet", "--dataset", "shapes", "--output", "{root}/notes.txt"],
+        "output_dir.*notes.txt.*is a file",
+    ),
+    (
+        ["train", "--model", "unet", "--dataset", "shapes", "--output", "{root}/notes.txt/run"],
+        "output_dir.*cannot be written.*notes.txt.*not a writable folder",
+    ),
+    (
+        [
+            "train",
+            "--model",
+            "unet",
+            "--dataset",
+            "shapes",
+            "--learning-rate",
+            "inf",
+            "--output",
+            "{root}/run",
+        ],
+        "learning_rate.*finite.*inf",
+    ),
+    (
+        ["train", "--model", "unet", "--dataset", "{root}/empty", "--output", "{root}/run"],
+        "No images found in .*empty",
+    ),
+    (
+        ["evaluate", "{root}/truncated.keras", "--dataset", "shapes"],
+        "truncated.keras.*not a readable .keras file.*truncated or corrupt",
+    ),
+    (
+        ["evaluate", "{root}/two_inputs.keras", "--dataset", "shapes"],
+        "two_inputs.keras.*has 2 inputs.*one image input",
+    ),
+    (
+        ["predict", "{root}/two_inputs.keras", "{root}/empty", "--output", "{root}/out"],
+        "Folder .*empty.*holds no image files",
+    ),
+    (
+        ["predict", "{root}/two_inputs.keras", "{root}/notes.txt", "--output", "{root}/notes.txt"],
+        "output_dir.*notes.txt.*is a file",
+    ),
 ]
 
 
@@ -70,4 +96,7 @@ def test_predict_takes_a_folder_of_images(files, tmp_path):
     for name in ("b.png", "a.jpg", "notes.txt"):
         (folder / name).write_bytes(PNG)
     assert _image_files([str(folder), str(files / "x.png")]) == [
-        str(folder / "a.jpg"), str(folder / "b.png"), str(files / "x.png")]
+        str(folder / "a.jpg"),
+        str(folder / "b.png"),
+        str(files / "x.png"),
+    ]

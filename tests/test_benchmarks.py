@@ -73,7 +73,9 @@ def test_counts_classes_sizes_and_mask_values(written, name):
             assert sorted(os.listdir(folder)) == ["images", "masks"]
             images = [folder / "images" / f for f in os.listdir(folder / "images")]
             masks = sorted(os.listdir(folder / "masks"))
-            assert masks == sorted(f.replace(extension, ".png") for f in os.listdir(folder / "images"))
+            assert masks == sorted(
+                f.replace(extension, ".png") for f in os.listdir(folder / "images")
+            )
             values = set()
             for mask in masks:
                 with Image.open(folder / "masks" / mask) as file:
@@ -138,29 +140,39 @@ def test_groups():
     assert list(GROUPS) == ["round1", "heldout2", "heldout3"]
     assert GROUPS["round1"] == ("textures", "polygons", "cells", "voronoi", "roads")
     assert generated_data.DEFAULT_GROUP == "heldout3"
-    for group, brief, earlier in (("heldout2", HELDOUT2_BRIEF, ["round1"]),
-                                  ("heldout3", HELDOUT3_BRIEF, ["round1", "heldout2"])):
+    for group, brief, earlier in (
+        ("heldout2", HELDOUT2_BRIEF, ["round1"]),
+        ("heldout3", HELDOUT3_BRIEF, ["round1", "heldout2"]),
+    ):
         assert set(GROUPS[group]) == set(brief)
         earlier_names = [n for g in earlier for n in GROUPS[g]]
         earlier_classes = {DATASETS[n].class_names for n in earlier_names}
         earlier_draw = {DATASETS[n].draw for n in earlier_names}
         for name in GROUPS[group]:
             dataset = DATASETS[name]
-            assert dataset.class_names not in earlier_classes and dataset.draw not in earlier_draw, name
+            assert (
+                dataset.class_names not in earlier_classes and dataset.draw not in earlier_draw
+            ), name
             task, sizes, classes, train = brief[name]
             assert dataset.task == task and dataset.image_size in sizes, name
             assert dataset.num_classes in classes and dataset.split_sizes["train"] in train, name
-            assert dataset.task == "classification" or dataset.image_size % 8 == 0, name  # U-Net depth 3
+            assert dataset.task == "classification" or dataset.image_size % 8 == 0, (
+                name
+            )  # U-Net depth 3
         layouts = [tuple(DATASETS[n].split_sizes) for n in GROUPS[group]]
         assert ("train", "test") in layouts and ("train", "val", "test") in layouts, group
         assert set(GROUPS[group]) <= set(defaults.EPOCHS), group
     # heldout3 varies image size and class count within the group.
     heldout3 = [DATASETS[n] for n in GROUPS["heldout3"]]
-    assert len({d.image_size for d in heldout3}) >= 4 and len({d.num_classes for d in heldout3}) == 5
+    assert (
+        len({d.image_size for d in heldout3}) >= 4 and len({d.num_classes for d in heldout3}) == 5
+    )
     # Every group has a data set of each task for --quick.
     for group in GROUPS:
         assert [DATASETS[n].task for n in defaults.quick_datasets(group)] == [
-            "classification", "segmentation"]
+            "classification",
+            "segmentation",
+        ]
     assert defaults.quick_datasets("round1") == ("textures", "voronoi")
     assert defaults.quick_datasets("heldout3") == ("gauges", "clouds")
 
@@ -191,7 +203,20 @@ def test_heldout2_details(written):
     assert 0.003 < crack / total < 0.1
     font = generated_data._font(40)
     assert font.getbbox("A")[3] - font.getbbox("A")[1] > 20  # really 40 pixels, not a bitmap font
-    assert set(generated_data.GLYPHS.values()) == {"A", "F", "G", "K", "M", "R", "2", "4", "7", "&", "?", "#"}
+    assert set(generated_data.GLYPHS.values()) == {
+        "A",
+        "F",
+        "G",
+        "K",
+        "M",
+        "R",
+        "2",
+        "4",
+        "7",
+        "&",
+        "?",
+        "#",
+    }
 
 
 def test_heldout3_details(written):
@@ -266,10 +291,22 @@ def test_table_and_json_from_runs(tmp_path, monkeypatch, capsys):
     script.chmod(0o755)
     monkeypatch.setattr(defaults, "KERAS_CVLEC", str(script))
     output = tmp_path / "results.json"
-    code = defaults.main([
-        "--quick", "--datasets", "textures", "cells", "roads", "--work-dir", str(tmp_path / "work"),
-        "--output-json", str(output), "--tuned-learning-rates", "0.001", "0.003",
-    ])
+    code = defaults.main(
+        [
+            "--quick",
+            "--datasets",
+            "textures",
+            "cells",
+            "roads",
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--output-json",
+            str(output),
+            "--tuned-learning-rates",
+            "0.001",
+            "0.003",
+        ]
+    )
     assert code == 1  # a run failed
     results = json.loads(output.read_text())
     rows = {row["dataset"]: row for row in results["rows"]}
@@ -280,10 +317,15 @@ def test_table_and_json_from_runs(tmp_path, monkeypatch, capsys):
     assert textures["tuned"]["score"] == pytest.approx(0.7)
     assert textures["default"]["score"] == pytest.approx(0.65)
     assert textures["difference_points"] == pytest.approx(-5.0)
-    assert "--learning-rate 0.003 --recipe-options randaugment_magnitude=0" in textures["tuned"]["command"]
+    assert (
+        "--learning-rate 0.003 --recipe-options randaugment_magnitude=0"
+        in textures["tuned"]["command"]
+    )
     assert "--learning-rate" not in textures["default"]["command"]
     assert textures["layout"] == "train+test" and textures["train_images"] == defaults.QUICK_IMAGES
-    assert cells["default"]["split"] == "validation" and cells["default"]["score"] == pytest.approx(0.7)
+    assert cells["default"]["split"] == "validation" and cells["default"]["score"] == pytest.approx(
+        0.7
+    )
     assert roads["default"]["returncode"] == 1 and roads["difference_points"] is None
     assert "--model unet --model-options filters=16 depth=3" in roads["tuned"]["command"]
     assert results["target_missed"] == ["textures", "cells", "roads"]
@@ -294,8 +336,20 @@ def test_table_and_json_from_runs(tmp_path, monkeypatch, capsys):
     assert "| -5.0 |" in table[1] and "0.7000 (val)" in table[2] and "failed (exit 1)" in table[3]
     assert "MISSED on textures, cells, roads" in printed
     # Without --tuned-learning-rates: half and twice the default run's rate.
-    assert defaults.main(["--quick", "--datasets", "textures", "--work-dir", str(tmp_path / "work2"),
-                          "--output-json", str(output)]) == 0  # --quick: no target
+    assert (
+        defaults.main(
+            [
+                "--quick",
+                "--datasets",
+                "textures",
+                "--work-dir",
+                str(tmp_path / "work2"),
+                "--output-json",
+                str(output),
+            ]
+        )
+        == 0
+    )  # --quick: no target
     (row,) = json.loads(output.read_text())["rows"]
     assert [run["learning_rate"] for run in row["tuned_runs"]] == [0.002, 0.008]
     assert row["tuned"]["learning_rate"] == 0.008
@@ -309,9 +363,24 @@ def test_seeds_are_averaged(tmp_path, monkeypatch, capsys):
     script.chmod(0o755)
     monkeypatch.setattr(defaults, "KERAS_CVLEC", str(script))
     output = tmp_path / "results.json"
-    assert defaults.main(["--datasets", "textures", "--quick", "--seeds", "3", "--work-dir",
-                          str(tmp_path / "work"), "--output-json", str(output),
-                          "--tuned-learning-rates", "0.001"]) == 0
+    assert (
+        defaults.main(
+            [
+                "--datasets",
+                "textures",
+                "--quick",
+                "--seeds",
+                "3",
+                "--work-dir",
+                str(tmp_path / "work"),
+                "--output-json",
+                str(output),
+                "--tuned-learning-rates",
+                "0.001",
+            ]
+        )
+        == 0
+    )
     (row,) = json.loads(output.read_text())["rows"]
     # The fake scores 0.7 + 0.01 * seed (default) on validation, 0.05 less on test.
     assert row["default"]["scores"] == pytest.approx([0.65, 0.66, 0.67])
@@ -319,8 +388,11 @@ def test_seeds_are_averaged(tmp_path, monkeypatch, capsys):
     assert row["tuned"]["validation_score"] == pytest.approx(0.66)  # 0.6 + 50 * 0.001 + 0.01
     assert row["difference_points"] == pytest.approx(5.0)  # 0.66 - 0.61
     assert sorted(os.listdir(tmp_path / "work" / "runs")) == sorted(
-        f"textures-{kind}-seed{seed}{suffix}" for kind in ("default", "tuned-lr0.001")
-        for seed in range(3) for suffix in ("", ".log"))
+        f"textures-{kind}-seed{seed}{suffix}"
+        for kind in ("default", "tuned-lr0.001")
+        for seed in range(3)
+        for suffix in ("", ".log")
+    )
     assert "| 0.6600 ± 0.0100 |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         defaults.main(["--seeds", "0"])
@@ -336,8 +408,22 @@ def test_quick_run_with_the_cli(tmp_path):
     two real `keras-cvlec train` runs use every flag the benchmark passes
     (the segmentation runs use a subset)."""
     output = tmp_path / "results.json"
-    assert defaults.main(["--quick", "--datasets", "textures", "--work-dir", str(tmp_path / "work"),
-                          "--output-json", str(output), "--tuned-learning-rates", "2e-3"]) == 0
+    assert (
+        defaults.main(
+            [
+                "--quick",
+                "--datasets",
+                "textures",
+                "--work-dir",
+                str(tmp_path / "work"),
+                "--output-json",
+                str(output),
+                "--tuned-learning-rates",
+                "2e-3",
+            ]
+        )
+        == 0
+    )
     (row,) = json.loads(output.read_text())["rows"]
     assert row["dataset"] == "textures"
     for run in (row["default"], row["tuned"]):
@@ -366,10 +452,23 @@ def test_mutation_catalogue_is_in_step_with_the_code(tmp_path):
         mutation.apply(mutant, str(tmp_path / mutant.id))
         compile(copy.read_text(), mutant.path, "exec")
     paths = [mutant.path for mutant in mutants]
-    for part in ("layers/", "losses.py", "metrics.py", "models/", "training/recipes.py",
-                 "training/optimizer.py", "data/augmentation.py", "export/verify.py",
-                 "utils/flops.py"):
+    for part in (
+        "layers/",
+        "losses.py",
+        "metrics.py",
+        "models/",
+        "training/recipes.py",
+        "training/optimizer.py",
+        "data/augmentation.py",
+        "export/verify.py",
+        "utils/flops.py",
+    ):
         assert any(path.startswith("keras_cvlec/" + part) for path in paths), part
     # The blind spots of issue 17 stay in the catalogue.
-    assert {"unpool-cf-upsample-width", "run-optimizer-unscaled-lr", "unet-skip-order",
-            "verify-mean-difference", "mask-rotated-bilinear"} <= set(ids)
+    assert {
+        "unpool-cf-upsample-width",
+        "run-optimizer-unscaled-lr",
+        "unet-skip-order",
+        "verify-mean-difference",
+        "mask-rotated-bilinear",
+    } <= set(ids)

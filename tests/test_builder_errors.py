@@ -22,15 +22,35 @@ RESNET_FILE = "{}_weights_tf_dim_ordering_tf_kernels{}.h5"
 # (builder, kwargs, keras.applications model, URL folder, cached file name)
 IMAGENET_CASES = [
     (keras_cvlec.build_resnet, dict(), "ResNet50", "resnet", RESNET_FILE.format("resnet50", "")),
-    (keras_cvlec.build_resnet, dict(variant="resnet101", version="v2", include_top=False),
-     "ResNet101V2", "resnet", RESNET_FILE.format("resnet101v2", "_notop")),
+    (
+        keras_cvlec.build_resnet,
+        dict(variant="resnet101", version="v2", include_top=False),
+        "ResNet101V2",
+        "resnet",
+        RESNET_FILE.format("resnet101v2", "_notop"),
+    ),
     (keras_cvlec.build_convnext, dict(), "ConvNeXtTiny", "convnext", "convnext_tiny.h5"),
-    (keras_cvlec.build_convnext, dict(variant="xlarge", include_top=False),
-     "ConvNeXtXLarge", "convnext", "convnext_xlarge_notop.h5"),
-    (keras_cvlec.build_unet, dict(backbone="resnet50", input_shape=(64, 64, 3), filters=8),
-     "ResNet50", "resnet", RESNET_FILE.format("resnet50", "_notop")),
-    (keras_cvlec.build_unet, dict(backbone="convnext_small", input_shape=(64, 64, 3), filters=8),
-     "ConvNeXtSmall", "convnext", "convnext_small_notop.h5"),
+    (
+        keras_cvlec.build_convnext,
+        dict(variant="xlarge", include_top=False),
+        "ConvNeXtXLarge",
+        "convnext",
+        "convnext_xlarge_notop.h5",
+    ),
+    (
+        keras_cvlec.build_unet,
+        dict(backbone="resnet50", input_shape=(64, 64, 3), filters=8),
+        "ResNet50",
+        "resnet",
+        RESNET_FILE.format("resnet50", "_notop"),
+    ),
+    (
+        keras_cvlec.build_unet,
+        dict(backbone="convnext_small", input_shape=(64, 64, 3), filters=8),
+        "ConvNeXtSmall",
+        "convnext",
+        "convnext_small_notop.h5",
+    ),
 ]
 
 
@@ -84,30 +104,54 @@ HINT = "The axes look like"
 # (builder, kwargs, error regex); an axis-order hint only where it fits.
 INPUT_SHAPE_CASES = [
     # Smaller than the total stride.
-    (keras_cvlec.build_convnext, dict(input_shape=(16, 16, 3)),
-     r"at least 32, the network's total stride. Received: input_shape=\(16, 16, 3\) "
-     r"with data_format='channels_last'$"),
-    (keras_cvlec.build_resnet, dict(input_shape=(64, 16, 3), filters=8),
-     r"at least 32.*input_shape=\(64, 16, 3\)"),
-    (keras_cvlec.build_convnext, dict(input_shape=(3, 16, 16), **CHANNELS_FIRST),
-     r"at least 32.*input_shape=\(3, 16, 16\) with data_format='channels_first'$"),
+    (
+        keras_cvlec.build_convnext,
+        dict(input_shape=(16, 16, 3)),
+        r"at least 32, the network's total stride. Received: input_shape=\(16, 16, 3\) "
+        r"with data_format='channels_last'$",
+    ),
+    (
+        keras_cvlec.build_resnet,
+        dict(input_shape=(64, 16, 3), filters=8),
+        r"at least 32.*input_shape=\(64, 16, 3\)",
+    ),
+    (
+        keras_cvlec.build_convnext,
+        dict(input_shape=(3, 16, 16), **CHANNELS_FIRST),
+        r"at least 32.*input_shape=\(3, 16, 16\) with data_format='channels_first'$",
+    ),
     # (height, width, channels) under channels_first, and the reverse.
-    (keras_cvlec.build_convnext, dict(input_shape=(64, 64, 3), **CHANNELS_FIRST),
-     r"at least 32.*input_shape=\(64, 64, 3\).*The axes look like \(height, width, "
-     r"channels\): data_format='channels_first' takes \(channels, height, width\), "
-     r"e.g. input_shape=\(3, 64, 64\)"),
-    (keras_cvlec.build_resnet, dict(input_shape=(224, 160, 4), filters=8, **CHANNELS_FIRST),
-     r"The axes look like \(height, width, channels\).*input_shape=\(4, 224, 160\)"),
-    (keras_cvlec.build_resnet, dict(input_shape=(3, 64, 64), filters=8),
-     r"at least 32.*input_shape=\(3, 64, 64\).*The axes look like \(channels, height, "
-     r"width\): data_format='channels_last' takes \(height, width, channels\), "
-     r"e.g. input_shape=\(64, 64, 3\)"),
-    (keras_cvlec.build_unet, dict(input_shape=(64, 64, 3), depth=4, filters=4, **CHANNELS_FIRST),
-     r"`depth`=4 is too large for input_shape=\(64, 64, 3\).*total stride 16.*The axes look "
-     r"like \(height, width, channels\).*e.g. input_shape=\(3, 64, 64\)"),
-    (keras_cvlec.build_unet, dict(input_shape=(None, None, 1), filters=8, **CHANNELS_FIRST),
-     r"channel dimension.*int >= 1.*input_shape=\(None, None, 1\).*The axes look like "
-     r"\(height, width, channels\).*e.g. input_shape=\(1, None, None\)"),
+    (
+        keras_cvlec.build_convnext,
+        dict(input_shape=(64, 64, 3), **CHANNELS_FIRST),
+        r"at least 32.*input_shape=\(64, 64, 3\).*The axes look like \(height, width, "
+        r"channels\): data_format='channels_first' takes \(channels, height, width\), "
+        r"e.g. input_shape=\(3, 64, 64\)",
+    ),
+    (
+        keras_cvlec.build_resnet,
+        dict(input_shape=(224, 160, 4), filters=8, **CHANNELS_FIRST),
+        r"The axes look like \(height, width, channels\).*input_shape=\(4, 224, 160\)",
+    ),
+    (
+        keras_cvlec.build_resnet,
+        dict(input_shape=(3, 64, 64), filters=8),
+        r"at least 32.*input_shape=\(3, 64, 64\).*The axes look like \(channels, height, "
+        r"width\): data_format='channels_last' takes \(height, width, channels\), "
+        r"e.g. input_shape=\(64, 64, 3\)",
+    ),
+    (
+        keras_cvlec.build_unet,
+        dict(input_shape=(64, 64, 3), depth=4, filters=4, **CHANNELS_FIRST),
+        r"`depth`=4 is too large for input_shape=\(64, 64, 3\).*total stride 16.*The axes look "
+        r"like \(height, width, channels\).*e.g. input_shape=\(3, 64, 64\)",
+    ),
+    (
+        keras_cvlec.build_unet,
+        dict(input_shape=(None, None, 1), filters=8, **CHANNELS_FIRST),
+        r"channel dimension.*int >= 1.*input_shape=\(None, None, 1\).*The axes look like "
+        r"\(height, width, channels\).*e.g. input_shape=\(1, None, None\)",
+    ),
 ]
 
 

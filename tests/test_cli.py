@@ -26,7 +26,9 @@ def test_info_compare_side_by_side(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[1].split() == ["resnet18", "convnext_atto"]
     params = out[2].split()[1:]
-    assert params == [f"{keras_cvlec.build_model(n).count_params():,}" for n in ("resnet18", "convnext_atto")]
+    assert params == [
+        f"{keras_cvlec.build_model(n).count_params():,}" for n in ("resnet18", "convnext_atto")
+    ]
     assert out[3].startswith("GMACs at 32x32")
 
 

@@ -35,14 +35,16 @@ def pet_mock(num_examples):
 
     def as_dataset(self, *args, **kwargs):
         rng = np.random.default_rng(0)
-        return tf.data.Dataset.from_tensor_slices({
-            "image": rng.integers(0, 256, (num_examples, 20, 24, 3), "uint8"),
-            "segmentation_mask": rng.integers(1, 4, (num_examples, 20, 24, 1), "uint8"),
-            "label": rng.integers(0, 37, num_examples),
-            "species": np.zeros(num_examples, "int64"),
-            "file_name": [f"pet{i}.jpg" for i in range(num_examples)],
-            "head_bbox": np.zeros((num_examples, 4), "float32"),
-        })
+        return tf.data.Dataset.from_tensor_slices(
+            {
+                "image": rng.integers(0, 256, (num_examples, 20, 24, 3), "uint8"),
+                "segmentation_mask": rng.integers(1, 4, (num_examples, 20, 24, 1), "uint8"),
+                "label": rng.integers(0, 37, num_examples),
+                "species": np.zeros(num_examples, "int64"),
+                "file_name": [f"pet{i}.jpg" for i in range(num_examples)],
+                "head_bbox": np.zeros((num_examples, 4), "float32"),
+            }
+        )
 
     return tfds.testing.mock_data(as_dataset_fn=as_dataset)
 
@@ -60,7 +62,10 @@ CASES = {
     "train_unet_oxford_pets": (UNET + ["--image-size", "16"], pet_mock, 16, (16, 16, 3)),
     "train_resnet_cifar10": (["--image-size", "32", "--filters", "8"], cifar_mock, 32, (10,)),
     "train_convnext_cifar10": (
-        ["--variant", "atto", "--drop-path-rate", "0.1", "--image-size", "32"], cifar_mock, 32, (10,)
+        ["--variant", "atto", "--drop-path-rate", "0.1", "--image-size", "32"],
+        cifar_mock,
+        32,
+        (10,),
     ),
 }
 

@@ -312,9 +312,12 @@ def test_bad_inputs(tmp_path, monkeypatch):
         (dict(input_shape=(32, 32, 3)), ValueError, "cannot take"),
         (dict(input_shape=(16, 16)), ValueError, "tuple of 3"),
         (dict(input_shape=(16, 0, 3)), ValueError, "input_shape=\\(16, 0, 3\\)"),
-        (dict(input_shape=(16, 16.0, 3)), TypeError,
-         r"tuple of 3 positive ints or None \(the model's input shape without the batch "
-         r"is \(16, 16, 3\)\)\. Received: input_shape=\(16, 16\.0, 3\)"),
+        (
+            dict(input_shape=(16, 16.0, 3)),
+            TypeError,
+            r"tuple of 3 positive ints or None \(the model's input shape without the batch "
+            r"is \(16, 16, 3\)\)\. Received: input_shape=\(16, 16\.0, 3\)",
+        ),
         (dict(input_shape=(16, True, 3)), TypeError, r"input_shape=\(16, True, 3\)"),
         (dict(sample_inputs=np.zeros((2, 8, 8, 3), "f")), ValueError, "sample_inputs"),
         (dict(sample_inputs=np.zeros((2, 16, 16, 3), "int32")), TypeError, "floating"),

@@ -205,12 +205,15 @@ def test_killed_export_is_cleaned_up(tmp_path, monkeypatch):
         "exporter.export_model(model, sys.argv[1], 'saved_model', verify=False)\n"
     )
     log = tmp_path / "stderr.txt"
-    with open(log, "w") as stderr, subprocess.Popen(
-        [sys.executable, "-c", script, tmp_path / "killed"],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    ) as process:
+    with (
+        open(log, "w") as stderr,
+        subprocess.Popen(
+            [sys.executable, "-c", script, tmp_path / "killed"],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        ) as process,
+    ):
         try:
             assert process.stdout.readline() == "staged\n", log.read_text()
         finally:

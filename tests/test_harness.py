@@ -6,10 +6,9 @@ Each broken layer below has exactly one defect, and the test asserts that
 
 import pathlib
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from tests.harness import (
@@ -26,8 +25,7 @@ pytest_plugins = ["pytester"]
 
 CONFTEST = pathlib.Path(__file__).with_name("conftest.py")
 PACKAGE = "keras_cvlec_harness_tests"
-FAST = dict(run_training_check=False, run_mixed_precision_check=False,
-            run_saving_check=False)
+FAST = dict(run_training_check=False, run_mixed_precision_check=False, run_saving_check=False)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -199,9 +197,7 @@ class GatherScaled(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):
         values, indices = inputs
-        values_shape, indices_shape = self.compute_output_shape(
-            [values.shape, indices.shape]
-        )
+        values_shape, indices_shape = self.compute_output_shape([values.shape, indices.shape])
         return (
             keras.KerasTensor(values_shape, dtype=self.compute_dtype),
             keras.KerasTensor(indices_shape, dtype=indices.dtype),
@@ -332,9 +328,7 @@ def test_wrong_expected_weight_count_fails():
     with pytest.raises(AssertionError, match=r"\[Scale: build\].*trainable weights"):
         run_layer_test(Scale, {}, (2, 4), expected_num_trainable_weights=2, **FAST)
     with pytest.raises(AssertionError, match="non-trainable weights"):
-        run_layer_test(
-            Scale, {}, (2, 4), expected_num_non_trainable_weights=1, **FAST
-        )
+        run_layer_test(Scale, {}, (2, 4), expected_num_non_trainable_weights=1, **FAST)
 
 
 def test_layer_raising_in_call_fails_the_eager_call_check():
@@ -348,9 +342,7 @@ def test_int_output_without_compute_output_spec_fails():
     values = np.ones((2, 3, 4), "float32")
     indices = np.zeros((2, 3, 1), "int32")
     with pytest.raises(AssertionError, match="eager dtype vs symbolic dtype"):
-        run_layer_test(
-            GatherScaledNoSpec, {}, input_data=[values, indices], **FAST
-        )
+        run_layer_test(GatherScaledNoSpec, {}, input_data=[values, indices], **FAST)
 
 
 def test_missing_compute_output_shape_fails():
@@ -361,15 +353,16 @@ def test_missing_compute_output_shape_fails():
 def test_seed_generators_are_counted():
     assert count_seed_generators(ExtraSeedGenerator()) == 2
     with pytest.raises(AssertionError, match="2 seed generators, expected 1"):
-        run_layer_test(
-            ExtraSeedGenerator, {}, (2, 4), expected_num_seed_generators=1, **FAST
-        )
+        run_layer_test(ExtraSeedGenerator, {}, (2, 4), expected_num_seed_generators=1, **FAST)
 
 
 def test_float32_output_under_mixed_precision_fails_and_policy_is_restored():
     with pytest.raises(AssertionError, match="mixed precision.*dtypes"):
         run_layer_test(
-            ForcesFloat32, {}, (2, 4), run_training_check=False,
+            ForcesFloat32,
+            {},
+            (2, 4),
+            run_training_check=False,
             run_saving_check=False,
         )
     assert keras.config.dtype_policy().name == "float32"
@@ -378,7 +371,10 @@ def test_float32_output_under_mixed_precision_fails_and_policy_is_restored():
 def test_float16_variable_under_mixed_precision_fails():
     with pytest.raises(AssertionError, match=r"mixed precision.*expected float32"):
         run_layer_test(
-            Float16Weight, {}, (2, 4), run_training_check=False,
+            Float16Weight,
+            {},
+            (2, 4),
+            run_training_check=False,
             run_saving_check=False,
         )
     assert keras.config.dtype_policy().name == "float32"
@@ -387,7 +383,10 @@ def test_float16_variable_under_mixed_precision_fails():
 def test_non_finite_training_loss_fails():
     with pytest.raises(AssertionError, match=r"training.*not finite"):
         run_layer_test(
-            InfWhenTraining, {}, (2, 4), run_mixed_precision_check=False,
+            InfWhenTraining,
+            {},
+            (2, 4),
+            run_mixed_precision_check=False,
             run_saving_check=False,
         )
 
@@ -395,7 +394,10 @@ def test_non_finite_training_loss_fails():
 def test_layer_blocking_gradients_fails_the_training_check():
     with pytest.raises(AssertionError, match=r"training.*no trainable weight changed"):
         run_layer_test(
-            ZeroGradient, {}, (2, 4), run_mixed_precision_check=False,
+            ZeroGradient,
+            {},
+            (2, 4),
+            run_mixed_precision_check=False,
             run_saving_check=False,
         )
 
@@ -417,7 +419,10 @@ def test_layer_without_xla_support_fails_on_tf_and_jax_trains_on_torch():
 def test_state_lost_in_saving_fails():
     with pytest.raises(AssertionError, match=r"\.keras save/load.*outputs differ"):
         run_layer_test(
-            ForgetsState, {}, (2, 4), run_training_check=False,
+            ForgetsState,
+            {},
+            (2, 4),
+            run_training_check=False,
             run_mixed_precision_check=False,
         )
 

@@ -6,7 +6,11 @@ import pytest
 
 from keras_cvlec import losses
 from tests.harness import (
-    assert_allclose, backend_name, fit_one_step, to_numpy, value_and_gradient,
+    assert_allclose,
+    backend_name,
+    fit_one_step,
+    to_numpy,
+    value_and_gradient,
 )
 
 RNG = np.random.default_rng(0)
@@ -56,9 +60,7 @@ def test_channels_first_axis():
     labels = RNG.integers(0, 3, (2, 4, 5))
     logits = RNG.normal(size=(2, 4, 5, 3)).astype("float32")
     last = losses.SparseCategoricalCrossentropy(label_smoothing=0.1, from_logits=True)
-    first = losses.SparseCategoricalCrossentropy(
-        label_smoothing=0.1, from_logits=True, axis=1
-    )
+    first = losses.SparseCategoricalCrossentropy(label_smoothing=0.1, from_logits=True, axis=1)
     assert_allclose(
         first(labels, np.transpose(logits, (0, 3, 1, 2))), last(labels, logits), atol=1e-6
     )
@@ -122,9 +124,7 @@ def test_dice_loss_matches_numpy():
     labels = RNG.integers(0, 3, (2, 5, 5))
     logits = RNG.normal(size=(2, 5, 5, 3)).astype("float32")
     expected = _numpy_dice_loss(labels, _softmax(logits))
-    assert_allclose(
-        losses.dice_loss(labels, logits, from_logits=True), expected, atol=1e-5
-    )
+    assert_allclose(losses.dice_loss(labels, logits, from_logits=True), expected, atol=1e-5)
     assert_allclose(losses.DiceLoss(from_logits=True)(labels, logits), expected.mean(), atol=1e-5)
     labels[0, 0] = 9
     valid = labels != 9
@@ -165,8 +165,11 @@ def test_crossentropy_dice_combination():
     crossentropy = per_pixel.sum((1, 2)) / valid.sum((1, 2))
     dice = _numpy_dice_loss(np.where(valid, labels, 0), _softmax(logits), valid=valid)
     loss = losses.CrossentropyDiceLoss(
-        crossentropy_weight=0.5, dice_weight=2.0, label_smoothing=0.1,
-        ignore_class=255, from_logits=True,
+        crossentropy_weight=0.5,
+        dice_weight=2.0,
+        label_smoothing=0.1,
+        ignore_class=255,
+        from_logits=True,
     )
     assert_allclose(loss(labels, logits), (0.5 * crossentropy + 2.0 * dice).mean(), atol=1e-5)
 
@@ -284,13 +287,21 @@ def test_bad_labels_in_a_traced_graph_give_nan_where_they_are():
     # (255) and clean ones.
     labels = np.array([[0, 1, 2, 255, 1, 0], [0, 3, -1, 255, 1.5, np.nan]], "float32")
     logits = RNG.normal(size=(2, 6, 3)).astype("float32")
-    pixel_loss = to_numpy(_traced(lambda y, p: losses.sparse_categorical_crossentropy(
-        y, p, from_logits=True, label_smoothing=0.1, ignore_class=255))(labels, logits))
+    pixel_loss = to_numpy(
+        _traced(
+            lambda y, p: losses.sparse_categorical_crossentropy(
+                y, p, from_logits=True, label_smoothing=0.1, ignore_class=255
+            )
+        )(labels, logits)
+    )
     bad = np.array([[0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 1, 1]], bool)
     assert np.isnan(pixel_loss[bad]).all()
     clean = np.where(bad, 0, labels)
-    expected = to_numpy(losses.sparse_categorical_crossentropy(
-        clean, logits, from_logits=True, label_smoothing=0.1, ignore_class=255))
+    expected = to_numpy(
+        losses.sparse_categorical_crossentropy(
+            clean, logits, from_logits=True, label_smoothing=0.1, ignore_class=255
+        )
+    )
     assert_allclose(pixel_loss[~bad], expected[~bad], atol=1e-6)
     for loss in (losses.DiceLoss, losses.CrossentropyDiceLoss):
         loss = loss(from_logits=True, ignore_class=255, reduction=None)
@@ -304,9 +315,13 @@ def test_shape_mismatch_found_at_run_time_gives_nan():
     import tensorflow as tf
 
     loss = losses.SparseCategoricalCrossentropy(from_logits=True)
-    traced = tf.function(loss, input_signature=[
-        tf.TensorSpec((None, None), "int32"), tf.TensorSpec((None, None, 3), "float32")
-    ])
+    traced = tf.function(
+        loss,
+        input_signature=[
+            tf.TensorSpec((None, None), "int32"),
+            tf.TensorSpec((None, None, 3), "float32"),
+        ],
+    )
     # (2, 1) labels broadcast silently against (2, 4) pixels without the check.
     assert np.isnan(float(traced(np.zeros((2, 1), "int32"), np.zeros((2, 4, 3), "float32"))))
     assert np.isfinite(float(traced(np.zeros((2, 4), "int32"), np.zeros((2, 4, 3), "float32"))))

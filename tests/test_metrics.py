@@ -117,9 +117,9 @@ def test_accuracy_leaves_out_void_like_numpy(weights):
     for _ in range(3):
         labels = _void_labels((2, 5, 6), 3)
         logits = RNG.normal(size=(2, 5, 6, 3)).astype("float32")
-        weight = {
-            None: None, "per_image": RNG.random(2), "per_pixel": RNG.random((2, 5, 6))
-        }[weights]
+        weight = {None: None, "per_image": RNG.random(2), "per_pixel": RNG.random((2, 5, 6))}[
+            weights
+        ]
         metric.update_state(labels, logits, sample_weight=weight)
         # Weighted count of correct non-void pixels over their total weight.
         pixel_weight = np.broadcast_to(
@@ -168,8 +168,10 @@ def test_compile_arguments_leave_out_void_in_evaluate():
     conv = keras.layers.Conv2D(num_classes, 1, use_bias=False)
     model = keras.Model(inputs, conv(inputs))
     conv.set_weights([kernel])
-    model.compile(jit_compile=jit_compile_setting(), **compile_arguments(
-        "segmentation", num_classes, ignore_class=255))
+    model.compile(
+        jit_compile=jit_compile_setting(),
+        **compile_arguments("segmentation", num_classes, ignore_class=255),
+    )
     x = RNG.normal(size=(3, 4, 5, 3)).astype("float32")
     labels = _void_labels((3, 4, 5), num_classes)
     labels[1] = 255  # one image is all void
@@ -267,7 +269,8 @@ def test_unscorable_elements_in_compiled_evaluate():
     model = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
     model.compile(
         loss=losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
-        metrics=_metrics(ignore_class=255) + [
+        metrics=_metrics(ignore_class=255)
+        + [
             losses.DiceLoss(from_logits=True, ignore_class=255),
             losses.CrossentropyDiceLoss(from_logits=True, ignore_class=255),
         ],

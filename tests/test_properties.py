@@ -27,7 +27,6 @@ import functools
 
 import numpy as np
 import pytest
-
 from hypothesis import given, settings  # the `test` extra installs it
 from hypothesis import strategies as st
 
@@ -204,9 +203,7 @@ def test_pool_and_unpool_with_unknown_sizes_match_numpy(case):
         pooled, indices = pooling(inputs)
         return pooled, indices, unpool([pooled, indices, inputs])
 
-    pooled, indices, unpooled = [
-        from_format(out, data_format) for out in pool_and_unpool(inputs)
-    ]
+    pooled, indices, unpooled = [from_format(out, data_format) for out in pool_and_unpool(inputs)]
     ref_pooled, ref_indices = numpy_pool_with_argmax(x, pool, stride, padding)
     np.testing.assert_array_equal(pooled, ref_pooled, err_msg="pooled values")
     np.testing.assert_array_equal(indices, ref_indices, err_msg="argmax indices")
@@ -266,14 +263,17 @@ def test_pad_to_multiple_and_crop_back(height, width, multiple, channels, data_f
 UNET_CHANNELS, UNET_CLASSES = 2, 3
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_unet(data_format):
     """Built once per data format (and backend process), with unknown sizes."""
     shape = (None, None, UNET_CHANNELS)
     if data_format == "channels_first":
         shape = (UNET_CHANNELS, None, None)
     return build_unet(
-        input_shape=shape, num_classes=UNET_CLASSES, depth=2, filters=2,
+        input_shape=shape,
+        num_classes=UNET_CLASSES,
+        depth=2,
+        filters=2,
         data_format=data_format,
     )
 
@@ -283,9 +283,11 @@ def tiny_unet(data_format):
 @given(height=st.integers(5, 40), width=st.integers(5, 40))
 def test_unet_output_keeps_any_input_size(data_format, height, width):
     model = tiny_unet(data_format)
-    x = np.random.default_rng(height * 41 + width).standard_normal(
-        (1, height, width, UNET_CHANNELS)
-    ).astype("float32")
+    x = (
+        np.random.default_rng(height * 41 + width)
+        .standard_normal((1, height, width, UNET_CHANNELS))
+        .astype("float32")
+    )
     output = call(lambda inputs: model(inputs, training=False), to_format(x, data_format))
     expected = to_format(np.zeros((1, height, width, UNET_CLASSES)), data_format).shape
     assert tuple(output.shape) == expected

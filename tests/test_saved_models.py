@@ -49,7 +49,9 @@ def test_saved_model_gives_its_cards_metric(name):
     # the Keras metrics that wrote them.
     model = keras.saving.load_model(os.path.join(folder, f"{name}.keras"), compile=False)
     images, targets = shapes_dataset(
-        "test", image_size=run["image_size"][0], task=task,
+        "test",
+        image_size=run["image_size"][0],
+        task=task,
         num_images=run["args"]["num_images"],
     )
     predicted = model.predict(images, batch_size=128, verbose=0).argmax(-1)

@@ -24,10 +24,9 @@ files fail before any build.
 import re
 import warnings
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 import keras_cvlec
 from keras_cvlec.weights import _imagenet_weights_file, from_keras_applications
@@ -45,11 +44,7 @@ LAST_FEATURES = {"ResNet50": "conv5_block3_out", "ResNet50V2": "post_relu"}
 
 
 def _random_images(batch=2, seed=0, size=SIZE):
-    return np.random.default_rng(seed).normal(size=(batch, size, size, 3)).astype(
-        "float32"
-    )
-
-
+    return np.random.default_rng(seed).normal(size=(batch, size, size, 3)).astype("float32")
 
 
 def _snapshot(model):
@@ -125,9 +120,7 @@ def test_transfer_matches_keras_applications(name, zoo):
     assert diff <= 1e-4, f"max abs diff {diff}"
     # Every source weight went somewhere: the sums of all weights agree.
     total = sum(float(np.sum(w)) for w in source.get_weights())
-    assert sum(float(np.sum(w)) for w in model.get_weights()) == pytest.approx(
-        total, rel=1e-6
-    )
+    assert sum(float(np.sum(w)) for w in model.get_weights()) == pytest.approx(total, rel=1e-6)
 
 
 def test_transfer_headless_both_sides(zoo):
@@ -248,7 +241,8 @@ def test_imagenet_weights_files_by_family():
         "resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
     )
     assert _imagenet_weights_file("ConvNeXtBase", True) == (
-        f"{url}convnext/convnext_base.h5", "convnext_base.h5"
+        f"{url}convnext/convnext_base.h5",
+        "convnext_base.h5",
     )
     with pytest.raises(ValueError, match=r"keras.applications.VGG16: supported are ResNet"):
         _imagenet_weights_file("VGG16", True)
@@ -286,8 +280,12 @@ def test_imagenet_weights_come_from_keras_applications(
     monkeypatch.setattr(keras.applications, name, fake_application)
     monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
     model = keras_cvlec.build_resnet(
-        variant, version=version, weights="imagenet", include_top=include_top,
-        classifier_activation=None, data_format=data_format,
+        variant,
+        version=version,
+        weights="imagenet",
+        include_top=include_top,
+        classifier_activation=None,
+        data_format=data_format,
     )
     # The file is downloaded (here: faked) before the build, then loaded by
     # keras.applications.
@@ -342,19 +340,28 @@ def weights_files(tmp_path_factory):
 
 # (file, variant of build_resnet(**SMALL_RESNET), regex after "<path>'")
 BAD_WEIGHTS_FILES = [
-    ("text", "resnet18",
-     r": it is not a readable Keras weights file \(truncated, or not written by "
-     r"`model.save_weights`\): .*file signature not found"),
+    (
+        "text",
+        "resnet18",
+        r": it is not a readable Keras weights file \(truncated, or not written by "
+        r"`model.save_weights`\): .*file signature not found",
+    ),
     ("truncated", "resnet18", r": it is not a readable Keras weights file.*truncated file"),
-    ("resnet18", "resnet34",
-     r" into 'resnet34_v1': the file was saved from another architecture .*\. "
-     r"\d+ of the model's 218 weights do not match: stage1_block3/conv1/kernel "
-     r"\(3, 3, 8, 8\): \(3, 3, 8, 16\) in the file; stage1_block3/conv1/bias "
-     r"\(8,\): \(16,\) in the file; [^;]+ \.\.\.$"),
-    ("resnet18_headless", "resnet18",
-     r" into 'resnet18_v1'.*2 of the model's 122 weights do not match: "
-     r"predictions/kernel \(64, 10\): not in the file; predictions/bias \(10,\): "
-     r"not in the file$"),
+    (
+        "resnet18",
+        "resnet34",
+        r" into 'resnet34_v1': the file was saved from another architecture .*\. "
+        r"\d+ of the model's 218 weights do not match: stage1_block3/conv1/kernel "
+        r"\(3, 3, 8, 8\): \(3, 3, 8, 16\) in the file; stage1_block3/conv1/bias "
+        r"\(8,\): \(16,\) in the file; [^;]+ \.\.\.$",
+    ),
+    (
+        "resnet18_headless",
+        "resnet18",
+        r" into 'resnet18_v1'.*2 of the model's 122 weights do not match: "
+        r"predictions/kernel \(64, 10\): not in the file; predictions/bias \(10,\): "
+        r"not in the file$",
+    ),
 ]
 
 
@@ -374,7 +381,10 @@ def test_weights_file_with_classifier_into_headless_model(weights_files):
     """The file's extra arrays (the classifier) are ignored, as Keras does."""
     paths, models = weights_files
     model = keras_cvlec.build_resnet(
-        "resnet18", include_top=False, filters=8, input_shape=(32, 32, 3),
+        "resnet18",
+        include_top=False,
+        filters=8,
+        input_shape=(32, 32, 3),
         weights=paths["resnet18"],
     )
     source = models["resnet18"]

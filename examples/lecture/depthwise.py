@@ -134,14 +134,18 @@ def main(argv=None):
         args.channels, args.size * args.size
     ).items():
         model = one_layer_model(layers, args.size, args.channels)
-        rows.append({
-            "name": name,
-            "params": int(model.count_params()),
-            "params_formula": params_formula,
-            "macs": int(count_macs(model)),
-            "macs_formula": macs_formula,
-            "train_images_per_s": train_throughput(model, args.batch_size, args.steps, args.seed),
-        })
+        rows.append(
+            {
+                "name": name,
+                "params": int(model.count_params()),
+                "params_formula": params_formula,
+                "macs": int(count_macs(model)),
+                "macs_formula": macs_formula,
+                "train_images_per_s": train_throughput(
+                    model, args.batch_size, args.steps, args.seed
+                ),
+            }
+        )
     by_name = {row["name"]: row for row in rows}
     dense, separable = by_name["dense_7x7"], by_name["depthwise_7x7_pointwise_1x1"]
     convnext, bottleneck = by_name["convnext_block"], by_name["resnet_bottleneck_block"]
@@ -156,7 +160,8 @@ def main(argv=None):
         "separable_over_dense_macs": separable["macs"] / dense["macs"],
         "separable_over_dense_expected": 1 / args.channels + 1 / K**2,
         "separable_over_dense_params": separable["params"] / dense["params"],
-        "separable_over_dense_throughput": separable["train_images_per_s"] / dense["train_images_per_s"],
+        "separable_over_dense_throughput": separable["train_images_per_s"]
+        / dense["train_images_per_s"],
         "convnext_over_bottleneck_macs": convnext["macs"] / bottleneck["macs"],
         "convnext_over_bottleneck_params": convnext["params"] / bottleneck["params"],
     }
@@ -167,18 +172,26 @@ def main(argv=None):
         "separable_ratio_is_1_over_c_plus_1_over_k2": separable["macs"] * args.channels * K**2
         == dense["macs"] * (K**2 + args.channels),
     }
-    plot(png_path, rows, f"{args.size}x{args.size}x{args.channels}, "
-         f"{results['backend']} backend, batch {args.batch_size}")
+    plot(
+        png_path,
+        rows,
+        f"{args.size}x{args.size}x{args.channels}, "
+        f"{results['backend']} backend, batch {args.batch_size}",
+    )
     write_json(json_path, results)
 
     print(f"{args.size}x{args.size}x{args.channels} on {results['backend']}:")
     for row in rows:
-        print(f"  {row['name']:28s} {row['params']:>10,d} params {row['macs']:>15,d} MACs "
-              f"{row['train_images_per_s']:8.1f} train images/s")
-    print(f"depthwise+pointwise / dense: MACs {results['separable_over_dense_macs']:.4f} "
-          f"(1/C + 1/k^2 = {results['separable_over_dense_expected']:.4f}), train speed "
-          f"x{results['separable_over_dense_throughput']:.1f}; ConvNeXt / bottleneck MACs "
-          f"{results['convnext_over_bottleneck_macs']:.2f}")
+        print(
+            f"  {row['name']:28s} {row['params']:>10,d} params {row['macs']:>15,d} MACs "
+            f"{row['train_images_per_s']:8.1f} train images/s"
+        )
+    print(
+        f"depthwise+pointwise / dense: MACs {results['separable_over_dense_macs']:.4f} "
+        f"(1/C + 1/k^2 = {results['separable_over_dense_expected']:.4f}), train speed "
+        f"x{results['separable_over_dense_throughput']:.1f}; ConvNeXt / bottleneck MACs "
+        f"{results['convnext_over_bottleneck_macs']:.2f}"
+    )
     return report_checks(results, png_path, json_path)
 
 

@@ -53,9 +53,7 @@ def keras_activation(fn, x, **kwargs):
 def monte_carlo(points, samples, seed):
     """E[x * 1[Z <= x]] for every x in `points`, Z ~ N(0, 1), and its standard error."""
     rng = np.random.default_rng(seed)
-    estimates = np.array(
-        [x * np.mean(rng.standard_normal(samples) <= x) for x in points]
-    )
+    estimates = np.array([x * np.mean(rng.standard_normal(samples) <= x) for x in points])
     p = phi_cdf(points)
     standard_errors = np.abs(points) * np.sqrt(p * (1.0 - p) / samples)
     return estimates, standard_errors
@@ -67,8 +65,15 @@ def plot(path, x, exact, approx, relu, mc_points, mc, mc_se):
     ax.plot(x, relu, label="ReLU", color="gray", linestyle="--")
     ax.plot(x, exact, label="GELU (exact, x Φ(x))", color="C0")
     ax.plot(x, approx, label="GELU (tanh approximation)", color="C1", linestyle=":")
-    ax.errorbar(mc_points, mc, yerr=4 * mc_se, fmt="o", color="C3", markersize=4,
-                label="Monte Carlo E[x·1[Z≤x]] ± 4 SE")
+    ax.errorbar(
+        mc_points,
+        mc,
+        yerr=4 * mc_se,
+        fmt="o",
+        color="C3",
+        markersize=4,
+        label="Monte Carlo E[x·1[Z≤x]] ± 4 SE",
+    )
     ax.set_title("GELU, ReLU and the stochastic reading")
     ax.set_xlabel("x")
     ax.legend(fontsize=8)
@@ -125,8 +130,11 @@ def main(argv=None):
         },
     }
     results["checks"] = {
-        "keras_exact_matches_erf_reference": results["keras_exact_vs_erf_reference_max_abs_error"] < 1e-5,
-        "tanh_approximation_error_in_0_1e-3": 0.0 < results["tanh_approximation_max_abs_error"] < 1e-3,
+        "keras_exact_matches_erf_reference": results["keras_exact_vs_erf_reference_max_abs_error"]
+        < 1e-5,
+        "tanh_approximation_error_in_0_1e-3": 0.0
+        < results["tanh_approximation_max_abs_error"]
+        < 1e-3,
         "relu_gap_at_4_below_1e-3": results["gelu_relu_gap_at_abs_x_4"] < 1e-3,
         "relu_gap_larger_near_0_than_beyond_3": results["gelu_relu_max_gap_abs_x_le_1"]
         > 10 * results["gelu_relu_max_gap_abs_x_ge_3"],
@@ -135,16 +143,22 @@ def main(argv=None):
     plot(png_path, x, exact, approx, relu, mc_points, mc, mc_se)
     write_json(json_path, results)
 
-    print(f"backend {results['backend']}: exact GELU vs erf reference "
-          f"{results['keras_exact_vs_erf_reference_max_abs_error']:.1e}, "
-          f"tanh approximation max error {results['tanh_approximation_max_abs_error']:.2e} "
-          f"(at |x| = {results['tanh_approximation_argmax_abs_x']:.2f})")
-    print(f"|GELU - ReLU|: max {results['gelu_relu_max_gap_abs_x_le_1']:.3f} for |x| <= 1, "
-          f"{results['gelu_relu_max_gap_abs_x_ge_3']:.1e} for |x| >= 3, "
-          f"{results['gelu_relu_gap_at_abs_x_4']:.1e} at |x| = 4")
-    print(f"Monte Carlo ({args.mc_samples} samples a point): max deviation "
-          f"{results['monte_carlo']['max_abs_deviation']:.1e} = "
-          f"{results['monte_carlo']['max_deviation_in_standard_errors']:.2f} standard errors")
+    print(
+        f"backend {results['backend']}: exact GELU vs erf reference "
+        f"{results['keras_exact_vs_erf_reference_max_abs_error']:.1e}, "
+        f"tanh approximation max error {results['tanh_approximation_max_abs_error']:.2e} "
+        f"(at |x| = {results['tanh_approximation_argmax_abs_x']:.2f})"
+    )
+    print(
+        f"|GELU - ReLU|: max {results['gelu_relu_max_gap_abs_x_le_1']:.3f} for |x| <= 1, "
+        f"{results['gelu_relu_max_gap_abs_x_ge_3']:.1e} for |x| >= 3, "
+        f"{results['gelu_relu_gap_at_abs_x_4']:.1e} at |x| = 4"
+    )
+    print(
+        f"Monte Carlo ({args.mc_samples} samples a point): max deviation "
+        f"{results['monte_carlo']['max_abs_deviation']:.1e} = "
+        f"{results['monte_carlo']['max_deviation_in_standard_errors']:.2f} standard errors"
+    )
     return report_checks(results, png_path, json_path)
 
 

@@ -20,9 +20,7 @@ NOT_CLAIMS = {"run_all.py", "lecture_common.py"}
 
 def claim_scripts():
     return sorted(
-        name[:-3]
-        for name in os.listdir(HERE)
-        if name.endswith(".py") and name not in NOT_CLAIMS
+        name[:-3] for name in os.listdir(HERE) if name.endswith(".py") and name not in NOT_CLAIMS
     )
 
 
@@ -33,8 +31,12 @@ def main(argv=None):
     times, failed = {}, []
     for claim in claim_scripts():
         print(f"=== {claim} ===", flush=True)
-        command = [sys.executable, os.path.join(HERE, f"{claim}.py"),
-                   "--out", os.path.join(args.out, claim)]
+        command = [
+            sys.executable,
+            os.path.join(HERE, f"{claim}.py"),
+            "--out",
+            os.path.join(args.out, claim),
+        ]
         start = time.perf_counter()
         if subprocess.run(command).returncode:
             failed.append(claim)

@@ -163,7 +163,12 @@ def _geometric_layers(flip, translation, zoom, rotation):
     if flip is not None:
         layers.append((keras.layers.RandomFlip, {"mode": check_choice("flip", flip, FLIP_MODES)}))
     if check_float("translation", translation, 0.0):
-        layers.append((keras.layers.RandomTranslation, {"height_factor": translation, "width_factor": translation}))
+        layers.append(
+            (
+                keras.layers.RandomTranslation,
+                {"height_factor": translation, "width_factor": translation},
+            )
+        )
     if check_float("zoom", zoom, 0.0):
         layers.append((keras.layers.RandomZoom, {"height_factor": (-zoom, zoom)}))
     if check_float("rotation", rotation, 0.0):
@@ -266,7 +271,10 @@ def classification_augmentation(
     if check_positive_int("rand_augment_ops", rand_augment_ops, minimum=0):
         factor = check_float("rand_augment_factor", rand_augment_factor, 0.0)
         layers.append(
-            (keras.layers.RandAugment, {"value_range": (0.0, 1.0), "num_ops": rand_augment_ops, "factor": factor})
+            (
+                keras.layers.RandAugment,
+                {"value_range": (0.0, 1.0), "num_ops": rand_augment_ops, "factor": factor},
+            )
         )
     if check_float("cutmix_alpha", cutmix_alpha, 0.0):
         layers.append((keras.layers.CutMix, {"factor": cutmix_alpha}))

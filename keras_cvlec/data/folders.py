@@ -324,7 +324,9 @@ def _infer_num_classes(folder, masks, scans, ignore_class):
     return classes[-1] + 1
 
 
-def _segmentation_examples(layout, split, num_classes, ignore_class, skip_bad_files, num_images, seed):
+def _segmentation_examples(
+    layout, split, num_classes, ignore_class, skip_bad_files, num_images, seed
+):
     """`((image paths, mask paths), num_classes)` of `split`, scanned and
     checked."""
     train_folder = layout["train"][0]
@@ -373,7 +375,11 @@ def _segmentation_examples(layout, split, num_classes, ignore_class, skip_bad_fi
 
 def _class_names(folder):
     """The sorted sub-folder names of `folder`, hidden ones left out."""
-    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
+    return sorted(
+        entry.name
+        for entry in os.scandir(folder)
+        if entry.is_dir() and not entry.name.startswith(".")
+    )
 
 
 def _class_files(folder, class_names):
@@ -383,7 +389,9 @@ def _class_files(folder, class_names):
     for label, name in enumerate(class_names):
         for root, folders, names in os.walk(os.path.join(folder, name)):
             folders[:] = sorted(f for f in folders if not f.startswith("."))
-            files = [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(IMAGE_EXTENSIONS)]
+            files = [
+                os.path.join(root, n) for n in sorted(names) if n.lower().endswith(IMAGE_EXTENSIONS)
+            ]
             paths += files
             labels += [label] * len(files)
     return paths, np.array(labels, "int32")
@@ -399,7 +407,9 @@ def _classification_examples(layout, split, num_classes, skip_bad_files, num_ima
             f"Folder {train_folder!r} has images but no class sub-folders: put them in "
             "one sub-folder per class, or in images/ with their masks in masks/."
         )
-    if num_classes is not None and check_positive_int("num_classes", num_classes, minimum=2) != len(class_names):
+    if num_classes is not None and check_positive_int("num_classes", num_classes, minimum=2) != len(
+        class_names
+    ):
         raise ValueError(
             f"num_classes={num_classes} but {train_folder!r} has {len(class_names)} class "
             f"sub-folders: {_few(class_names)}."
@@ -449,7 +459,9 @@ def _tf_dataset(columns, task, size):
         if task == "classification":
             return image, target
         mask = tf.numpy_function(_read_mask, [target], tf.uint8, stateful=False)
-        mask = tf.image.resize(tf.ensure_shape(mask, (None, None))[..., None], size, method="nearest")
+        mask = tf.image.resize(
+            tf.ensure_shape(mask, (None, None))[..., None], size, method="nearest"
+        )
         return image, tf.cast(mask[..., 0], "int32")
 
     dataset = tf.data.Dataset.from_tensor_slices(columns)
@@ -461,12 +473,15 @@ def _check_ignore_class(ignore_class):
         return None
     ignore_class = check_positive_int("ignore_class", ignore_class, minimum=0)
     if ignore_class > 255:
-        raise ValueError(f"`ignore_class` must be None or in 0..255. Received: ignore_class={ignore_class}")
+        raise ValueError(
+            f"`ignore_class` must be None or in 0..255. Received: ignore_class={ignore_class}"
+        )
     return ignore_class
 
 
-def load_folder(path, split="train", *, num_classes=None, ignore_class=255, skip_bad_files=False,
-                **options):
+def load_folder(
+    path, split="train", *, num_classes=None, ignore_class=255, skip_bad_files=False, **options
+):
     """Loads a folder of images as batches of `(images, targets)`.
 
     Args:
@@ -501,8 +516,11 @@ def load_folder(path, split="train", *, num_classes=None, ignore_class=255, skip
     ```
     """
     return _load_folder(
-        path, LoaderOptions.from_keywords("load_folder", split, options), num_classes=num_classes,
-        ignore_class=ignore_class, skip_bad_files=skip_bad_files,
+        path,
+        LoaderOptions.from_keywords("load_folder", split, options),
+        num_classes=num_classes,
+        ignore_class=ignore_class,
+        skip_bad_files=skip_bad_files,
     )
 
 
@@ -543,11 +561,20 @@ def _load_folder(path, options, *, num_classes=None, ignore_class=255, skip_bad_
         )
         ignore_class = None
     info = DatasetInfo(
-        path, task, len(class_names), class_names, size,
-        num_examples=len(columns[0]), ignore_class=ignore_class, splits=splits,
+        path,
+        task,
+        len(class_names),
+        class_names,
+        size,
+        num_examples=len(columns[0]),
+        ignore_class=ignore_class,
+        splits=splits,
     )
     dataset = batch_tf_dataset(
-        _tf_dataset(columns, task, size), options.batch_size, shuffle=options.shuffle,
-        seed=options.seed, augment=options.transform(task, info.num_classes),
+        _tf_dataset(columns, task, size),
+        options.batch_size,
+        shuffle=options.shuffle,
+        seed=options.seed,
+        augment=options.transform(task, info.num_classes),
     )
     return dataset, info

@@ -120,4 +120,6 @@ def load_dataset(
             f"`data_dir` is for tensorflow-datasets names only. Received: "
             f"data_dir={data_dir!r} with {source}"
         )
-    return loader(name_or_path, LoaderOptions.from_keywords("load_dataset", split, options), **source_options)
+    return loader(
+        name_or_path, LoaderOptions.from_keywords("load_dataset", split, options), **source_options
+    )

@@ -117,8 +117,9 @@ def make_shapes(num_images, image_size=64, *, seed=0, max_shapes=3, noise=0.05):
     return {"images": images, "masks": masks, "labels": labels}
 
 
-def shapes_dataset(split="train", *, num_images=None, image_size=64, task="segmentation", seed=0,
-                   max_shapes=None):
+def shapes_dataset(
+    split="train", *, num_images=None, image_size=64, task="segmentation", seed=0, max_shapes=None
+):
     """One split of the embedded shapes data set as NumPy arrays.
 
     The splits are drawn from disjoint random streams (`seed` and the split
@@ -153,7 +154,9 @@ def shapes_dataset(split="train", *, num_images=None, image_size=64, task="segme
         num_images,
         image_size,
         max_shapes=DEFAULT_MAX_SHAPES[task] if max_shapes is None else max_shapes,
-        seed=np.random.SeedSequence([check_seed("seed", seed) or 0, SPLITS.index(split)]).generate_state(1)[0],
+        seed=np.random.SeedSequence(
+            [check_seed("seed", seed) or 0, SPLITS.index(split)]
+        ).generate_state(1)[0],
     )
     if task == "segmentation":
         return data["images"], data["masks"]
@@ -171,15 +174,27 @@ def _load_shapes(name, options):
             f"image_size={options.image_size!r}"
         )
     images, targets = shapes_dataset(
-        options.split, num_images=options.num_images, image_size=height, task=task,
+        options.split,
+        num_images=options.num_images,
+        image_size=height,
+        task=task,
         seed=options.seed,
     )
     class_names = CLASS_NAMES if task == "segmentation" else CLASS_NAMES[1:]
     info = DatasetInfo(
-        name, task, len(class_names), class_names, (height, width), num_examples=len(images),
+        name,
+        task,
+        len(class_names),
+        class_names,
+        (height, width),
+        num_examples=len(images),
     )
     dataset = ArrayDataset(
-        images, targets, batch_size=options.batch_size, shuffle=options.shuffle,
-        seed=options.seed, transform=options.transform(task, info.num_classes),
+        images,
+        targets,
+        batch_size=options.batch_size,
+        shuffle=options.shuffle,
+        seed=options.seed,
+        transform=options.transform(task, info.num_classes),
     )
     return dataset, info

@@ -100,7 +100,9 @@ def _pet_trimap_to_classes(mask):
     import tensorflow as tf
 
     mask = tf.cast(mask, "int32")
-    message = "oxford_iiit_pet segmentation_mask values must be 1 (pet), 2 (background) or 3 (border)"
+    message = (
+        "oxford_iiit_pet segmentation_mask values must be 1 (pet), 2 (background) or 3 (border)"
+    )
     checks = [
         tf.debugging.assert_greater_equal(mask, 1, message=message),
         tf.debugging.assert_less_equal(mask, 3, message=message),
@@ -181,7 +183,9 @@ def load_tfds(name, split="train", *, data_dir=None, **options):
     model.fit(dataset, epochs=10)
     ```
     """
-    return _load_tfds(name, LoaderOptions.from_keywords("load_tfds", split, options), data_dir=data_dir)
+    return _load_tfds(
+        name, LoaderOptions.from_keywords("load_tfds", split, options), data_dir=data_dir
+    )
 
 
 def _load_tfds(name, options, *, data_dir=None):
@@ -231,11 +235,19 @@ def _load_tfds(name, options, *, data_dir=None):
     num_examples = int(dataset.cardinality())
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     info = DatasetInfo(
-        name, task, len(class_names), class_names, size,
-        num_examples=num_examples if num_examples >= 0 else None, splits=SPLITS,
+        name,
+        task,
+        len(class_names),
+        class_names,
+        size,
+        num_examples=num_examples if num_examples >= 0 else None,
+        splits=SPLITS,
     )
     dataset = batch_tf_dataset(
-        dataset, options.batch_size, shuffle=options.shuffle, seed=options.seed,
+        dataset,
+        options.batch_size,
+        shuffle=options.shuffle,
+        seed=options.seed,
         augment=options.transform(task, info.num_classes),
     )
     return dataset, info

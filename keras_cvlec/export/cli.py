@@ -21,9 +21,7 @@ def add_commands(subparsers):
         dest="formats",
         help="artifacts to write (default: saved_model tflite)",
     )
-    parser.add_argument(
-        "--quantize", choices=("float16", "int8"), help="quantize the TFLite model"
-    )
+    parser.add_argument("--quantize", choices=("float16", "int8"), help="quantize the TFLite model")
     parser.add_argument(
         "--input-size",
         nargs=2,

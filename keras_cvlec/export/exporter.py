@@ -83,8 +83,7 @@ class ExportResult:
 
     def __str__(self):
         lines = [
-            f"{fmt:<12} {path}  input {self.input_shapes[fmt]}"
-            for fmt, path in self.paths.items()
+            f"{fmt:<12} {path}  input {self.input_shapes[fmt]}" for fmt, path in self.paths.items()
         ]
         lines += [str(report) for report in self.report.values()]
         return "\n".join(lines)
@@ -254,8 +253,10 @@ def export_loaded(
         verify_inputs = default_samples(shape, data_format, NUM_VERIFY_SAMPLES)
     representative = None
     if quantize == "int8":
-        representative = verify_inputs if sample_inputs is not None else default_samples(
-            shape, data_format, NUM_CALIBRATION_SAMPLES, split="train"
+        representative = (
+            verify_inputs
+            if sample_inputs is not None
+            else default_samples(shape, data_format, NUM_CALIBRATION_SAMPLES, split="train")
         )
         if representative is None:
             raise ValueError(
@@ -285,10 +286,7 @@ def export_loaded(
         for fmt, path in paths.items():
             final[fmt] = os.path.join(out_dir, os.path.basename(path))
             _move_into_place(path, final[fmt], work)
-        report = {
-            fmt: dataclasses.replace(entry, path=final[fmt])
-            for fmt, entry in report.items()
-        }
+        report = {fmt: dataclasses.replace(entry, path=final[fmt]) for fmt, entry in report.items()}
         input_shapes = {fmt: used for fmt, (_, used) in artifacts.items()}
         return ExportResult(final, input_shapes, report)
     finally:
@@ -333,9 +331,7 @@ def _make_staging_folder(parent):
             and not _is_running(int(pid))
         ):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-    return tempfile.mkdtemp(
-        prefix=_STAGING_PREFIX, suffix=f".{os.getpid()}@{host}", dir=parent
-    )
+    return tempfile.mkdtemp(prefix=_STAGING_PREFIX, suffix=f".{os.getpid()}@{host}", dir=parent)
 
 
 def _is_running(pid):
@@ -429,9 +425,7 @@ def _check_samples(sample_inputs, shape):
             f"Received shape {samples.shape}"
         )
     if samples.dtype.kind != "f":
-        raise TypeError(
-            f"`sample_inputs` must be floating point. Received dtype {samples.dtype}"
-        )
+        raise TypeError(f"`sample_inputs` must be floating point. Received dtype {samples.dtype}")
     return samples.astype("float32")
 
 

@@ -40,8 +40,7 @@ def _legacy_class(old_name, layer_class):
 
 # {old name: the subclass registered as "keras_cvlec>old name"}.
 LEGACY_CLASSES = {
-    old_name: _legacy_class(old_name, layer_class)
-    for old_name, layer_class in _RENAMED.items()
+    old_name: _legacy_class(old_name, layer_class) for old_name, layer_class in _RENAMED.items()
 }
 
 
@@ -49,8 +48,7 @@ def deprecated_class(name, stacklevel=2):
     """`LEGACY_CLASSES[name]`, with a DeprecationWarning naming the new layer
     (`stacklevel` as in `warnings.warn`, counted from the caller)."""
     warnings.warn(
-        f"`{name}` is deprecated; use "
-        f"`keras_cvlec.layers.{_RENAMED[name].__name__}`.",
+        f"`{name}` is deprecated; use `keras_cvlec.layers.{_RENAMED[name].__name__}`.",
         DeprecationWarning,
         stacklevel=stacklevel + 1,
     )

@@ -1,5 +1,4 @@
-"""The ConvNeXt block (Liu et al., 2022, "A ConvNet for the 2020s").
-"""
+"""The ConvNeXt block (Liu et al., 2022, "A ConvNet for the 2020s")."""
 
 import keras
 from keras import ops
@@ -112,9 +111,7 @@ class ConvNeXtBlock(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
-        self.layer_scale_init_value = check_layer_scale_init_value(
-            layer_scale_init_value
-        )
+        self.layer_scale_init_value = check_layer_scale_init_value(layer_scale_init_value)
         self.gelu_approximate = check_bool("gelu_approximate", gelu_approximate)
         self.data_format = standardize_data_format(data_format)
         self.seed = check_seed("seed", seed)

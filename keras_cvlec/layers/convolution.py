@@ -48,9 +48,7 @@ class _BroadcastBias:
         if self.padding != "valid" or isinstance(self, keras.layers.Conv2DTranspose):
             return
         size = tuple(input_shape[axis] for axis in spatial_axes(self.data_format))
-        kernel = tuple(
-            (k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)
-        )
+        kernel = tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
         if any(s is not None and s < k for s, k in zip(size, kernel)):
             raise ValueError(
                 f"Layer {self.name!r} received an input of spatial size "

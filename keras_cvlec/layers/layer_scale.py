@@ -67,7 +67,5 @@ class LayerScale(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"init_value": self.init_value, "data_format": self.data_format}
-        )
+        config.update({"init_value": self.init_value, "data_format": self.data_format})
         return config

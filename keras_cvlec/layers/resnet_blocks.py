@@ -130,9 +130,7 @@ class ResNetBlock(keras.layers.Layer):
         )
 
     def _norm(self, name):
-        return resnet_batch_norm(
-            self.version, self.data_format, name, dtype=self.dtype_policy
-        )
+        return resnet_batch_norm(self.version, self.data_format, name, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         settings = RESNET_VERSIONS[self.version]
@@ -143,9 +141,7 @@ class ResNetBlock(keras.layers.Layer):
                 f"Received: input_shape={tuple(input_shape)} with "
                 f"data_format={self.data_format}"
             )
-        self.stride_index = (
-            self.kernel_sizes.index(3) if settings.stride_on_3x3 else 0
-        )
+        self.stride_index = self.kernel_sizes.index(3) if settings.stride_on_3x3 else 0
         num_convs = len(self.kernel_sizes)
 
         self.preact_norm = self._norm("preact_bn") if settings.preactivation else None

@@ -47,9 +47,7 @@ class StochasticDepth(keras.layers.Layer):
             return inputs
         keep_prob = 1.0 - self.rate
         batch_shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
-        noise = keras.random.uniform(
-            batch_shape, seed=self.seed_generator, dtype=inputs.dtype
-        )
+        noise = keras.random.uniform(batch_shape, seed=self.seed_generator, dtype=inputs.dtype)
         keep_mask = ops.cast(noise < keep_prob, inputs.dtype)
         return inputs * (keep_mask / ops.cast(keep_prob, inputs.dtype))
 

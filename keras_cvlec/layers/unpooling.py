@@ -75,9 +75,7 @@ def _check_pair(name, value, allow_none=False):
 
 def _check_padding(padding):
     if not isinstance(padding, str):
-        raise TypeError(
-            f"`padding` must be 'valid' or 'same'. Received: padding={padding!r}"
-        )
+        raise TypeError(f"`padding` must be 'valid' or 'same'. Received: padding={padding!r}")
     return check_choice("padding", padding.lower(), _PADDINGS)
 
 
@@ -206,9 +204,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
            [13, 15]], dtype=int32)
     """
 
-    def __init__(
-        self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs
-    ):
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.pool_size = _check_pair("pool_size", pool_size)
         strides = _check_pair("strides", strides, allow_none=True)
@@ -245,13 +241,9 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
             extent = (out_h * sh, out_w * sw)
         else:
             extent = ((out_h - 1) * sh + kh, (out_w - 1) * sw + kw)
-        x = _pad_and_crop(
-            x, axes, (-top, -left), extent, (height, width), float("-inf")
-        )
+        x = _pad_and_crop(x, axes, (-top, -left), extent, (height, width), float("-inf"))
         if tiled:
-            window = _tiled_windows(
-                x, self.data_format, (out_h, out_w), (sh, sw), channels
-            )
+            window = _tiled_windows(x, self.data_format, (out_h, out_w), (sh, sw), channels)
         else:
 
             def window(dy, dx):
@@ -301,15 +293,12 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         input_shape = tuple(input_shape)
         if len(input_shape) != 4:
             raise ValueError(
-                f"MaxPoolingWithArgmax2D expects a 4D input. Received "
-                f"input_shape={input_shape}"
+                f"MaxPoolingWithArgmax2D expects a 4D input. Received input_shape={input_shape}"
             )
         axes = spatial_axes(self.data_format)
         output_shape = list(input_shape)
         for i, axis in enumerate(axes):
-            size = _pooled_size(
-                input_shape[axis], self.pool_size[i], self.strides[i], self.padding
-            )
+            size = _pooled_size(input_shape[axis], self.pool_size[i], self.strides[i], self.padding)
             if size is not None and size < 1:
                 raise ValueError(
                     f"MaxPoolingWithArgmax2D: the input's spatial size is smaller "
@@ -445,9 +434,7 @@ class MaxUnpooling2D(keras.layers.Layer):
                 f"{usage} Received a single {type(inputs).__name__} of shape "
                 f"{getattr(inputs, 'shape', None)}"
             )
-        if shapes and all(
-            dim is None or isinstance(dim, numbers.Integral) for dim in inputs
-        ):
+        if shapes and all(dim is None or isinstance(dim, numbers.Integral) for dim in inputs):
             raise TypeError(f"{usage} Received a single input of shape {tuple(inputs)}")
         if len(inputs) not in (2, 3):
             raise ValueError(f"{usage} Received {len(inputs)} inputs.")
@@ -477,9 +464,7 @@ class MaxUnpooling2D(keras.layers.Layer):
                 for n, k, s in zip(values_hw, self.pool_size, self.strides)
             )
             what = "inferred"
-        _check_pooled_size(
-            size, values_hw, self.pool_size, self.strides, self.padding, what
-        )
+        _check_pooled_size(size, values_hw, self.pool_size, self.strides, self.padding, what)
         return size
 
     # -- call -----------------------------------------------------------------
@@ -498,9 +483,7 @@ class MaxUnpooling2D(keras.layers.Layer):
         channels = shape[channel_axis(self.data_format)]
         self._output_hw(  # static checks only
             (values.shape[axes[0]], values.shape[axes[1]]),
-            None
-            if reference is None
-            else (reference.shape[axes[0]], reference.shape[axes[1]]),
+            None if reference is None else (reference.shape[axes[0]], reference.shape[axes[1]]),
         )
         if reference is not None:
             ref_shape = ops.shape(reference)
@@ -524,12 +507,20 @@ class MaxUnpooling2D(keras.layers.Layer):
             # the position's own flat index.
             extent = (in_h * sh, in_w * sw)
             up_values = _pad_and_crop(
-                _upsample(values, (sh, sw), fmt), axes, (top, left),
-                (height, width), extent, 0,
+                _upsample(values, (sh, sw), fmt),
+                axes,
+                (top, left),
+                (height, width),
+                extent,
+                0,
             )
             up_indices = _pad_and_crop(
-                _upsample(indices, (sh, sw), fmt), axes, (top, left),
-                (height, width), extent, -1,
+                _upsample(indices, (sh, sw), fmt),
+                axes,
+                (top, left),
+                (height, width),
+                extent,
+                -1,
             )
             grid = _window_base(height, width, 0, 0, (1, 1), width, channels, fmt)
             return ops.where(ops.equal(up_indices, grid), up_values, zero)
@@ -557,14 +548,11 @@ class MaxUnpooling2D(keras.layers.Layer):
         return _pad_and_crop(canvas, axes, (top, left), (height, width), extent, 0)
 
     def compute_output_shape(self, input_shape):
-        values_shape, indices_shape, reference_shape = self._split_inputs(
-            input_shape, shapes=True
-        )
+        values_shape, indices_shape, reference_shape = self._split_inputs(input_shape, shapes=True)
         values_shape = tuple(values_shape)
         if len(values_shape) != 4 or len(indices_shape) != 4:
             raise ValueError(
-                "MaxUnpooling2D expects 4D values and indices. Received "
-                f"input_shape={input_shape}"
+                f"MaxUnpooling2D expects 4D values and indices. Received input_shape={input_shape}"
             )
         for a, b in zip(values_shape, indices_shape):
             if a is not None and b is not None and a != b:

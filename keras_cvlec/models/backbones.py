@@ -29,9 +29,7 @@ def check_backbone(backbone):
     """`backbone` must be a registered backbone name; the error lists them."""
     names = backbone_names()
     if not isinstance(backbone, str) or backbone not in names:
-        raise ValueError(
-            f"Unknown `backbone`: {backbone!r}. Valid backbones: {', '.join(names)}."
-        )
+        raise ValueError(f"Unknown `backbone`: {backbone!r}. Valid backbones: {', '.join(names)}.")
     return backbone
 
 
@@ -57,9 +55,7 @@ def check_backbone_args(
             ("freeze_backbone", freeze_backbone, False),
         ):
             if value != default:
-                raise ValueError(
-                    f"`{arg}`={value!r} needs a `backbone`. Received: backbone=None"
-                )
+                raise ValueError(f"`{arg}`={value!r} needs a `backbone`. Received: backbone=None")
         return
     check_backbone(backbone)
     check_bool("freeze_backbone", freeze_backbone)
@@ -76,9 +72,9 @@ def check_backbone_args(
             )
         check_imagenet_channels("backbone_weights", backbone_weights, channels, input_shape)
         return
-    if isinstance(backbone_weights, (str, os.PathLike)) and os.fspath(
-        backbone_weights
-    ).endswith(".weights.h5"):
+    if isinstance(backbone_weights, (str, os.PathLike)) and os.fspath(backbone_weights).endswith(
+        ".weights.h5"
+    ):
         return
     raise ValueError(
         "`backbone_weights` must be None, 'imagenet' or the path of a "

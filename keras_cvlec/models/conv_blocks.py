@@ -16,9 +16,7 @@ __all__ = ["NORM_CHOICES", "conv_block", "upsample"]
 NORM_CHOICES = ("batch", "layer", "group", None)
 
 
-def conv_block(
-    x, channels, prefix, *, norm, activation, data_format, convs=2, last_channels=None
-):
+def conv_block(x, channels, prefix, *, norm, activation, data_format, convs=2, last_channels=None):
     """`convs` 3x3 convolutions, each followed by `norm` and `activation`.
 
     Layers `{prefix}_conv{i}`, `{prefix}_norm{i}`, `{prefix}_act{i}`, i from

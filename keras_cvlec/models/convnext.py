@@ -199,9 +199,7 @@ def build_convnext(
     for stage, (width, depth) in enumerate(zip(widths, spec.depths), start=1):
         if stage == 1:
             x = _conv(width, STEM_STRIDE, data_format, "stem_conv")(x)
-            x = ChannelLayerNormalization(
-                EPSILON, data_format=data_format, name="stem_norm"
-            )(x)
+            x = ChannelLayerNormalization(EPSILON, data_format=data_format, name="stem_norm")(x)
         else:
             x = ChannelLayerNormalization(
                 EPSILON, data_format=data_format, name=f"stage{stage}_downsample_norm"

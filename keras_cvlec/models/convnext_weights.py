@@ -58,7 +58,7 @@ def weights_file(application_name, include_top):
     """(folder, file name) of the ImageNet weights of
     `keras.applications.<application_name>` on keras.applications' server,
     e.g. `("convnext", "convnext_tiny_notop.h5")`."""
-    variant = application_name[len(APPLICATION_PREFIX):].lower()
+    variant = application_name[len(APPLICATION_PREFIX) :].lower()
     return "convnext", f"convnext_{variant}{'' if include_top else '_notop'}.h5"
 
 

@@ -207,5 +207,9 @@ def build_fcn(
 
 for _variant in FCN_VARIANTS:
     register_model(
-        f"fcn{_variant}", build_fcn, task="segmentation", family="fcn", defaults={"variant": _variant}
+        f"fcn{_variant}",
+        build_fcn,
+        task="segmentation",
+        family="fcn",
+        defaults={"variant": _variant},
     )

@@ -82,8 +82,10 @@ def axis_order_hint(input_shape, data_format):
     else:
         channels, spatial, suggestion = first, last, (middle, last, first)
         received, expected = "(channels, height, width)", "(height, width, channels)"
-    if _is_int(channels) and 1 <= channels <= MAX_LIKELY_CHANNELS and (
-        spatial is None or (_is_int(spatial) and spatial > MAX_LIKELY_CHANNELS)
+    if (
+        _is_int(channels)
+        and 1 <= channels <= MAX_LIKELY_CHANNELS
+        and (spatial is None or (_is_int(spatial) and spatial > MAX_LIKELY_CHANNELS))
     ):
         return (
             f". The axes look like {received}: data_format={data_format!r} "

@@ -128,9 +128,7 @@ def build_resnet(
     drop_path_rate = check_rate("drop_path_rate", drop_path_rate)
     check_positive_int("filters", filters)
     data_format = standardize_data_format(data_format)
-    application = _check_weights(
-        weights, spec, variant, version, include_top, num_classes, filters
-    )
+    application = _check_weights(weights, spec, variant, version, include_top, num_classes, filters)
 
     inputs = image_input(input_shape, data_format, min_size=TOTAL_STRIDE)
     if application is not None:
@@ -183,8 +181,7 @@ def _check_weights(weights, spec, variant, version, include_top, num_classes, fi
     """Validates `weights`; returns the keras.applications name for imagenet."""
     if weights == "imagenet" and filters != 64:
         raise ValueError(
-            f"weights='imagenet' needs the published width, filters=64. "
-            f"Received: filters={filters}"
+            f"weights='imagenet' needs the published width, filters=64. Received: filters={filters}"
         )
     return check_weights_arg(
         weights,

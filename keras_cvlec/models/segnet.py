@@ -38,8 +38,7 @@ SEGNET_DEPTH = len(SEGNET_CONVS_PER_LEVEL)
 def segnet_widths(filters, depth):
     """Channels of each level: the VGG-16 multipliers (8 beyond level 5)."""
     return tuple(
-        filters * SEGNET_WIDTH_MULTIPLIERS[min(level, SEGNET_DEPTH - 1)]
-        for level in range(depth)
+        filters * SEGNET_WIDTH_MULTIPLIERS[min(level, SEGNET_DEPTH - 1)] for level in range(depth)
     )
 
 
@@ -148,9 +147,7 @@ def build_segnet(
 
 def _check_convs_per_level(convs_per_level, depth):
     """A tuple of `depth` positive ints from an int or a sequence."""
-    if isinstance(convs_per_level, numbers.Integral) and not isinstance(
-        convs_per_level, bool
-    ):
+    if isinstance(convs_per_level, numbers.Integral) and not isinstance(convs_per_level, bool):
         check_positive_int("convs_per_level", convs_per_level)
         return (int(convs_per_level),) * depth
     if not isinstance(convs_per_level, (tuple, list)) or not all(

@@ -186,8 +186,14 @@ def build_unet(
         else:
             skip = indices = None
         x = upsample(
-            x, width, upsampling, prefix, norm=norm, data_format=data_format,
-            indices=indices, skip=skip,
+            x,
+            width,
+            upsampling,
+            prefix,
+            norm=norm,
+            data_format=data_format,
+            indices=indices,
+            skip=skip,
         )
         if skip is not None:
             x = layers.Concatenate(axis=channel_axis(data_format), name=f"{prefix}_concat")(

@@ -120,8 +120,9 @@ def read_log(path):
     an int); `[]` when there is no file."""
     rows = []
     for row in csv.DictReader(_complete_lines(path)):
-        rows.append({key: int(value) if key == "epoch" else float(value)
-                     for key, value in row.items()})
+        rows.append(
+            {key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+        )
     return rows
 
 

@@ -42,13 +42,25 @@ def _train(args):
     from keras_cvlec.training.run import prepare_training, run_training
 
     run = _user_errors(
-        "train", prepare_training, args.model, args.dataset, epochs=args.epochs,
-        batch_size=args.batch_size, image_size=args.image_size, recipe=args.recipe,
-        recipe_options=dict(args.recipe_options), learning_rate=args.learning_rate,
-        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision or False,
-        output_dir=args.output, resume=args.resume, seed=args.seed,
-        num_images=args.num_images, model_options=dict(args.model_options),
-        backup_every=args.backup_every, ignore_class=args.ignore_class,
+        "train",
+        prepare_training,
+        args.model,
+        args.dataset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        recipe=args.recipe,
+        recipe_options=dict(args.recipe_options),
+        learning_rate=args.learning_rate,
+        jit_compile=args.jit_compile,
+        mixed_precision=args.mixed_precision or False,
+        output_dir=args.output,
+        resume=args.resume,
+        seed=args.seed,
+        num_images=args.num_images,
+        model_options=dict(args.model_options),
+        backup_every=args.backup_every,
+        ignore_class=args.ignore_class,
         skip_bad_files=args.skip_bad_files,
     )
     try:
@@ -69,9 +81,17 @@ def _evaluate(args):
     from keras_cvlec.training.run import evaluate
 
     metrics = _user_errors(
-        "evaluate", evaluate, args.model, args.dataset, split=args.split,
-        batch_size=args.batch_size, image_size=args.image_size, num_images=args.num_images,
-        seed=args.seed, per_class=True, verbose=args.verbose,
+        "evaluate",
+        evaluate,
+        args.model,
+        args.dataset,
+        split=args.split,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        num_images=args.num_images,
+        seed=args.seed,
+        per_class=True,
+        verbose=args.verbose,
     )
     report = metrics.pop("per_class")
     print(", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
@@ -85,8 +105,10 @@ def _per_class_table(report):
     width = max(len("class"), *(len(name) for name in report["per_class"]))
     rows = [f"{'class':<{width}}  iou     precision recall  support"]
     for name, values in report["per_class"].items():
-        rows.append(f"{name:<{width}}  {score(values['iou'])}  {score(values['precision'])}    "
-                    f"{score(values['recall'])}  {values['support']}")
+        rows.append(
+            f"{name:<{width}}  {score(values['iou'])}  {score(values['precision'])}    "
+            f"{score(values['recall'])}  {values['support']}"
+        )
     return "\n".join(rows)
 
 
@@ -106,16 +128,27 @@ def _predict(args):
 
 
 def _add_data_arguments(parser, default_verbose):
-    parser.add_argument("--dataset", required=True,
-                        help="a registered data set (shapes, cifar10, ...) or a folder")
+    parser.add_argument(
+        "--dataset", required=True, help="a registered data set (shapes, cifar10, ...) or a folder"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=_image_size, metavar="SIZE",
-                        help="image size, e.g. 64 or 64x96 (default: the data set's)")
-    parser.add_argument("--num-images", type=int, metavar="N",
-                        help="use only N images of each split (quick runs)")
+    parser.add_argument(
+        "--image-size",
+        type=_image_size,
+        metavar="SIZE",
+        help="image size, e.g. 64 or 64x96 (default: the data set's)",
+    )
+    parser.add_argument(
+        "--num-images", type=int, metavar="N", help="use only N images of each split (quick runs)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=default_verbose,
-                        help="Keras's verbosity: 0 silent, 1 progress bar, 2 a line per epoch")
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=default_verbose,
+        help="Keras's verbosity: 0 silent, 1 progress bar, 2 a line per epoch",
+    )
 
 
 def add_commands(subparsers):
@@ -126,39 +159,74 @@ def add_commands(subparsers):
     train.add_argument("--model", required=True, help="a registered model name")
     _add_data_arguments(train, default_verbose=1)
     train.add_argument("--epochs", type=int, help="default: the recipe's")
-    train.add_argument("--recipe", choices=sorted(RECIPES),
-                       help="default: the model family's")
-    train.add_argument("--recipe-options", nargs="+", type=_option, default=[],
-                       metavar="KEY=VALUE",
-                       help="recipe fields to change, e.g. mixup_alpha=0 randaugment_magnitude=0")
-    train.add_argument("--learning-rate", type=float, metavar="LR",
-                       help="peak learning rate (default: the recipe's, scaled to the batch "
-                            "size by its rule, printed at the start)")
-    train.add_argument("--jit-compile", action="store_const", const=True, default="auto",
-                       help="compile with XLA (default: Keras's 'auto')")
-    train.add_argument("--mixed-precision", nargs="?", const="mixed_float16",
-                       choices=("mixed_float16", "mixed_bfloat16"),
-                       help="train in mixed precision (default policy mixed_float16)")
+    train.add_argument("--recipe", choices=sorted(RECIPES), help="default: the model family's")
+    train.add_argument(
+        "--recipe-options",
+        nargs="+",
+        type=_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe fields to change, e.g. mixup_alpha=0 randaugment_magnitude=0",
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        metavar="LR",
+        help="peak learning rate (default: the recipe's, scaled to the batch "
+        "size by its rule, printed at the start)",
+    )
+    train.add_argument(
+        "--jit-compile",
+        action="store_const",
+        const=True,
+        default="auto",
+        help="compile with XLA (default: Keras's 'auto')",
+    )
+    train.add_argument(
+        "--mixed-precision",
+        nargs="?",
+        const="mixed_float16",
+        choices=("mixed_float16", "mixed_bfloat16"),
+        help="train in mixed precision (default policy mixed_float16)",
+    )
     train.add_argument("--output", required=True, metavar="DIR", help="the run folder")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the unfinished run in --output")
-    train.add_argument("--model-options", nargs="+", type=_option, default=[],
-                       metavar="KEY=VALUE", help="builder arguments, e.g. filters=16 depth=3")
-    train.add_argument("--backup-every", type=int, metavar="STEPS",
-                       help="back up every STEPS steps (default: every epoch)")
-    train.add_argument("--ignore-class", type=_ignore_class, default=255, metavar="VALUE",
-                       help="folders: the mask value of void pixels, left out of the loss and "
-                            "metrics (default 255; 'none' reads 255 as a class)")
-    train.add_argument("--skip-bad-files", action="store_true",
-                       help="folders: leave out unreadable images and masks (listed in a "
-                            "warning) instead of failing before training")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the unfinished run in --output"
+    )
+    train.add_argument(
+        "--model-options",
+        nargs="+",
+        type=_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder arguments, e.g. filters=16 depth=3",
+    )
+    train.add_argument(
+        "--backup-every",
+        type=int,
+        metavar="STEPS",
+        help="back up every STEPS steps (default: every epoch)",
+    )
+    train.add_argument(
+        "--ignore-class",
+        type=_ignore_class,
+        default=255,
+        metavar="VALUE",
+        help="folders: the mask value of void pixels, left out of the loss and "
+        "metrics (default 255; 'none' reads 255 as a class)",
+    )
+    train.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="folders: leave out unreadable images and masks (listed in a "
+        "warning) instead of failing before training",
+    )
     train.set_defaults(handler=_train)
 
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved model on a data set")
     evaluate.add_argument("model", metavar="MODEL.keras")
     _add_data_arguments(evaluate, default_verbose=0)
-    evaluate.add_argument("--split", default="test",
-                          choices=("train", "validation", "test"))
+    evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
     evaluate.set_defaults(handler=_evaluate)
 
     predict = subparsers.add_parser(

@@ -72,6 +72,7 @@ def check_output_folder(name, path):
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"`{name}` {path!r} cannot be written: {existing!r} is not a writable "
-                         f"folder.")
+        raise ValueError(
+            f"`{name}` {path!r} cannot be written: {existing!r} is not a writable folder."
+        )
     return path

@@ -86,8 +86,11 @@ def _guessed(model):
     first layer that has one (else Keras's default), the task from the rank
     of its output, logits unless its last layer is a softmax."""
     data_format = next(
-        (layer.get_config()["data_format"] for layer in model._flatten_layers(include_self=False)
-         if "data_format" in layer.get_config()),
+        (
+            layer.get_config()["data_format"]
+            for layer in model._flatten_layers(include_self=False)
+            if "data_format" in layer.get_config()
+        ),
         keras.config.image_data_format(),
     )
     task = "classification" if len(model.output_shape) == 2 else "segmentation"
@@ -162,8 +165,7 @@ def load_trained_model(model_path):
     class_names = tuple(run.get("class_names", [str(k) for k in range(num_classes)]))
     if len(class_names) != num_classes:
         raise ValueError(
-            f"{run_file} lists {len(class_names)} class names, the model has "
-            f"{num_classes} outputs."
+            f"{run_file} lists {len(class_names)} class names, the model has {num_classes} outputs."
         )
     height, width = (model.input_shape[axis] for axis in spatial_axes(data_format))
     input_size = None if height is None or width is None else (height, width)

@@ -13,8 +13,10 @@ __all__ = ["OUTPUT_ACTIVATION_ARGUMENTS", "compile_arguments"]
 
 # The builder argument that sets each task's output activation (None: the
 # model outputs logits).
-OUTPUT_ACTIVATION_ARGUMENTS = {"classification": "classifier_activation",
-                               "segmentation": "final_activation"}
+OUTPUT_ACTIVATION_ARGUMENTS = {
+    "classification": "classifier_activation",
+    "segmentation": "final_activation",
+}
 
 
 def __getattr__(name):
@@ -29,8 +31,9 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def compile_arguments(task, num_classes, *, label_smoothing=0.0, from_logits=True,
-                      one_hot=False, ignore_class=None):
+def compile_arguments(
+    task, num_classes, *, label_smoothing=0.0, from_logits=True, one_hot=False, ignore_class=None
+):
     """The `loss` and `metrics` arguments of `Model.compile` for a task.
 
     Integer targets (labels `(B,)` or masks `(B, H, W)`) get the package's
@@ -80,12 +83,11 @@ def compile_arguments(task, num_classes, *, label_smoothing=0.0, from_logits=Tru
         }
     metrics = [SparseCategoricalAccuracy(ignore_class=ignore_class, name="accuracy")]
     if task == "segmentation":
-        metrics.append(
-            MeanIoU(num_classes, from_logits=from_logits, ignore_class=ignore_class)
-        )
+        metrics.append(MeanIoU(num_classes, from_logits=from_logits, ignore_class=ignore_class))
     return {
         "loss": SparseCategoricalCrossentropy(
-            label_smoothing=label_smoothing, from_logits=from_logits,
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
             ignore_class=ignore_class,
         ),
         "metrics": metrics,

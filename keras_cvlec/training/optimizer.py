@@ -33,8 +33,9 @@ def weight_decay_exclusions(model):
     return [v for v in model.trainable_variables if len(v.shape) <= 1]
 
 
-def cosine_schedule(*, learning_rate, total_steps, warmup_steps=0, initial_learning_rate=0.0,
-                    alpha=0.0):
+def cosine_schedule(
+    *, learning_rate, total_steps, warmup_steps=0, initial_learning_rate=0.0, alpha=0.0
+):
     """Linear warmup from `initial_learning_rate` to `learning_rate` over
     `warmup_steps`, then cosine decay to `alpha * learning_rate` at
     `total_steps` (Keras's `CosineDecay` with `warmup_target`).
@@ -66,8 +67,18 @@ def cosine_schedule(*, learning_rate, total_steps, warmup_steps=0, initial_learn
     )
 
 
-def make_optimizer(*, learning_rate, weight_decay, total_steps, warmup_steps=0, model=None,
-                   clipnorm=None, initial_learning_rate=0.0, alpha=0.0, ema_momentum=None):
+def make_optimizer(
+    *,
+    learning_rate,
+    weight_decay,
+    total_steps,
+    warmup_steps=0,
+    model=None,
+    clipnorm=None,
+    initial_learning_rate=0.0,
+    alpha=0.0,
+    ema_momentum=None,
+):
     """`keras.optimizers.AdamW` on a warmup + cosine schedule.
 
     Args:

@@ -77,7 +77,8 @@ def plot_predictions(images, targets, predictions, class_names, path):
         grid = figure.subplots(count, 3, squeeze=False)
         for row, image, target, prediction in zip(grid, images, targets, predictions):
             for axes, picture, title in zip(
-                row, (image, colors[target], colors[prediction]),
+                row,
+                (image, colors[target], colors[prediction]),
                 ("image", "true mask", "predicted mask"),
             ):
                 axes.imshow(picture)
@@ -95,7 +96,8 @@ def plot_predictions(images, targets, predictions, class_names, path):
             color = "green" if target == prediction else "red"
             axes.set_title(
                 f"true: {class_names[target]}\npredicted: {class_names[prediction]}",
-                fontsize=8, color=color,
+                fontsize=8,
+                color=color,
             )
     _save(figure, path)
 
@@ -126,14 +128,16 @@ def plot_per_class(report, path, title=None):
     axes = figure.subplots()
     bars = axes.barh(names, [value or 0.0 for value in values])
     axes.bar_label(
-        bars, labels=["n/a" if value is None else f"{value:.2f}" for value in values],
-        padding=3, fontsize=8,
+        bars,
+        labels=["n/a" if value is None else f"{value:.2f}" for value in values],
+        padding=3,
+        fontsize=8,
     )
     if mean is not None:
-        axes.axvline(mean, color="black", linestyle="--", linewidth=1,
-                     label=f"mean {label} {mean:.2f}")
+        axes.axvline(
+            mean, color="black", linestyle="--", linewidth=1, label=f"mean {label} {mean:.2f}"
+        )
         axes.legend(loc="best", fontsize=8)
     axes.invert_yaxis()  # class 0 on top
-    axes.set(xlim=(0.0, 1.12), xlabel=label, ylabel="class",
-             title=title or f"{label} per class")
+    axes.set(xlim=(0.0, 1.12), xlabel=label, ylabel="class", title=title or f"{label} per class")
     _save(figure, path)

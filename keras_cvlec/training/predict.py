@@ -69,9 +69,7 @@ def _write_mask(path, stem, original_size, classes, output_dir, num_classes):
     """Writes `<stem>_mask.png` (class ids) and `<stem>_overlay.png`."""
     from PIL import Image
 
-    mask = Image.fromarray(classes.astype("uint8"), mode="L").resize(
-        original_size, Image.NEAREST
-    )
+    mask = Image.fromarray(classes.astype("uint8"), mode="L").resize(original_size, Image.NEAREST)
     mask_path = os.path.join(output_dir, f"{stem}_mask.png")
     _save_png(mask, mask_path)
     with Image.open(path) as image:
@@ -92,7 +90,8 @@ def _image_files(paths):
             files.append(path)
             continue
         found = sorted(
-            os.path.join(path, name) for name in os.listdir(path)
+            os.path.join(path, name)
+            for name in os.listdir(path)
             if name.lower().endswith(IMAGE_EXTENSIONS)
         )
         if not found:
@@ -154,17 +153,25 @@ def predict(model_path, images, output_dir=None, *, top_k=5):
         # A direct call: `predict` would compile a function per image size.
         scores = keras.ops.convert_to_numpy(trained.model(array[None], training=False))[0]
         if trained.task == "segmentation":
-            results.append(_write_mask(
-                os.fspath(path), stem, size, scores.argmax(-1), output_dir,
-                len(trained.class_names),
-            ))
+            results.append(
+                _write_mask(
+                    os.fspath(path),
+                    stem,
+                    size,
+                    scores.argmax(-1),
+                    output_dir,
+                    len(trained.class_names),
+                )
+            )
             continue
         probabilities = _softmax(scores) if trained.from_logits else scores
         best = np.argsort(-probabilities)[:top_k]
-        results.append({
-            "image": os.fspath(path),
-            "top_k": [[trained.class_names[k], float(probabilities[k])] for k in best],
-        })
+        results.append(
+            {
+                "image": os.fspath(path),
+                "top_k": [[trained.class_names[k], float(probabilities[k])] for k in best],
+            }
+        )
     if trained.task == "classification" and output_dir is not None:
         write_json(os.path.join(output_dir, "predictions.json"), results)
     return results

@@ -362,7 +362,9 @@ def augmentation_strength(recipe, images_seen):
     full = recipe.reference_examples * recipe.epochs
     if images_seen <= MIN_AUGMENTED_IMAGES:
         return 0.0
-    return min(1.0, math.log(images_seen / MIN_AUGMENTED_IMAGES) / math.log(full / MIN_AUGMENTED_IMAGES))
+    return min(
+        1.0, math.log(images_seen / MIN_AUGMENTED_IMAGES) / math.log(full / MIN_AUGMENTED_IMAGES)
+    )
 
 
 def norm_momentum_for(steps_per_epoch):
@@ -476,7 +478,8 @@ class RunRecipe:
         """Sets the momentum of every BatchNormalization layer of `model`
         (nested ones too) to `norm_momentum`; returns how many were set."""
         layers = [
-            layer for layer in model._flatten_layers(include_self=False)
+            layer
+            for layer in model._flatten_layers(include_self=False)
             if isinstance(layer, keras.layers.BatchNormalization)
         ]
         for layer in layers:
@@ -491,8 +494,11 @@ class RunRecipe:
         if task == "segmentation":
             return "flip, shift and zoom (image and mask)"
         parts = ["flip", "shift"]
-        parts.append(f"RandAugment {RANDAUGMENT_OPS} ops magnitude {recipe.randaugment_magnitude}"
-                     if recipe.randaugment_magnitude else "RandAugment off")
+        parts.append(
+            f"RandAugment {RANDAUGMENT_OPS} ops magnitude {recipe.randaugment_magnitude}"
+            if recipe.randaugment_magnitude
+            else "RandAugment off"
+        )
         parts.append(f"CutMix {recipe.cutmix_alpha:g}" if recipe.cutmix_alpha else "CutMix off")
         parts.append(f"MixUp {recipe.mixup_alpha:g}" if recipe.mixup_alpha else "MixUp off")
         return ", ".join(parts)
@@ -504,8 +510,10 @@ class RunRecipe:
         warmup_share = self.warmup_steps / self.total_steps
         strength = ""
         if task == "classification" and recipe.augment and recipe.reference_examples:
-            strength = (f" (strength {self.augmentation_strength:.2f} of the recipe's, "
-                        f"for {images_seen:,} images seen)")
+            strength = (
+                f" (strength {self.augmentation_strength:.2f} of the recipe's, "
+                f"for {images_seen:,} images seen)"
+            )
         lines = [
             f"recipe {recipe.name!r} resolved for this run ({recipe.source or 'no source'}):",
             f"  learning rate    {self.learning_rate:.3g} ({self.learning_rate_source}), "
@@ -572,7 +580,8 @@ def resolve_recipe(recipe, *, batch_size, steps_per_epoch, epochs, learning_rate
         exponent = LEARNING_RATE_SCALING[recipe.learning_rate_scaling]
         source = (
             f"the recipe's rate at batch {recipe.reference_batch_size}, not scaled"
-            if exponent == 0 else f"{recipe.base_learning_rate:g} x ({batch_size} / "
+            if exponent == 0
+            else f"{recipe.base_learning_rate:g} x ({batch_size} / "
             f"{recipe.reference_batch_size}) ** {exponent:g}"
         )
     else:
@@ -590,8 +599,10 @@ def resolve_recipe(recipe, *, batch_size, steps_per_epoch, epochs, learning_rate
         mixup_alpha=round(recipe.mixup_alpha * strength, 2),
         cutmix_alpha=round(recipe.cutmix_alpha * strength, 2),
     )
-    momentum = recipe.norm_momentum if recipe.norm_momentum is not None else norm_momentum_for(
-        steps_per_epoch
+    momentum = (
+        recipe.norm_momentum
+        if recipe.norm_momentum is not None
+        else norm_momentum_for(steps_per_epoch)
     )
     return RunRecipe(
         recipe=scaled,
@@ -629,6 +640,9 @@ def recipe_optimizer(recipe, *, model, batch_size, steps_per_epoch, epochs, lear
     ...     batch_size=256, steps_per_epoch=100, epochs=10)  # doctest: +SKIP
     """
     return resolve_recipe(
-        recipe, batch_size=batch_size, steps_per_epoch=steps_per_epoch, epochs=epochs,
+        recipe,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        epochs=epochs,
         learning_rate=learning_rate,
     ).optimizer(model)

@@ -78,8 +78,9 @@ def _scores(matrix, class_names):
     }
 
 
-def class_report(model, dataset, *, num_classes, class_names, task, from_logits=True,
-                 ignore_class=None):
+def class_report(
+    model, dataset, *, num_classes, class_names, task, from_logits=True, ignore_class=None
+):
     """Runs `model` over `dataset` and scores every class.
 
     The model is called on each batch with `training=False`; its outputs

@@ -34,8 +34,8 @@ from keras_cvlec.training.files import check_output_folder, read_json, write_jso
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
 from keras_cvlec.training.objectives import OUTPUT_ACTIVATION_ARGUMENTS, compile_arguments
 from keras_cvlec.training.plots import plot_learning_curves, plot_per_class, plot_predictions
-from keras_cvlec.training.report import class_report
 from keras_cvlec.training.recipes import Recipe, RunRecipe, recipe_for, resolve_recipe
+from keras_cvlec.training.report import class_report
 from keras_cvlec.utils.validation import (
     check_bool,
     check_choice,
@@ -234,22 +234,30 @@ def _load_data(dataset, task, args, recipe):
     from keras_cvlec.data.options import resolve_transform
 
     options = dict(
-        task=task, image_size=args["image_size"], batch_size=args["batch_size"],
-        num_images=args["num_images"], seed=args["seed"], ignore_class=args["ignore_class"],
-        skip_bad_files=args["skip_bad_files"], data_dir=args["data_dir"],
+        task=task,
+        image_size=args["image_size"],
+        batch_size=args["batch_size"],
+        num_images=args["num_images"],
+        seed=args["seed"],
+        ignore_class=args["ignore_class"],
+        skip_bad_files=args["skip_bad_files"],
+        data_dir=args["data_dir"],
     )
     # The training split first: its size decides the learning rate, warm-up
     # and augmentation strength, and so whether targets are one-hot.
     train, info = load_dataset(dataset, "train", **options)
     plan = resolve_recipe(
-        recipe, batch_size=args["batch_size"],
+        recipe,
+        batch_size=args["batch_size"],
         steps_per_epoch=_num_batches(train, info, args["batch_size"], args["num_images"]),
-        epochs=args["epochs"], learning_rate=args["learning_rate"],
+        epochs=args["epochs"],
+        learning_rate=args["learning_rate"],
     )
     one_hot = _one_hot_targets(task, plan.recipe)
     data = {
         split: load_dataset(dataset, split, one_hot=one_hot, **options)[0]
-        if split in info.splits else None
+        if split in info.splits
+        else None
         for split in ("validation", "test")
     }
     augment = plan.augmentation(task, num_classes=info.num_classes, seed=args["seed"])
@@ -299,11 +307,28 @@ def _check_model_options(model_options):
     return dict(model_options)
 
 
-def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_size=None,
-                     recipe=None, recipe_options=None, learning_rate=None, jit_compile="auto",
-                     mixed_precision=False, output_dir=None, resume=False, seed=0,
-                     num_images=None, model_options=None, backup_every=None, ignore_class=255,
-                     skip_bad_files=False, data_dir=None):
+def prepare_training(
+    model_name,
+    dataset,
+    *,
+    epochs=None,
+    batch_size=32,
+    image_size=None,
+    recipe=None,
+    recipe_options=None,
+    learning_rate=None,
+    jit_compile="auto",
+    mixed_precision=False,
+    output_dir=None,
+    resume=False,
+    seed=0,
+    num_images=None,
+    model_options=None,
+    backup_every=None,
+    ignore_class=255,
+    skip_bad_files=False,
+    data_dir=None,
+):
     """Checks every argument, loads the data, resolves the recipe and builds
     and compiles the model: all that `train` does before training, and all
     that can fail on bad input.
@@ -329,8 +354,7 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
     """
     task = _check_model(model_name)
     if output_dir is not None:
-        missing = [name for name in ("matplotlib", "PIL")
-                   if importlib.util.find_spec(name) is None]
+        missing = [name for name in ("matplotlib", "PIL") if importlib.util.find_spec(name) is None]
         if missing:
             raise ImportError(
                 f"`train` writes plots and reads images with {' and '.join(missing)}, which "
@@ -354,14 +378,16 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
         "batch_size": check_positive_int("batch_size", batch_size),
         "image_size": check_image_size(image_size),
         "recipe": dataclasses.asdict(recipe),
-        "learning_rate": None if learning_rate is None
+        "learning_rate": None
+        if learning_rate is None
         else check_float("learning_rate", learning_rate, 0.0, inclusive=False),
         "jit_compile": check_choice("jit_compile", jit_compile, (True, False, "auto")),
         "mixed_precision": _check_mixed_precision(mixed_precision),
         "seed": check_seed("seed", seed),
         "num_images": None if num_images is None else check_positive_int("num_images", num_images),
         "model_options": _check_model_options(model_options),
-        "backup_every": None if backup_every is None
+        "backup_every": None
+        if backup_every is None
         else check_positive_int("backup_every", backup_every),
         "ignore_class": ignore_class,
         "skip_bad_files": check_bool("skip_bad_files", skip_bad_files),
@@ -375,21 +401,38 @@ def prepare_training(model_name, dataset, *, epochs=None, batch_size=32, image_s
     # The channels from a split without augmentation (a first call of
     # RandAugment traces for up to a minute off the TensorFlow backend).
     model, from_logits = _build(
-        model_name, task, info, _channels(data["validation"]), recipe, args["model_options"],
+        model_name,
+        task,
+        info,
+        _channels(data["validation"]),
+        recipe,
+        args["model_options"],
         args["mixed_precision"],
     )
     plan.set_norm_momentum(model)
     model.compile(
-        optimizer=plan.optimizer(model), jit_compile=jit_compile,
+        optimizer=plan.optimizer(model),
+        jit_compile=jit_compile,
         **compile_arguments(
-            task, info.num_classes, label_smoothing=plan.recipe.label_smoothing,
-            from_logits=from_logits, one_hot=_one_hot_targets(task, plan.recipe),
+            task,
+            info.num_classes,
+            label_smoothing=plan.recipe.label_smoothing,
+            from_logits=from_logits,
+            one_hot=_one_hot_targets(task, plan.recipe),
             ignore_class=info.ignore_class,
         ),
     )
     return TrainingRun(
-        model_name=model_name, task=task, args=args, info=info, plan=plan, model=model,
-        data=data, from_logits=from_logits, output_dir=output_dir, resume=resume,
+        model_name=model_name,
+        task=task,
+        args=args,
+        info=info,
+        plan=plan,
+        model=model,
+        data=data,
+        from_logits=from_logits,
+        output_dir=output_dir,
+        resume=resume,
     )
 
 
@@ -406,8 +449,9 @@ def _callbacks(run):
         run_callbacks.remove_partial_checkpoints(run.output_dir)
         initial_epoch = run_callbacks.backup_epoch(run.path("backup"))
         run_callbacks.truncate_log(run.path("log.csv"), initial_epoch)
-        values = [row[monitor] for row in run_callbacks.read_log(run.path("log.csv"))
-                  if monitor in row]
+        values = [
+            row[monitor] for row in run_callbacks.read_log(run.path("log.csv")) if monitor in row
+        ]
         best_so_far = max(values) if values else None
     callbacks = [
         run_callbacks.StopOnNonFiniteLoss(),
@@ -417,7 +461,8 @@ def _callbacks(run):
         # Two backups: a run killed while writing one restores the other.
         # Before the EMA swap, so that they hold the trained weights.
         run_callbacks.ResumableBackup(
-            run.path("backup"), save_freq=run.args["backup_every"] or "epoch",
+            run.path("backup"),
+            save_freq=run.args["backup_every"] or "epoch",
             double_checkpoint=True,
         ),
     ]
@@ -426,7 +471,10 @@ def _callbacks(run):
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
         run_callbacks.AtomicModelCheckpoint(
-            run.path("best.keras"), monitor=monitor, mode="max", save_best_only=True,
+            run.path("best.keras"),
+            monitor=monitor,
+            mode="max",
+            save_best_only=True,
             initial_value_threshold=best_so_far,
         ),
         run_callbacks.AtomicModelCheckpoint(run.path("last.keras")),
@@ -435,7 +483,9 @@ def _callbacks(run):
     if all(importlib.util.find_spec(name) for name in ("tensorboard", "tensorflow")):
         callbacks.append(keras.callbacks.TensorBoard(run.path("logs")))
     else:
-        warnings.warn("No TensorBoard logs: they need the tensorboard and tensorflow packages.")
+        warnings.warn(
+            "No TensorBoard logs: they need the tensorboard and tensorflow packages.", stacklevel=2
+        )
     return callbacks
 
 
@@ -446,8 +496,12 @@ def _predicted_classes(model, images):
 
 def _class_report(run, split):
     return class_report(
-        run.model, run.data[split], num_classes=run.info.num_classes,
-        class_names=run.info.class_names, task=run.task, from_logits=run.from_logits,
+        run.model,
+        run.data[split],
+        num_classes=run.info.num_classes,
+        class_names=run.info.class_names,
+        task=run.task,
+        from_logits=run.from_logits,
         ignore_class=run.info.ignore_class,
     )
 
@@ -486,24 +540,30 @@ def _fit(run, verbose):
     created_folder = not os.path.exists(run.output_dir)
     os.makedirs(run.output_dir, exist_ok=True)
     if not run.resume:
-        write_json(run.path(RUN_FILE), {
-            "args": run.args,
-            "task": run.task,
-            "from_logits": run.from_logits,
-            "data_format": "channels_last",
-            "num_classes": run.info.num_classes,
-            "class_names": list(run.info.class_names),
-            "image_size": list(run.info.image_size),
-            "ignore_class": run.info.ignore_class,
-            "splits": list(run.info.splits),
-            "resolved_recipe": run.plan.to_json(),
-            "backend": keras.backend.backend(),
-            "keras_version": keras.__version__,
-        })
+        write_json(
+            run.path(RUN_FILE),
+            {
+                "args": run.args,
+                "task": run.task,
+                "from_logits": run.from_logits,
+                "data_format": "channels_last",
+                "num_classes": run.info.num_classes,
+                "class_names": list(run.info.class_names),
+                "image_size": list(run.info.image_size),
+                "ignore_class": run.info.ignore_class,
+                "splits": list(run.info.splits),
+                "resolved_recipe": run.plan.to_json(),
+                "backend": keras.backend.backend(),
+                "keras_version": keras.__version__,
+            },
+        )
     try:
         run.model.fit(
-            run.data["train"], validation_data=run.data["validation"],
-            epochs=run.epochs, callbacks=_callbacks(run), verbose=verbose,
+            run.data["train"],
+            validation_data=run.data["validation"],
+            epochs=run.epochs,
+            callbacks=_callbacks(run),
+            verbose=verbose,
         )
     except BaseException:
         if not run.resume and not run_callbacks.read_log(run.path("log.csv")):
@@ -543,39 +603,68 @@ def run_training(run, verbose="auto"):
     # reused, where a loaded copy would be traced again.
     run.model.load_weights(best_path)
     held_out = [split for split in ("validation", "test") if run.data[split] is not None]
-    metrics = _as_json({
-        split: {
-            name: float(value)
-            for name, value in run.model.evaluate(run.data[split], return_dict=True,
-                                                  verbose=0).items()
+    metrics = _as_json(
+        {
+            split: {
+                name: float(value)
+                for name, value in run.model.evaluate(
+                    run.data[split], return_dict=True, verbose=0
+                ).items()
+            }
+            for split in held_out
         }
-        for split in held_out
-    })
+    )
     if run.data["test"] is None:
         metrics["test"] = None
-        metrics["note"] = (f"{run.info.name} has no test split: the validation split is "
-                           f"the only held-out data.")
+        metrics["note"] = (
+            f"{run.info.name} has no test split: the validation split is the only held-out data."
+        )
     metrics["model"] = os.path.basename(best_path)
     metrics["per_class"] = {split: _class_report(run, split) for split in held_out}
     write_json(run.path(METRICS_FILE), metrics)
     plot_learning_curves(run_callbacks.read_log(run.path("log.csv")), run.path("curves.png"))
-    plot_per_class(metrics["per_class"][held_out[-1]], run.path("per_class.png"),
-                   title=f"{run.model_name} on {run.info.name}, {held_out[-1]} split")
+    plot_per_class(
+        metrics["per_class"][held_out[-1]],
+        run.path("per_class.png"),
+        title=f"{run.model_name} on {run.info.name}, {held_out[-1]} split",
+    )
     images, targets = _first_batch(run.data[held_out[-1]])
     images, targets = images[:8], targets[:8]
     if _one_hot_targets(run.task, run.plan.recipe):
         targets = targets.argmax(-1)
     plot_predictions(
-        images, targets, _predicted_classes(run.model, images), run.info.class_names,
+        images,
+        targets,
+        _predicted_classes(run.model, images),
+        run.info.class_names,
         run.path("predictions.png"),
     )
     return metrics
 
 
-def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, recipe=None,
-          recipe_options=None, learning_rate=None, jit_compile="auto", mixed_precision=False,
-          output_dir, resume=False, seed=0, num_images=None, model_options=None, backup_every=None,
-          ignore_class=255, skip_bad_files=False, data_dir=None, verbose="auto"):
+def train(
+    model_name,
+    dataset,
+    *,
+    epochs=None,
+    batch_size=32,
+    image_size=None,
+    recipe=None,
+    recipe_options=None,
+    learning_rate=None,
+    jit_compile="auto",
+    mixed_precision=False,
+    output_dir,
+    resume=False,
+    seed=0,
+    num_images=None,
+    model_options=None,
+    backup_every=None,
+    ignore_class=255,
+    skip_bad_files=False,
+    data_dir=None,
+    verbose="auto",
+):
     """Trains a registered model on a data set and writes a run folder.
 
     `prepare_training` checks every argument, the data set and the model
@@ -634,18 +723,41 @@ def train(model_name, dataset, *, epochs=None, batch_size=32, image_size=None, r
     ['accuracy', 'loss', 'mean_iou']
     """
     run = prepare_training(
-        model_name, dataset, epochs=epochs, batch_size=batch_size, image_size=image_size,
-        recipe=recipe, recipe_options=recipe_options, learning_rate=learning_rate,
-        jit_compile=jit_compile, mixed_precision=mixed_precision,
-        output_dir=output_dir, resume=resume, seed=seed, num_images=num_images,
-        model_options=model_options, backup_every=backup_every, ignore_class=ignore_class,
-        skip_bad_files=skip_bad_files, data_dir=data_dir,
+        model_name,
+        dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        image_size=image_size,
+        recipe=recipe,
+        recipe_options=recipe_options,
+        learning_rate=learning_rate,
+        jit_compile=jit_compile,
+        mixed_precision=mixed_precision,
+        output_dir=output_dir,
+        resume=resume,
+        seed=seed,
+        num_images=num_images,
+        model_options=model_options,
+        backup_every=backup_every,
+        ignore_class=ignore_class,
+        skip_bad_files=skip_bad_files,
+        data_dir=data_dir,
     )
     return run_training(run, verbose=verbose)
 
 
-def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=None,
-             num_images=None, seed=0, per_class=False, verbose="auto"):
+def evaluate(
+    model_path,
+    dataset,
+    *,
+    split="test",
+    batch_size=32,
+    image_size=None,
+    num_images=None,
+    seed=0,
+    per_class=False,
+    verbose="auto",
+):
     """Evaluates a saved model on a split of a data set.
 
     Args:
@@ -675,8 +787,13 @@ def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=Non
     trained = load_trained_model(model_path)
     image_size = check_image_size(image_size, default=trained.image_size)
     data, info = load_dataset(
-        check_path("dataset", dataset), split, task=trained.task, image_size=image_size,
-        batch_size=batch_size, num_images=num_images, seed=seed,
+        check_path("dataset", dataset),
+        split,
+        task=trained.task,
+        image_size=image_size,
+        batch_size=batch_size,
+        num_images=num_images,
+        seed=seed,
     )
     if info.num_classes != len(trained.class_names):
         raise ValueError(
@@ -684,15 +801,25 @@ def evaluate(model_path, dataset, *, split="test", batch_size=32, image_size=Non
             f"{info.name!r} has {info.num_classes}."
         )
     model = trained.model
-    model.compile(**compile_arguments(
-        trained.task, info.num_classes, label_smoothing=trained.label_smoothing,
-        from_logits=trained.from_logits, ignore_class=info.ignore_class,
-    ))
+    model.compile(
+        **compile_arguments(
+            trained.task,
+            info.num_classes,
+            label_smoothing=trained.label_smoothing,
+            from_logits=trained.from_logits,
+            ignore_class=info.ignore_class,
+        )
+    )
     results = model.evaluate(data, return_dict=True, verbose=verbose)
     results = {name: float(value) for name, value in results.items()}
     if check_bool("per_class", per_class):
         results["per_class"] = class_report(
-            model, data, num_classes=info.num_classes, class_names=info.class_names,
-            task=trained.task, from_logits=trained.from_logits, ignore_class=info.ignore_class,
+            model,
+            data,
+            num_classes=info.num_classes,
+            class_names=info.class_names,
+            task=trained.task,
+            from_logits=trained.from_logits,
+            ignore_class=info.ignore_class,
         )
     return results

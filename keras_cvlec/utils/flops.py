@@ -61,9 +61,7 @@ def _separable_conv_macs(layer, call):
 
 def _conv_transpose_macs(layer, call):
     # Every input element is multiplied by a kernel_size * filters slice.
-    return (
-        math.prod(call.input_shape) * math.prod(layer.kernel_size) * layer.filters
-    )
+    return math.prod(call.input_shape) * math.prod(layer.kernel_size) * layer.filters
 
 
 def _dense_macs(layer, call):
@@ -175,9 +173,7 @@ def _find_rule(layer, builtin_rules):
     for layer_class in type(layer).__mro__:
         if layer_class in _USER_RULES:
             user_rule = _USER_RULES[layer_class]
-            return lambda layer, call: int(
-                user_rule(layer, call.input_shape, call.output_shape)
-            )
+            return lambda layer, call: int(user_rule(layer, call.input_shape, call.output_shape))
     for classes, rule in builtin_rules:
         if isinstance(layer, classes):
             return rule
@@ -318,9 +314,7 @@ def _count_call(call, builtin_rules):
     # product nobody counts.
     total = sum(_count_call(child, builtin_rules) for child in children)
     covered = {id(w) for child in children for w in child.layer.weights}
-    uncounted = [
-        w for w in layer.weights if id(w) not in covered and len(w.shape) >= 2
-    ]
+    uncounted = [w for w in layer.weights if id(w) not in covered and len(w.shape) >= 2]
     if uncounted:
         raise ValueError(
             f"count_macs cannot count {_describe(layer)}: it uses weights of "
@@ -356,11 +350,7 @@ def _reference_inputs(model):
 
 
 def _is_dim(value):
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Integral)
-        and value >= 1
-    )
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
 
 
 def _check_one_shape(shape, reference, input_shape):
@@ -401,9 +391,7 @@ def _resolve_shapes(model, references, input_shape):
             )
         shapes = [tuple(x.shape[1:]) for x in references]
         if any(d is None for shape in shapes for d in shape):
-            example = [
-                tuple(224 if d is None else d for d in shape) for shape in shapes
-            ]
+            example = [tuple(224 if d is None else d for d in shape) for shape in shapes]
             example = example[0] if num_inputs == 1 else example
             raise ValueError(
                 f"`input_shape` is required: the model's input has unknown "
@@ -515,10 +503,7 @@ def count_macs(model, input_shape=None):
         dtypes = [x.dtype for x in references]
     else:
         dtypes = [model.input_dtype] * len(shapes)
-    specs = [
-        keras.KerasTensor((1,) + shape, dtype=dtype)
-        for shape, dtype in zip(shapes, dtypes)
-    ]
+    specs = [keras.KerasTensor((1,) + shape, dtype=dtype) for shape, dtype in zip(shapes, dtypes)]
 
     def inputs_of(tensors):
         return tensors[0] if len(tensors) == 1 else list(tensors)
@@ -537,12 +522,8 @@ def count_macs(model, input_shape=None):
     # last complete call of the model is the one to count.
     completed = [call for call in roots if call.done and call.layer is model]
     if not completed:
-        raise RuntimeError(
-            f"count_macs could not trace a call of {_describe(model)}."
-        )
+        raise RuntimeError(f"count_macs could not trace a call of {_describe(model)}.")
     return _count_call(completed[-1], _builtin_rules())
-
-
 
 
 def _deprecated_count_flops(stacklevel):

@@ -54,7 +54,9 @@ def check_float(name, value, minimum, inclusive=True):
             f"of type {type(value).__name__}"
         )
     if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite float {bound} {minimum}. Received: {name}={value}")
+        raise ValueError(
+            f"`{name}` must be a finite float {bound} {minimum}. Received: {name}={value}"
+        )
     if not (value >= minimum if inclusive else value > minimum):
         raise ValueError(f"`{name}` must be {bound} {minimum}. Received: {name}={value}")
     return float(value)
@@ -88,9 +90,7 @@ def check_choice(name, value, allowed):
     """One of `allowed`; the error lists them all."""
     if value not in allowed:
         choices = ", ".join(repr(choice) for choice in allowed)
-        raise ValueError(
-            f"Unknown `{name}`: {value!r}. Allowed values: {choices}."
-        )
+        raise ValueError(f"Unknown `{name}`: {value!r}. Allowed values: {choices}.")
     return value
 
 
@@ -167,8 +167,7 @@ def check_imagenet_channels(name, weights, channels, input_shape):
     `"imagenet"`: the ImageNet weights take RGB images."""
     if isinstance(weights, str) and weights == "imagenet" and channels != 3:
         raise ValueError(
-            f"`{name}='imagenet'` needs 3 input channels. Received: "
-            f"input_shape={input_shape}"
+            f"`{name}='imagenet'` needs 3 input channels. Received: input_shape={input_shape}"
         )
     return weights
 
@@ -214,9 +213,7 @@ def renamed_arguments(**renames):
 def check_path(name, value):
     """A path (str or os.PathLike), returned as a str."""
     if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(
-            f"`{name}` must be a path (str or os.PathLike). Received: {name}={value!r}"
-        )
+        raise TypeError(f"`{name}` must be a path (str or os.PathLike). Received: {name}={value!r}")
     return os.fspath(value)
 
 

@@ -31,8 +31,9 @@ def test_flip_moves_image_and_mask_together(shapes, inputs):
     images, masks = shapes
     augment = segmentation_augmentation(**{**OFF, "flip": "horizontal"}, seed=2)
     if inputs == "tensors":
-        out_images, out_masks = numpy(augment(keras.ops.convert_to_tensor(images),
-                                              keras.ops.convert_to_tensor(masks)))
+        out_images, out_masks = numpy(
+            augment(keras.ops.convert_to_tensor(images), keras.ops.convert_to_tensor(masks))
+        )
     else:
         out_images, out_masks = augment(images, masks)
         assert isinstance(out_images, np.ndarray) and isinstance(out_masks, np.ndarray)
@@ -105,8 +106,11 @@ def test_rotated_mask_is_the_nearest_neighbour_rotation(shapes):
 
     def rotate(interpolation):
         rotated = keras.ops.image.affine_transform(
-            x, keras.ops.convert_to_tensor(matrix.copy()), interpolation=interpolation,
-            fill_mode=layer.fill_mode, fill_value=layer.fill_value,
+            x,
+            keras.ops.convert_to_tensor(matrix.copy()),
+            interpolation=interpolation,
+            fill_mode=layer.fill_mode,
+            fill_value=layer.fill_value,
         )
         return keras.ops.convert_to_numpy(rotated)[..., 0]
 
@@ -121,7 +125,8 @@ def test_rotated_mask_is_the_nearest_neighbour_rotation(shapes):
         inside = (src_x >= 0) & (src_x <= 15) & (src_y >= 0) & (src_y <= 15)
         neighbours = [
             mask[np.clip(fy(src_y), 0, 15).astype(int), np.clip(fx(src_x), 0, 15).astype(int)]
-            for fy in (np.floor, np.ceil) for fx in (np.floor, np.ceil)
+            for fy in (np.floor, np.ceil)
+            for fx in (np.floor, np.ceil)
         ]
         matches = np.any([result == n for n in neighbours], axis=0)
         assert matches[inside].all()
@@ -142,7 +147,9 @@ def test_photometric_changes_images_only(shapes):
 
 def test_classification_default_and_mixing():
     images, labels = shapes_dataset("test", num_images=8, image_size=16, task="classification")
-    out_images, out_labels = numpy(default_augmentation("classification", num_classes=3, seed=0)(images, labels))
+    out_images, out_labels = numpy(
+        default_augmentation("classification", num_classes=3, seed=0)(images, labels)
+    )
     assert out_images.shape == images.shape and 0.0 <= out_images.min() and out_images.max() <= 1.0
     assert out_labels.dtype == np.int32
     np.testing.assert_array_equal(out_labels, labels)  # geometric/RandAugment keep labels
@@ -167,8 +174,17 @@ def test_rand_augment_configuration():
     augment = classification_augmentation(rand_augment_ops=3, rand_augment_factor=0.7, seed=4)
     layer = augment.pipeline.layers[-1]
     assert isinstance(layer, keras.layers.RandAugment) and not augment.one_hot
-    assert (layer.num_ops, layer.factor, tuple(layer.value_range), layer.seed) == (3, (0.0, 0.7), (0.0, 1.0), 6)
-    assert [type(l).__name__ for l in augment.pipeline.layers] == ["RandomFlip", "RandomTranslation", "RandAugment"]
+    assert (layer.num_ops, layer.factor, tuple(layer.value_range), layer.seed) == (
+        3,
+        (0.0, 0.7),
+        (0.0, 1.0),
+        6,
+    )
+    assert [type(layer).__name__ for layer in augment.pipeline.layers] == [
+        "RandomFlip",
+        "RandomTranslation",
+        "RandAugment",
+    ]
 
 
 def test_bad_arguments():
@@ -176,7 +192,9 @@ def test_bad_arguments():
         segmentation_augmentation(flip="diagonal")
     with pytest.raises(ValueError, match="`zoom` must be >= 0.0. Received: zoom=-0.1"):
         segmentation_augmentation(zoom=-0.1)
-    with pytest.raises(TypeError, match="`num_classes` must be an int >= 2. Received: num_classes=None"):
+    with pytest.raises(
+        TypeError, match="`num_classes` must be an int >= 2. Received: num_classes=None"
+    ):
         classification_augmentation(mixup_alpha=0.2)
     with pytest.raises(ValueError, match="classification task only"):
         Augmentation("segmentation", [keras.layers.MixUp()], num_classes=3)

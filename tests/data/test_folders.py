@@ -94,16 +94,22 @@ def test_class_folders_random_split(classes_folder):
     assert info.splits == ("train", "validation") and info.ignore_class is None
     # One image of each 5-image class is held out (stratified), none of them in train.
     assert info.num_examples == 12 and val_info.num_examples == 3
-    assert info.image_size == (6, 4) and x_train.shape == (12, 6, 4, 3) and x_val.shape == (3, 6, 4, 3)
+    assert (
+        info.image_size == (6, 4) and x_train.shape == (12, 6, 4, 3) and x_val.shape == (3, 6, 4, 3)
+    )
     assert x_train.dtype == np.float32 and y_train.dtype == np.int32
     assert np.bincount(y_train).tolist() == [4, 4, 4] and y_val.tolist() == [0, 1, 2]
     # Every image is one flat grey: its label's colour, scaled to [0, 1].
     for x, y in ((x_train, y_train), (x_val, y_val)):
         expected = np.array(list(COLOURS.values()))[y] / 255.0
-        np.testing.assert_allclose(x, np.broadcast_to(expected[:, None, None, None], x.shape), atol=1e-6)
+        np.testing.assert_allclose(
+            x, np.broadcast_to(expected[:, None, None, None], x.shape), atol=1e-6
+        )
     with pytest.raises(ValueError, match="has no 'test' split. Its splits: 'train', 'validation'"):
         load_folder(classes_folder, "test")
-    with pytest.raises(ValueError, match="has no 'segmentation' task. It supports: 'classification'"):
+    with pytest.raises(
+        ValueError, match="has no 'segmentation' task. It supports: 'classification'"
+    ):
         load_folder(classes_folder, task="segmentation")
     with pytest.raises(ValueError, match="num_classes=4 but .* has 3 class sub-folders"):
         load_folder(classes_folder, num_classes=4)
@@ -197,7 +203,9 @@ def test_mask_folders_exact_and_num_classes_from_train(masks_folder):
     assert images.shape == (3, 5, 5, 3) and set(np.unique(masks)) <= {0, 1, 2}
     with pytest.raises(ValueError, match="has no 'test' split. Its splits: 'train', 'validation'"):
         load_folder(masks_folder, "test")
-    with pytest.raises(ValueError, match="must be < num_classes=2 \\(given\\), but masks '.*train.*' reach 2"):
+    with pytest.raises(
+        ValueError, match="must be < num_classes=2 \\(given\\), but masks '.*train.*' reach 2"
+    ):
         load_folder(masks_folder, num_classes=2)
 
 
@@ -232,7 +240,9 @@ def test_void_is_no_class_and_stays_in_the_masks(tmp_path):
     np.testing.assert_array_equal(masks, np.stack(void_masks()))
     _, info = load_folder(tmp_path, num_classes=3)
     assert info.num_classes == 3
-    with pytest.warns(UserWarning, match=r"\[3, 4, 5, 6, 7, 8, 9, 10, 11, 12 \(and 242 more\)\] never occur"):
+    with pytest.warns(
+        UserWarning, match=r"\[3, 4, 5, 6, 7, 8, 9, 10, 11, 12 \(and 242 more\)\] never occur"
+    ):
         _, info = load_folder(tmp_path, ignore_class=None)
     assert info.num_classes == 256 and info.ignore_class is None
     with pytest.raises(ValueError, match="other than ignore_class=255 must be < num_classes=2"):
@@ -241,13 +251,18 @@ def test_void_is_no_class_and_stays_in_the_masks(tmp_path):
     masks = void_masks()
     masks[0][1, 1] = 3
     write_masks(tmp_path / "val", masks)
-    with pytest.raises(ValueError, match="num_classes=3 \\(inferred from the masks of .*train'\\), but masks '.*val.*img0.png' reach 3"):
+    with pytest.raises(
+        ValueError,
+        match="num_classes=3 \\(inferred from the masks of .*train'\\), but masks '.*val.*img0.png' reach 3",
+    ):
         load_folder(tmp_path, "validation")
 
 
 def test_sparse_mask_values_warn(tmp_path):
     write_masks(tmp_path, [np.full((HEIGHT, WIDTH), 5), np.tile([0, 2], (HEIGHT, WIDTH // 2))])
-    with pytest.warns(UserWarning, match=r"class values \[0, 2, 5\]; \[1, 3, 4\] never occur .*num_classes=6"):
+    with pytest.warns(
+        UserWarning, match=r"class values \[0, 2, 5\]; \[1, 3, 4\] never occur .*num_classes=6"
+    ):
         _, info = load_folder(tmp_path)
     assert info.num_classes == 6
     with warnings.catch_warnings(record=True) as caught:
@@ -312,8 +327,12 @@ def test_bad_files_are_reported_together_or_skipped(tmp_path):
     for path, reason in bad.items():
         assert f"\n  {path!r}: {reason}" in message
     assert "skip_bad_files=True" in message
-    with pytest.warns(UserWarning, match="Skipped 5 bad files .*img1.png.*img3.jpg.*img4.bmp.* \\(and 2 more\\)"):
-        dataset, info = load_folder(tmp_path, image_size=(HEIGHT, WIDTH), skip_bad_files=True, shuffle=False)
+    with pytest.warns(
+        UserWarning, match="Skipped 5 bad files .*img1.png.*img3.jpg.*img4.bmp.* \\(and 2 more\\)"
+    ):
+        dataset, info = load_folder(
+            tmp_path, image_size=(HEIGHT, WIDTH), skip_bad_files=True, shuffle=False
+        )
     images, masks = collect(dataset)
     assert info.num_examples == 1 and info.num_classes == 3
     np.testing.assert_allclose(images[0], segmentation_pair(0)[0] / 255.0, atol=1e-6)
@@ -332,7 +351,10 @@ def test_more_than_twenty_bad_files_are_counted(tmp_path):
 
 def test_empty_folder(tmp_path):
     for task in (None, "segmentation"):
-        with pytest.raises(ValueError, match=re.escape(f"No images found in '{tmp_path}'. Allowed extensions: .bmp")):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(f"No images found in '{tmp_path}'. Allowed extensions: .bmp"),
+        ):
             load_folder(tmp_path, task=task)
 
 
@@ -358,9 +380,15 @@ def bad_folder(tmp_path, case):
     "case, match",
     [
         ("empty", "No images found in .*images.*Allowed extensions: .bmp"),
-        ("names", "3 images without a mask: 'img0', 'img1', 'img2'; 3 masks without an image: 'other0'"),
+        (
+            "names",
+            "3 images without a mask: 'img0', 'img1', 'img2'; 3 masks without an image: 'other0'",
+        ),
         ("size", "img1.png' is 11x12 \\(width x height\\) but its image .*img1.png' is 10x12"),
-        ("mode", "img2.png' has PIL mode 'RGB': masks must be 8-bit grayscale \\('L'\\) or palette"),
+        (
+            "mode",
+            "img2.png' has PIL mode 'RGB': masks must be 8-bit grayscale \\('L'\\) or palette",
+        ),
     ],
 )
 def test_bad_mask_folders(tmp_path, case, match):
@@ -371,11 +399,31 @@ def test_bad_mask_folders(tmp_path, case, match):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(ignore_class="void"), TypeError, "`ignore_class` must be an int >= 0. Received: ignore_class='void'"),
-        (dict(ignore_class=True), TypeError, "`ignore_class` must be an int >= 0. Received: ignore_class=True"),
-        (dict(ignore_class=-1), ValueError, "`ignore_class` must be >= 0. Received: ignore_class=-1"),
-        (dict(ignore_class=256), ValueError, "`ignore_class` must be None or in 0..255. Received: ignore_class=256"),
-        (dict(skip_bad_files=1), TypeError, "`skip_bad_files` must be True or False. Received: skip_bad_files=1"),
+        (
+            dict(ignore_class="void"),
+            TypeError,
+            "`ignore_class` must be an int >= 0. Received: ignore_class='void'",
+        ),
+        (
+            dict(ignore_class=True),
+            TypeError,
+            "`ignore_class` must be an int >= 0. Received: ignore_class=True",
+        ),
+        (
+            dict(ignore_class=-1),
+            ValueError,
+            "`ignore_class` must be >= 0. Received: ignore_class=-1",
+        ),
+        (
+            dict(ignore_class=256),
+            ValueError,
+            "`ignore_class` must be None or in 0..255. Received: ignore_class=256",
+        ),
+        (
+            dict(skip_bad_files=1),
+            TypeError,
+            "`skip_bad_files` must be True or False. Received: skip_bad_files=1",
+        ),
     ],
 )
 def test_bad_folder_arguments(classes_folder, kwargs, error, match):
@@ -386,7 +434,9 @@ def test_bad_folder_arguments(classes_folder, kwargs, error, match):
 @pytest.mark.parametrize("name", ["shapes", "cifar10"])
 @pytest.mark.parametrize("kwargs", [dict(ignore_class=0), dict(skip_bad_files=True)])
 def test_folder_options_refused_for_named_data_sets(name, kwargs):
-    with pytest.raises(ValueError, match=f"are for folders of images only. .* with the '{name}' data set"):
+    with pytest.raises(
+        ValueError, match=f"are for folders of images only. .* with the '{name}' data set"
+    ):
         load_dataset(name, **kwargs)
 
 

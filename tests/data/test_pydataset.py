@@ -17,14 +17,22 @@ def first_epochs(dataset, count=2):
 
 def test_seeded_shuffle_repeats_and_unseeded_does_not():
     images, labels = np.zeros((20, 2, 2, 3), "float32"), np.arange(20)
-    seeded = [first_epochs(ArrayDataset(images, labels, batch_size=6, shuffle=True, seed=3)) for _ in range(2)]
+    seeded = [
+        first_epochs(ArrayDataset(images, labels, batch_size=6, shuffle=True, seed=3))
+        for _ in range(2)
+    ]
     assert seeded[0] == seeded[1] and seeded[0][0] != seeded[0][1]
     assert sorted(seeded[0][0]) == list(range(20))
     # Two unseeded orders of 20 examples agree with probability 1/20!.
-    unseeded = [first_epochs(ArrayDataset(images, labels, batch_size=6, shuffle=True, seed=None)) for _ in range(2)]
+    unseeded = [
+        first_epochs(ArrayDataset(images, labels, batch_size=6, shuffle=True, seed=None))
+        for _ in range(2)
+    ]
     assert unseeded[0][0] != unseeded[1][0] and unseeded[0] != seeded[0]
     assert sorted(unseeded[0][1]) == list(range(20))
-    assert first_epochs(ArrayDataset(images, labels, batch_size=6, seed=None), 1) == [list(range(20))]
+    assert first_epochs(ArrayDataset(images, labels, batch_size=6, seed=None), 1) == [
+        list(range(20))
+    ]
 
 
 def test_shapes_with_seed_none_shuffles_anew():

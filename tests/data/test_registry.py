@@ -32,14 +32,23 @@ def test_list_datasets():
 def test_shapes_both_tasks_match_the_arrays():
     dataset, info = load_dataset("shapes", "validation", image_size=16, batch_size=4, num_images=10)
     assert isinstance(dataset, keras.utils.PyDataset) and len(dataset) == 3
-    assert info == DatasetInfo("shapes", "segmentation", 4, ("background", "circle", "square", "triangle"), (16, 16), num_examples=10)
+    assert info == DatasetInfo(
+        "shapes",
+        "segmentation",
+        4,
+        ("background", "circle", "square", "triangle"),
+        (16, 16),
+        num_examples=10,
+    )
     images, masks = shapes_dataset("validation", num_images=10, image_size=16)
     batches = [dataset[i] for i in range(3)]
     assert [x.shape for x, _ in batches] == [(4, 16, 16, 3), (4, 16, 16, 3), (2, 16, 16, 3)]
     np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), images)  # not shuffled
     np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), masks)
     assert batches[0][1].dtype == np.int32
-    dataset, info = load_dataset("shapes", "test", task="classification", image_size=16, num_images=6, batch_size=6)
+    dataset, info = load_dataset(
+        "shapes", "test", task="classification", image_size=16, num_images=6, batch_size=6
+    )
     assert info.num_classes == 3 and info.class_names == ("circle", "square", "triangle")
     assert info.num_examples == 6 and info.ignore_class is None and "test" in info.splits
     x, y = dataset[0]
@@ -62,8 +71,12 @@ def test_train_split_reshuffles_every_epoch_reproducibly():
 
 
 def test_fit_and_evaluate_on_the_pydataset():
-    train, info = load_dataset("shapes", task="classification", image_size=16, batch_size=4, num_images=8)
-    test, _ = load_dataset("shapes", "test", task="classification", image_size=16, batch_size=4, num_images=4)
+    train, info = load_dataset(
+        "shapes", task="classification", image_size=16, batch_size=4, num_images=8
+    )
+    test, _ = load_dataset(
+        "shapes", "test", task="classification", image_size=16, batch_size=4, num_images=4
+    )
     model = keras.Sequential(
         [
             keras.Input((16, 16, 3)),
@@ -84,9 +97,17 @@ def test_fit_and_evaluate_on_the_pydataset():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(name_or_path="mnist"), ValueError, "Unknown data set: 'mnist' .* Registered data sets: cifar10, cifar100, imagenette, oxford_iiit_pet, shapes"),
+        (
+            dict(name_or_path="mnist"),
+            ValueError,
+            "Unknown data set: 'mnist' .* Registered data sets: cifar10, cifar100, imagenette, oxford_iiit_pet, shapes",
+        ),
         (dict(task="detection"), ValueError, "Unknown `task`: 'detection'"),
-        (dict(split="val"), ValueError, "Unknown `split`: 'val'. Allowed values: 'train', 'validation', 'test'"),
+        (
+            dict(split="val"),
+            ValueError,
+            "Unknown `split`: 'val'. Allowed values: 'train', 'validation', 'test'",
+        ),
         (dict(split="test", augment=True), ValueError, "`augment` is for training data only"),
         (dict(augment="yes"), TypeError, "`augment` must be a bool or a callable"),
         (dict(image_size=(32, 16)), ValueError, "square images only"),
@@ -100,7 +121,11 @@ def test_fit_and_evaluate_on_the_pydataset():
         (dict(one_hot=1), TypeError, "`one_hot` must be True or False. Received: one_hot=1"),
         (dict(one_hot=True), ValueError, "`one_hot` encodes class labels.*task='segmentation'"),
         (dict(seed=1.0), TypeError, "`seed` must be None or an int. Received: seed=1.0"),
-        (dict(image_sizes=32), TypeError, "load_dataset\\(\\) got an unexpected keyword argument 'image_sizes'.*Loader options: split, task, image_size"),
+        (
+            dict(image_sizes=32),
+            TypeError,
+            "load_dataset\\(\\) got an unexpected keyword argument 'image_sizes'.*Loader options: split, task, image_size",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -110,22 +135,35 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_classification_only_data_set_refuses_segmentation():
-    with pytest.raises(ValueError, match="Data set 'cifar10' has no 'segmentation' task. It supports: 'classification'"):
+    with pytest.raises(
+        ValueError,
+        match="Data set 'cifar10' has no 'segmentation' task. It supports: 'classification'",
+    ):
         load_dataset("cifar10", task="segmentation")
 
 
 def test_one_hot_labels_with_and_without_mixing():
-    sparse, info = load_dataset("shapes", "test", task="classification", image_size=16, num_images=8)
-    one_hot, _ = load_dataset("shapes", "test", task="classification", image_size=16, num_images=8,
-                              one_hot=True)
+    sparse, info = load_dataset(
+        "shapes", "test", task="classification", image_size=16, num_images=8
+    )
+    one_hot, _ = load_dataset(
+        "shapes", "test", task="classification", image_size=16, num_images=8, one_hot=True
+    )
     (images, labels), (one_hot_images, one_hot_labels) = sparse[0], one_hot[0]
     np.testing.assert_array_equal(one_hot_images, images)
     assert one_hot_labels.dtype == np.float32
     np.testing.assert_array_equal(one_hot_labels, np.eye(info.num_classes)[labels])
     # A mixing augmentation takes the encoded labels as they are.
     mixing = classification_augmentation(info.num_classes, mixup_alpha=0.4, seed=0)
-    train, _ = load_dataset("shapes", "train", task="classification", image_size=16,
-                            num_images=8, augment=mixing, one_hot=True)
+    train, _ = load_dataset(
+        "shapes",
+        "train",
+        task="classification",
+        image_size=16,
+        num_images=8,
+        augment=mixing,
+        one_hot=True,
+    )
     _, soft = train[0]
     assert soft.shape == (8, 3) and soft.dtype == np.float32
     np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
@@ -136,7 +174,10 @@ def test_loader_options_resolve_and_check_once():
     options = LoaderOptions("validation", image_size=(8, 6), num_images=3, seed=None)
     assert options.shuffle is False and LoaderOptions().shuffle is True
     assert options.resolve_task("shapes", ("segmentation", "classification")) == "segmentation"
-    with pytest.raises(ValueError, match="Data set 'pets' has no 'segmentation' task. It supports: 'classification'"):
+    with pytest.raises(
+        ValueError,
+        match="Data set 'pets' has no 'segmentation' task. It supports: 'classification'",
+    ):
         LoaderOptions(task="segmentation").resolve_task("pets", ("classification",))
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.seed = 0
@@ -151,7 +192,9 @@ def test_load_dataset_builds_one_options_object(monkeypatch):
     expected = LoaderOptions("test", image_size=16, num_images=2, seed=4)
     built = []
     check = LoaderOptions.__post_init__
-    monkeypatch.setattr(LoaderOptions, "__post_init__", lambda self: (built.append(self), check(self)))
+    monkeypatch.setattr(
+        LoaderOptions, "__post_init__", lambda self: (built.append(self), check(self))
+    )
     dataset, _ = load_dataset("shapes", "test", image_size=16, num_images=2, seed=4)
     assert built == [expected]
     assert dataset.seed == 4 and dataset.shuffle is False
@@ -168,7 +211,9 @@ def test_load_dataset_builds_one_options_object(monkeypatch):
     ],
 )
 def test_moved_registry_names_warn_and_still_work(name, new_module, new_name):
-    with pytest.warns(DeprecationWarning, match=f"registry.{name}` is deprecated: use `{new_module}.{new_name}`"):
+    with pytest.warns(
+        DeprecationWarning, match=f"registry.{name}` is deprecated: use `{new_module}.{new_name}`"
+    ):
         old = getattr(registry, name)
     assert old is getattr(importlib.import_module(new_module), new_name)
     with pytest.raises(AttributeError, match="has no attribute 'check_task'"):
@@ -179,7 +224,11 @@ def _data_imports(path):
     """The `keras_cvlec.data` modules the module file `path` imports."""
     imported = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("keras_cvlec.data"):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("keras_cvlec.data")
+        ):
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             imported.update(name for name in names if name.count(".") == 2)
         elif isinstance(node, ast.Import):
@@ -191,10 +240,14 @@ def test_data_modules_import_no_circle():
     folder = pathlib.Path(keras_cvlec.data.__file__).parent
     graph = {
         f"keras_cvlec.data.{file.stem}": _data_imports(file)
-        for file in folder.glob("*.py") if file.stem != "__init__"
+        for file in folder.glob("*.py")
+        if file.stem != "__init__"
     }
-    assert {"keras_cvlec.data.folders", "keras_cvlec.data.tfds", "keras_cvlec.data.shapes"} <= graph[
-        "keras_cvlec.data.registry"]
+    assert {
+        "keras_cvlec.data.folders",
+        "keras_cvlec.data.tfds",
+        "keras_cvlec.data.shapes",
+    } <= graph["keras_cvlec.data.registry"]
     # Depth-first search: a module reached again while still open closes a circle.
     state = {}
 

@@ -50,8 +50,9 @@ def test_classification_task_one_shape_labels_start_at_zero():
         np.testing.assert_array_equal(np.unique(mask), [0, label + 1])
     assert set(np.unique(y)) == {0, 1, 2}
     # several shapes: the label is the class covering the most pixels
-    _, y = shapes_dataset("validation", num_images=20, image_size=32, task="classification",
-                          max_shapes=3)
+    _, y = shapes_dataset(
+        "validation", num_images=20, image_size=32, task="classification", max_shapes=3
+    )
     x, masks = shapes_dataset("validation", num_images=20, image_size=32)
     counts = np.stack([(masks == k).sum((1, 2)) for k in (1, 2, 3)], 1)
     np.testing.assert_array_equal(y, counts.argmax(1))

@@ -89,7 +89,9 @@ def cifar10_dir(tmp_path_factory):
         write(files / f"data_batch_{i + 1}.bin", CIFAR_TRAIN_LABELS[2 * i : 2 * i + 2])
     write(files / "test_batch.bin", CIFAR_TEST_LABELS)
     data_dir = tmp_path_factory.mktemp("tfds")
-    with mock.patch.object(tfds.download.DownloadManager, "download_and_extract", return_value=folder):
+    with mock.patch.object(
+        tfds.download.DownloadManager, "download_and_extract", return_value=folder
+    ):
         tfds.builder("cifar10", data_dir=data_dir).download_and_prepare()
     return data_dir
 
@@ -139,13 +141,24 @@ def test_pet_trimap_remapped_exactly_and_images_scaled():
 
 def test_pet_breeds_and_bad_trimap():
     with pet_examples(TRIMAP):
-        dataset, info = load_dataset("oxford_iiit_pet", task="classification", batch_size=8, image_size=4, shuffle=False)
+        dataset, info = load_dataset(
+            "oxford_iiit_pet", task="classification", batch_size=8, image_size=4, shuffle=False
+        )
         labels = batches(dataset)[0][1]
-        assert len(batches(load_tfds("oxford_iiit_pet", batch_size=8, image_size=4, num_images=3)[0])[0][0]) == 3
+        assert (
+            len(
+                batches(load_tfds("oxford_iiit_pet", batch_size=8, image_size=4, num_images=3)[0])[
+                    0
+                ][0]
+            )
+            == 3
+        )
     assert info.num_classes == 37 and info.task == "classification"
     np.testing.assert_array_equal(labels, np.arange(5) * 7 % 37)
     with pet_examples(np.where(TRIMAP == 3, 0, TRIMAP).astype("uint8")):
-        with pytest.raises(tf.errors.InvalidArgumentError, match="1 \\(pet\\), 2 \\(background\\) or 3"):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match="1 \\(pet\\), 2 \\(background\\) or 3"
+        ):
             batches(load_tfds("oxford_iiit_pet", "test", image_size=4)[0])
 
 
@@ -153,7 +166,9 @@ def test_augmented_training_pipeline_keeps_class_ids():
     """Keras augmentation layers inside tf.data on every backend."""
     with pet_examples(TRIMAP, num_examples=8):
         plain = batches(load_tfds("oxford_iiit_pet", image_size=8, batch_size=4, shuffle=False)[0])
-        augmented, _ = load_tfds("oxford_iiit_pet", image_size=8, batch_size=4, shuffle=False, augment=True, seed=1)
+        augmented, _ = load_tfds(
+            "oxford_iiit_pet", image_size=8, batch_size=4, shuffle=False, augment=True, seed=1
+        )
         augmented = batches(augmented)
     assert [x.shape for x, _ in augmented] == [(4, 8, 8, 3)] * 2
     for (x, y), (plain_x, _) in zip(augmented, plain):
@@ -170,7 +185,9 @@ def test_split_mapping_and_bad_arguments():
         "test",
     ]
     assert tfds_split("imagenette", "test") == "validation"
-    with pytest.raises(ValueError, match="'cifar10' has no 'segmentation' task. It supports: 'classification'"):
+    with pytest.raises(
+        ValueError, match="'cifar10' has no 'segmentation' task. It supports: 'classification'"
+    ):
         load_tfds("cifar10", task="segmentation")
     with pytest.raises(ValueError, match="Unknown `name`: 'mnist'"):
         load_tfds("mnist")
@@ -182,7 +199,9 @@ def test_num_examples_and_splits_with_mock_data():
     with tfds.testing.mock_data(num_examples=6):
         counts = []
         for num_images in (None, 4, 10):
-            dataset, info = load_dataset("cifar10", "test", batch_size=4, image_size=8, num_images=num_images)
+            dataset, info = load_dataset(
+                "cifar10", "test", batch_size=4, image_size=8, num_images=num_images
+            )
             counts.append((info.num_examples, sum(len(x) for x, _ in batches(dataset))))
     assert counts == [(6, 6), (4, 4), (6, 6)]
     assert info.splits == ("train", "validation", "test")
@@ -207,7 +226,9 @@ def test_prepared_data_set_loads_without_network(cifar10_dir):
     images, labels = data["test"]
     assert sorted(labels) == sorted(CIFAR_TEST_LABELS)
     # Every byte of a fake image is its label.
-    np.testing.assert_allclose(images, np.broadcast_to(labels[:, None, None, None] / 255, images.shape), atol=1e-7)
+    np.testing.assert_allclose(
+        images, np.broadcast_to(labels[:, None, None, None] / 255, images.shape), atol=1e-7
+    )
 
 
 @pytest.mark.parametrize("name", list(TFDS_DATASETS))
@@ -220,8 +241,14 @@ def test_unprepared_data_set_offline_fails_fast_with_instructions(name, tmp_path
     message = str(raised.value)
     assert isinstance(raised.value, RuntimeError) and isinstance(raised.value, FileNotFoundError)
     assert f"The data set {name!r} is not prepared in data_dir {str(tmp_path)!r}" in message
-    assert f"run `tfds build {name}`" in message and f"~/tensorflow_datasets/{name}/ into {tmp_path}" in message
-    assert f"{builder.data_path}/dataset_info.json" in message and "Name or service not known" in message
+    assert (
+        f"run `tfds build {name}`" in message
+        and f"~/tensorflow_datasets/{name}/ into {tmp_path}" in message
+    )
+    assert (
+        f"{builder.data_path}/dataset_info.json" in message
+        and "Name or service not known" in message
+    )
     assert not (tmp_path / name).exists()
 
 
@@ -230,8 +257,15 @@ def test_failed_download_after_the_server_answered(tmp_path):
     with (
         offline(),
         mock.patch("requests.head") as probe,
-        mock.patch.object(tfds.download.DownloadManager, "download_and_extract", side_effect=failure),
-        pytest.raises(DatasetUnavailableError, match="Download error: DownloadError: Failed to get url cifar. HTTP code: 403.$"),
+        mock.patch.object(
+            tfds.download.DownloadManager, "download_and_extract", side_effect=failure
+        ),
+        pytest.raises(
+            DatasetUnavailableError,
+            match="Download error: DownloadError: Failed to get url cifar. HTTP code: 403.$",
+        ),
     ):
         load_tfds("cifar10", data_dir=tmp_path)
-    probe.assert_called_once_with("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", timeout=5)
+    probe.assert_called_once_with(
+        "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", timeout=5
+    )

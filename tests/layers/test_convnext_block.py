@@ -8,10 +8,9 @@ matmuls and the layer-scale vector. Weight counts are computed by hand.
 
 import math
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from keras_cvlec.layers import ChannelLayerNormalization, ConvNeXtBlock
@@ -97,9 +96,7 @@ def num_block_params(channels, layer_scale):
         ("channels_first", None, 0.2, True),
     ],
 )
-def test_layer_contract(
-    data_format, layer_scale_init_value, drop_path_rate, gelu_approximate
-):
+def test_layer_contract(data_format, layer_scale_init_value, drop_path_rate, gelu_approximate):
     shape = SHAPE_LAST if data_format == "channels_last" else (2, CHANNELS, 9, 7)
     layer = harness.run_layer_test(
         ConvNeXtBlock,
@@ -181,9 +178,7 @@ def test_block_matches_numpy_formula(layer_scale_init_value, gelu_approximate):
 
 
 def test_initial_layer_scale_value_and_weight_paths():
-    block = ConvNeXtBlock(
-        layer_scale_init_value=0.25, data_format="channels_last", name="block"
-    )
+    block = ConvNeXtBlock(layer_scale_init_value=0.25, data_format="channels_last", name="block")
     block.build(SHAPE_LAST)
     harness.assert_allclose(block.layer_scale.gamma, np.full(CHANNELS, 0.25), atol=0)
     assert [w.path for w in block.weights] == [
@@ -206,9 +201,7 @@ def test_gelu_exact_and_tanh():
     approx = harness.to_numpy(ops.gelu(grid, approximate=True))
     reference = gelu_exact(grid.astype(np.float64))
     harness.assert_allclose(exact, reference, atol=2e-6, rtol=1e-6)
-    harness.assert_allclose(
-        approx, gelu_tanh(grid.astype(np.float64)), atol=2e-6, rtol=1e-6
-    )
+    harness.assert_allclose(approx, gelu_tanh(grid.astype(np.float64)), atol=2e-6, rtol=1e-6)
     difference = np.max(np.abs(approx - reference))
     assert 1e-5 < difference < 1e-3
 
@@ -253,8 +246,11 @@ def test_drop_path_drops_whole_samples():
         ({"layer_scale_init_value": -1e-6}, ValueError, r"layer_scale_init_value=-1e-06"),
         ({"layer_scale_init_value": "small"}, TypeError, r"layer_scale_init_value='small'"),
         ({"layer_scale_init_value": True}, TypeError, r"layer_scale_init_value=True"),
-        ({"layer_scale_init_value": float("inf")}, ValueError,
-         r"must be a finite float > 0\.0\. Received: layer_scale_init_value=inf"),
+        (
+            {"layer_scale_init_value": float("inf")},
+            ValueError,
+            r"must be a finite float > 0\.0\. Received: layer_scale_init_value=inf",
+        ),
         ({"drop_path_rate": 1.0}, ValueError, r"drop_path_rate=1\.0"),
         ({"gelu_approximate": "tanh"}, TypeError, r"gelu_approximate='tanh'"),
         ({"data_format": "NHWC"}, ValueError, r"data_format.*'NHWC'"),

@@ -18,12 +18,27 @@ RNG = np.random.default_rng(0)
 
 # (layer class, its Keras parent, arguments, input (channels_last), output).
 CASES = [
-    (cvlec_layers.Conv2D, keras.layers.Conv2D, {"filters": 4, "kernel_size": 3, "padding": "same"},
-     (2, 4, 4, 3), (2, 4, 4, 4)),
-    (cvlec_layers.DepthwiseConv2D, keras.layers.DepthwiseConv2D, {"kernel_size": 3, "padding": "same"},
-     (2, 4, 4, 4), (2, 4, 4, 4)),
-    (cvlec_layers.Conv2DTranspose, keras.layers.Conv2DTranspose,
-     {"filters": 8, "kernel_size": 2, "strides": 2}, (2, 4, 4, 3), (2, 8, 8, 8)),
+    (
+        cvlec_layers.Conv2D,
+        keras.layers.Conv2D,
+        {"filters": 4, "kernel_size": 3, "padding": "same"},
+        (2, 4, 4, 3),
+        (2, 4, 4, 4),
+    ),
+    (
+        cvlec_layers.DepthwiseConv2D,
+        keras.layers.DepthwiseConv2D,
+        {"kernel_size": 3, "padding": "same"},
+        (2, 4, 4, 4),
+        (2, 4, 4, 4),
+    ),
+    (
+        cvlec_layers.Conv2DTranspose,
+        keras.layers.Conv2DTranspose,
+        {"filters": 8, "kernel_size": 2, "strides": 2},
+        (2, 4, 4, 3),
+        (2, 8, 8, 8),
+    ),
 ]
 IDS = [case[0].__name__ for case in CASES]
 
@@ -42,7 +57,9 @@ def test_layer_contract(layer_class, parent, kwargs, input_shape, output_shape):
 
 @pytest.mark.parametrize("layer_class, parent, kwargs, input_shape, output_shape", CASES, ids=IDS)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_equals_the_keras_layer_on_channels_last(layer_class, parent, kwargs, input_shape, output_shape, data_format):
+def test_equals_the_keras_layer_on_channels_last(
+    layer_class, parent, kwargs, input_shape, output_shape, data_format
+):
     """Same weights, same outputs as the Keras layer in channels_last; in
     channels_first (outputs as wide as their channels), the same numbers
     transposed, where Keras's own layers add the bias along the width on
@@ -89,10 +106,15 @@ def test_input_smaller_than_valid_kernel(layer_class, data_format):
     layer = layer_class(**kwargs)
     layer.build((None, None, None, 2) if data_format == "channels_last" else (None, 2, None, None))
     shape = (1, 5, 4, 2) if data_format == "channels_last" else (1, 2, 5, 4)
-    with pytest.raises(ValueError, match=r"'down' received an input of spatial size 5x4, smaller than its 5x5 kernel"):
+    with pytest.raises(
+        ValueError,
+        match=r"'down' received an input of spatial size 5x4, smaller than its 5x5 kernel",
+    ):
         layer(np.zeros(shape, "float32"))
     big = (1, 5, 5, 2) if data_format == "channels_last" else (1, 2, 5, 5)
-    assert tuple(layer(np.zeros(big, "float32")).shape) == ((1, 1, 1, 2) if data_format == "channels_last" else (1, 2, 1, 1))
+    assert tuple(layer(np.zeros(big, "float32")).shape) == (
+        (1, 1, 1, 2) if data_format == "channels_last" else (1, 2, 1, 1)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -200,7 +222,9 @@ def test_shipped_file_saved_with_the_old_names_loads_as_the_new_layers():
     assert _registered_convolutions(path) == {"BiasFirstConv2D", "BiasFirstConv2DTranspose"}
     model = keras.saving.load_model(path, compile=False)
     convs = [layer for layer in model.layers if isinstance(layer, cvlec_layers.Conv2D)]
-    transposes = [layer for layer in model.layers if isinstance(layer, cvlec_layers.Conv2DTranspose)]
+    transposes = [
+        layer for layer in model.layers if isinstance(layer, cvlec_layers.Conv2DTranspose)
+    ]
     assert len(convs) >= 10 and len(transposes) >= 1
     # Loaded, not initial, weights: trained biases are not all zero.
     assert all(np.any(to_numpy(layer.bias) != 0) for layer in convs + transposes)

@@ -1,9 +1,8 @@
 """LayerScale: a learnable per-channel scale, channels_last and channels_first."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from keras_cvlec.layers import LayerScale
 from tests.harness import (
@@ -96,8 +95,15 @@ def test_gradients_wrt_input_and_gamma():
 
 @pytest.mark.parametrize(
     "init_value, error",
-    [(0, ValueError), (-1, ValueError), (0.0, ValueError), ("a", TypeError),
-     (None, TypeError), (True, TypeError), (float("nan"), ValueError)],
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (0.0, ValueError),
+        ("a", TypeError),
+        (None, TypeError),
+        (True, TypeError),
+        (float("nan"), ValueError),
+    ],
 )
 def test_bad_init_value_names_the_argument(init_value, error):
     with pytest.raises(error, match="init_value"):

@@ -120,9 +120,7 @@ def test_channels_first_equals_channels_last(block_cls, version):
         y_last = to_numpy(last(x, training=training))
         y_first = to_numpy(first(x_first, training=training))
         assert y_last.shape == (2, 4, 4, 4 * block_cls.expansion)
-        assert_allclose(
-            np.transpose(y_first, (0, 2, 3, 1)), y_last, atol=1e-4, rtol=1e-4
-        )
+        assert_allclose(np.transpose(y_first, (0, 2, 3, 1)), y_last, atol=1e-4, rtol=1e-4)
 
 
 def torch_reference(block, x, keras_same_padding=False):
@@ -138,8 +136,7 @@ def torch_reference(block, x, keras_same_padding=False):
     import torch.nn.functional as F
 
     weights = {
-        w.path.split("/", 1)[1]: torch.from_numpy(np.array(to_numpy(w)))
-        for w in block.weights
+        w.path.split("/", 1)[1]: torch.from_numpy(np.array(to_numpy(w))) for w in block.weights
     }
 
     def conv(t, name, stride, padding):
@@ -187,9 +184,7 @@ def torch_reference(block, x, keras_same_padding=False):
     [(ResNetBasicBlock, 4, 8), (ResNetBottleneckBlock, 8, 4)],
     ids=["basic", "bottleneck"],
 )
-def test_v1_5_matches_torch_functional_with_symmetric_padding(
-    block_cls, channels, filters, size
-):
+def test_v1_5_matches_torch_functional_with_symmetric_padding(block_cls, channels, filters, size):
     x = np.random.default_rng(2).standard_normal((2, size, size, channels))
     x = x.astype("float32")
     block = block_cls(filters, strides=2, version="v1.5")
@@ -237,9 +232,7 @@ def test_drop_path_drops_whole_branches_per_sample():
     again.build(x.shape)
     again.set_weights(block.get_weights())
     y_again = to_numpy(again(x, training=True))
-    assert np.array_equal(
-        np.all(np.isclose(y_again, relu_x), axis=(1, 2, 3)), dropped
-    )
+    assert np.array_equal(np.all(np.isclose(y_again, relu_x), axis=(1, 2, 3)), dropped)
     # Inference never drops: deterministic and no sample equals relu(x).
     y1, y2 = to_numpy(block(x)), to_numpy(block(x))
     assert np.array_equal(y1, y2)
@@ -266,9 +259,7 @@ def test_drop_path_scales_kept_branches_by_inverse_keep_probability():
     kept = np.any(dropped_or_kept != 0, axis=(1, 2, 3))
     assert 0 < (~kept).sum() < 16, kept
     assert_allclose(dropped_or_kept[~kept], np.zeros_like(x[~kept]), atol=0, rtol=0)
-    assert_allclose(
-        dropped_or_kept[kept], branch[kept] / np.float32(0.75), atol=1e-5, rtol=1e-5
-    )
+    assert_allclose(dropped_or_kept[kept], branch[kept] / np.float32(0.75), atol=1e-5, rtol=1e-5)
 
 
 def test_batch_norm_settings_per_version():

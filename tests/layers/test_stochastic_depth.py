@@ -1,9 +1,8 @@
 """StochasticDepth: per-sample drop of a residual branch, seeded, XLA-safe."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from keras_cvlec.layers import StochasticDepth
 from tests.harness import (
@@ -113,9 +112,7 @@ def test_gradient_is_mask_over_keep_probability():
     y, grad = value_and_gradient(lambda t: layer(t, training=True), x)
     kept = kept_samples(y)
     assert 0 < kept.sum() < len(kept)
-    expected = np.broadcast_to(
-        kept[:, None].astype("float32") / np.float32(1.0 - rate), x.shape
-    )
+    expected = np.broadcast_to(kept[:, None].astype("float32") / np.float32(1.0 - rate), x.shape)
     assert_allclose(grad, expected, atol=0, rtol=1e-6)
     # Gradient through the identity path (inference) is 1 everywhere.
     _, grad = value_and_gradient(lambda t: layer(t, training=False), x)
@@ -132,9 +129,7 @@ def test_trains_under_jit_and_drops_inside_the_compiled_step():
     layer = StochasticDepth(rate=0.5, seed=9)
     model = keras.Model(inputs, layer(dense(inputs)))
     state_before = to_numpy(layer.seed_generator.state).copy()
-    history = fit_one_step(
-        model, np.ones((batch, 1), "float32"), np.zeros((batch, 1), "float32")
-    )
+    history = fit_one_step(model, np.ones((batch, 1), "float32"), np.zeros((batch, 1), "float32"))
     # XLA on TF and JAX (jax.jit of the whole train step), eager on torch.
     assert model.jit_compile is (backend_name() != "torch")
     kept_fraction = history.history["loss"][0] / 4.0

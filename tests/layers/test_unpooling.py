@@ -9,10 +9,9 @@ gradients through `harness.value_and_gradient` (tf.GradientTape, jax.grad,
 torch.autograd).
 """
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from keras_cvlec.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -92,9 +91,7 @@ def test_pool_matches_tf_max_pool_with_argmax(geometry, ties):
     np.testing.assert_array_equal(harness.to_numpy(indices), ref_indices)
     # The pooled values are those of keras' own MaxPooling2D.
     keras_pooled = keras.layers.MaxPooling2D(pool, stride, padding)(x)
-    np.testing.assert_array_equal(
-        harness.to_numpy(pooled), harness.to_numpy(keras_pooled)
-    )
+    np.testing.assert_array_equal(harness.to_numpy(pooled), harness.to_numpy(keras_pooled))
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES[:5] + GEOMETRIES[6:7], ids=geometry_id)
@@ -105,12 +102,8 @@ def test_pool_channels_first_gives_the_same_indices(geometry):
     ref_pooled, ref_indices = tf_pool_with_argmax(x, pool, stride, padding)
     layer = MaxPoolingWithArgmax2D(pool, stride, padding, data_format="channels_first")
     pooled, indices = layer(to_channels_first(x))
-    np.testing.assert_array_equal(
-        harness.to_numpy(pooled), to_channels_first(ref_pooled)
-    )
-    np.testing.assert_array_equal(
-        harness.to_numpy(indices), to_channels_first(ref_indices)
-    )
+    np.testing.assert_array_equal(harness.to_numpy(pooled), to_channels_first(ref_pooled))
+    np.testing.assert_array_equal(harness.to_numpy(indices), to_channels_first(ref_indices))
 
 
 @pytest.mark.parametrize("pool, stride", [(2, 2), (3, 2), (2, 1), (3, 3)])
@@ -127,9 +120,7 @@ def test_pool_tie_rule_matches_torch_max_pool2d(pool, stride):
     ref_pooled, ref_indices = torch.nn.functional.max_pool2d(
         torch.from_numpy(to_channels_first(x)), pool, stride, return_indices=True
     )
-    np.testing.assert_array_equal(
-        harness.to_numpy(pooled), to_channels_last(ref_pooled.numpy())
-    )
+    np.testing.assert_array_equal(harness.to_numpy(pooled), to_channels_last(ref_pooled.numpy()))
     np.testing.assert_array_equal(
         harness.to_numpy(indices) // channels, to_channels_last(ref_indices.numpy())
     )
@@ -145,8 +136,7 @@ def test_pool_all_equal_windows_point_at_the_first_position():
     x = np.full((1, 4, 6, 2), -1.5, dtype="float32")
     pooled, indices = MaxPoolingWithArgmax2D(2)(x)
     expected = np.array(
-        [[((y * 2) * 6 + x * 2) * 2 + c for x in range(3) for c in range(2)]
-         for y in range(2)]
+        [[((y * 2) * 6 + x * 2) * 2 + c for x in range(3) for c in range(2)] for y in range(2)]
     ).reshape(1, 2, 3, 2)
     np.testing.assert_array_equal(harness.to_numpy(indices), expected)
     np.testing.assert_array_equal(harness.to_numpy(pooled), np.full((1, 2, 3, 2), -1.5))
@@ -181,9 +171,7 @@ def test_pool_and_unpool_mixed_precision(policy):
     # the low-precision input there.
     low = harness.to_numpy(ops.cast(x, compute)).astype("float32").reshape(2, -1)
     picked = np.take_along_axis(low, harness.to_numpy(indices).reshape(2, -1), axis=1)
-    harness.assert_allclose(
-        picked.reshape(harness.to_numpy(pooled).shape), pooled, atol=0, rtol=0
-    )
+    harness.assert_allclose(picked.reshape(harness.to_numpy(pooled).shape), pooled, atol=0, rtol=0)
     harness.assert_allclose(
         restored,
         numpy_unpool(
@@ -230,9 +218,7 @@ def test_unpool_matches_torch_max_unpool2d(geometry, data_format):
         values = to_channels_first(pooled)
         idx = to_channels_first(indices).astype("int32")
         reference = to_channels_first(x)
-    kwargs = dict(
-        pool_size=pool, strides=stride, padding=padding, data_format=data_format
-    )
+    kwargs = dict(pool_size=pool, strides=stride, padding=padding, data_format=data_format)
     from_reference = MaxUnpooling2D(**kwargs)([values, idx, reference])
     from_size = MaxUnpooling2D(**kwargs, output_size=(h, w))([values, idx])
     np.testing.assert_array_equal(harness.to_numpy(from_reference), expected)
@@ -289,9 +275,7 @@ def test_unpool_inferred_output_size(pool, stride, padding, pooled_hw, expected_
             pool,
             stride,
         ).numpy()
-        np.testing.assert_array_equal(
-            harness.to_numpy(restored), to_channels_last(expected)
-        )
+        np.testing.assert_array_equal(harness.to_numpy(restored), to_channels_last(expected))
 
 
 def torch_default_size_applies(stride, pool):
@@ -427,9 +411,9 @@ def test_unpool_gradient_with_respect_to_values_is_a_gather():
         return layer([values, idx_tensor]) * w_tensor
 
     _, grad = harness.value_and_gradient(fn, pooled)
-    expected = np.take_along_axis(
-        weights.reshape(2, -1), indices.reshape(2, -1), axis=1
-    ).reshape(pooled.shape)
+    expected = np.take_along_axis(weights.reshape(2, -1), indices.reshape(2, -1), axis=1).reshape(
+        pooled.shape
+    )
     harness.assert_allclose(grad, expected, atol=1e-6, rtol=1e-6)
 
 
@@ -481,9 +465,7 @@ def test_pool_layer_contract(init_kwargs, input_shape, expected_shape):
     )
 
 
-@pytest.mark.parametrize(
-    "with_reference", [False, True], ids=["output_size", "reference"]
-)
+@pytest.mark.parametrize("with_reference", [False, True], ids=["output_size", "reference"])
 @pytest.mark.parametrize(
     "init_kwargs, input_shape",
     [
@@ -519,11 +501,13 @@ def test_get_config_lists_exactly_the_constructor_arguments():
     pool = MaxPoolingWithArgmax2D(3, 2, "SAME", "channels_first", name="p")
     unpool = MaxUnpooling2D((3, 2), None, "valid", "channels_last", (7, 9), name="u")
     base = set(keras.layers.Layer(name="x").get_config())
-    assert set(pool.get_config()) - base == {
-        "pool_size", "strides", "padding", "data_format"
-    }
+    assert set(pool.get_config()) - base == {"pool_size", "strides", "padding", "data_format"}
     assert set(unpool.get_config()) - base == {
-        "pool_size", "strides", "padding", "data_format", "output_size"
+        "pool_size",
+        "strides",
+        "padding",
+        "data_format",
+        "output_size",
     }
     assert pool.get_config()["pool_size"] == (3, 3)
     assert pool.get_config()["strides"] == (2, 2)
@@ -541,9 +525,7 @@ def test_get_config_lists_exactly_the_constructor_arguments():
 
 def build_pool_conv_unpool(input_shape, data_format="channels_last"):
     inputs = keras.Input(shape=input_shape)
-    pooled, indices = MaxPoolingWithArgmax2D(2, data_format=data_format, name="pool")(
-        inputs
-    )
+    pooled, indices = MaxPoolingWithArgmax2D(2, data_format=data_format, name="pool")(inputs)
     features = keras.layers.Conv2D(
         input_shape[-1] if data_format == "channels_last" else input_shape[0],
         3,
@@ -551,9 +533,7 @@ def build_pool_conv_unpool(input_shape, data_format="channels_last"):
         data_format=data_format,
         name="conv",
     )(pooled)
-    outputs = MaxUnpooling2D(2, data_format=data_format, name="unpool")(
-        [features, indices, inputs]
-    )
+    outputs = MaxUnpooling2D(2, data_format=data_format, name="unpool")([features, indices, inputs])
     return keras.Model(inputs, outputs)
 
 
@@ -613,9 +593,7 @@ def test_unpool_output_shape_with_unknown_reference_size():
     """Unknown pooling-input sizes: output_size fills them in, else None."""
     shapes = [(None, 3, 4, 2), (None, 3, 4, 2), (None, None, None, 2)]
     assert MaxUnpooling2D(2).compute_output_shape(shapes) == (None, None, None, 2)
-    assert MaxUnpooling2D(2, output_size=(7, 9)).compute_output_shape(shapes) == (
-        None, 7, 9, 2
-    )
+    assert MaxUnpooling2D(2, output_size=(7, 9)).compute_output_shape(shapes) == (None, 7, 9, 2)
     assert MaxUnpooling2D(2).compute_output_shape(shapes[:2]) == (None, 6, 8, 2)
 
 

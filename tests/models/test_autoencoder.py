@@ -6,10 +6,9 @@ written out layer by layer for a tiny configuration; channels_first against
 channels_last with the same weights; the reconstruction loss going down.
 """
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from keras_cvlec.models.autoencoder import build_autoencoder
 from keras_cvlec.models.registry import build_model, list_models
@@ -45,11 +44,16 @@ def test_channels_first_matches_channels_last(norm):
     first = build_autoencoder(**kwargs, data_format="channels_first")
     assert first.input_shape == (None, 3, None, None)
     rng = np.random.default_rng(1)
-    last.set_weights([
-        (rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path or "gamma" in w.path
-         else rng.normal(0.0, 0.3, w.shape)).astype("float32")
-        for w in last.weights
-    ])
+    last.set_weights(
+        [
+            (
+                rng.uniform(0.5, 1.5, w.shape)
+                if "variance" in w.path or "gamma" in w.path
+                else rng.normal(0.0, 0.3, w.shape)
+            ).astype("float32")
+            for w in last.weights
+        ]
+    )
     first.set_weights(last.get_weights())
     x = _images((2, 13, 4, 3))
     expected = _predict(last, x)
@@ -65,8 +69,18 @@ def _conv_params(pairs, norm=True):
 @pytest.mark.parametrize("upsampling", ["transpose", "nearest"])
 def test_parameter_count_and_no_skips(upsampling):
     model = build_autoencoder(**TINY, upsampling=upsampling)
-    blocks = [(3, 4), (4, 4), (4, 8), (8, 8), (8, 16), (16, 16),  # encoder, bottleneck
-              (8, 8), (8, 8), (4, 4), (4, 4)]  # decoder: no concatenated skip
+    blocks = [
+        (3, 4),
+        (4, 4),
+        (4, 8),
+        (8, 8),
+        (8, 16),
+        (16, 16),  # encoder, bottleneck
+        (8, 8),
+        (8, 8),
+        (4, 4),
+        (4, 4),
+    ]  # decoder: no concatenated skip
     if upsampling == "transpose":  # 2x2 stride-2 transpose with bias
         upsample = (4 * 16 * 8 + 8) + (4 * 8 * 4 + 4)
     else:  # 3x3 convolution after the up-sampling (no bias: a norm follows)
@@ -76,7 +90,8 @@ def test_parameter_count_and_no_skips(upsampling):
     # No skip connection: besides the crop (which takes the input's size),
     # every layer has one input.
     merging = [
-        layer.name for layer in model.layers
+        layer.name
+        for layer in model.layers
         if isinstance(layer.input, (list, tuple)) and len(layer.input) > 1
     ]
     assert merging == ["crop"]
@@ -88,19 +103,21 @@ def test_reconstruction_loss_decreases():
     keras.utils.set_random_seed(0)
     model = build_autoencoder(input_shape=(16, 16, 1), final_activation="sigmoid", **TINY)
     rows, cols = np.mgrid[0:16, 0:16]
-    images = np.stack([
-        ((rows - 8) ** 2 + (cols - 8) ** 2 < 25).astype("float32"),  # a disk
-        ((rows // 4 + cols // 4) % 2).astype("float32"),  # a checkerboard
-        (cols / 15.0).astype("float32"),  # a ramp
-        (rows > cols).astype("float32"),  # a triangle
-    ])[..., None]
+    images = np.stack(
+        [
+            ((rows - 8) ** 2 + (cols - 8) ** 2 < 25).astype("float32"),  # a disk
+            ((rows // 4 + cols // 4) % 2).astype("float32"),  # a checkerboard
+            (cols / 15.0).astype("float32"),  # a ramp
+            (rows > cols).astype("float32"),  # a triangle
+        ]
+    )[..., None]
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=1e-2),
         loss="mse",
     )
-    losses = model.fit(
-        images, images, batch_size=4, epochs=10, shuffle=False, verbose=0
-    ).history["loss"]
+    losses = model.fit(images, images, batch_size=4, epochs=10, shuffle=False, verbose=0).history[
+        "loss"
+    ]
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.7 * losses[0], losses
     reconstruction = _predict(model, images)
@@ -118,8 +135,11 @@ def test_registry():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(upsampling="max_unpool"), ValueError,
-         r"Unknown `upsampling`: 'max_unpool'. Allowed values: 'transpose', 'bilinear', 'nearest'"),
+        (
+            dict(upsampling="max_unpool"),
+            ValueError,
+            r"Unknown `upsampling`: 'max_unpool'. Allowed values: 'transpose', 'bilinear', 'nearest'",
+        ),
         (dict(depth=5, input_shape=(16, 64, 3)), ValueError, r"`depth`=5 is too large"),
         (dict(depth=0), ValueError, r"`depth` must be >= 1. Received: depth=0"),
         (dict(filters=0), ValueError, r"`filters` must be >= 1. Received: filters=0"),

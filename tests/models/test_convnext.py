@@ -21,10 +21,9 @@ symbolic build about 1 s. Everything else runs ConvNeXt-atto at 32-70 pixels.
 
 import contextlib
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 import keras_cvlec
 from keras_cvlec.layers import ConvNeXtBlock, StochasticDepth
@@ -188,14 +187,24 @@ def test_layer_names_and_heads():
         model = keras_cvlec.build_convnext("atto", num_classes=7, input_shape=(64, 96, 3))
         names = [layer.name for layer in model.layers]
         expected_order = [
-            "image", "stem_conv", "stem_norm", "stage1_block1", "stage1_block2",
-            "stage1_output", "stage2_downsample_norm", "stage2_downsample_conv",
+            "image",
+            "stem_conv",
+            "stem_norm",
+            "stage1_block1",
+            "stage1_block2",
+            "stage1_output",
+            "stage2_downsample_norm",
+            "stage2_downsample_conv",
             "stage2_block1",
         ]
         assert names[: len(expected_order)] == expected_order
         assert names[-6:] == [
-            "stage4_block1", "stage4_block2", "stage4_output", "avg_pool",
-            "head_norm", "predictions",
+            "stage4_block1",
+            "stage4_block2",
+            "stage4_output",
+            "avg_pool",
+            "head_norm",
+            "predictions",
         ]
         assert model.name == "convnext_atto"
         assert model.output_shape == (None, 7)
@@ -220,9 +229,7 @@ def test_layer_names_and_heads():
 def test_stage_outputs_at_several_sizes():
     """One (None, None, 3) model, several sizes, sizes not divisible by 32."""
     model = keras_cvlec.build_convnext("atto", include_top=False)
-    features = keras.Model(
-        model.input, [model.get_layer(name).output for name in STAGE_NAMES]
-    )
+    features = keras.Model(model.input, [model.get_layer(name).output for name in STAGE_NAMES])
     for height, width in [(32, 32), (70, 45)]:
         outputs = _forward(features, _random_images((2, height, width, 3)))
         got = [tuple(output.shape) for output in outputs]
@@ -258,9 +265,7 @@ def test_channels_first_equals_channels_last():
     first = keras_cvlec.build_convnext(
         "atto", input_shape=(3, 48, 160), data_format="channels_first", **kwargs
     )
-    assert [tuple(w.shape) for w in first.weights] == [
-        tuple(w.shape) for w in last.weights
-    ]
+    assert [tuple(w.shape) for w in first.weights] == [tuple(w.shape) for w in last.weights]
     _randomize_weights(last, seed=2)
     first.set_weights(last.get_weights())
     images = _random_images((2, 48, 160, 3), seed=3)
@@ -282,9 +287,7 @@ def test_default_channels_first_input_shape():
 
 def test_drop_path_rates_grow_linearly():
     with shapes_only():
-        model = keras_cvlec.build_convnext(
-            "atto", drop_path_rate=0.3, input_shape=(32, 32, 3)
-        )
+        model = keras_cvlec.build_convnext("atto", drop_path_rate=0.3, input_shape=(32, 32, 3))
         blocks = _blocks(model)
         names = [block.name for block in blocks]
         rates = [block.drop_path_rate for block in blocks]
@@ -300,7 +303,9 @@ def test_drop_path_rates_grow_linearly():
 def test_layer_scale_gelu_and_options_reach_blocks():
     with shapes_only():
         model = keras_cvlec.build_convnext(
-            "atto", layer_scale_init_value=None, gelu_approximate=True,
+            "atto",
+            layer_scale_init_value=None,
+            gelu_approximate=True,
             input_shape=(32, 32, 3),
         )
         blocks = _blocks(model)
@@ -308,9 +313,7 @@ def test_layer_scale_gelu_and_options_reach_blocks():
         assert all(block.gelu_approximate for block in blocks)
         # Without layer scale: 40 + 80 + 160 + 320 channels x blocks fewer.
         scaled = keras_cvlec.build_convnext("atto", input_shape=(32, 32, 3))
-        assert scaled.count_params() - model.count_params() == (
-            2 * 40 + 2 * 80 + 6 * 160 + 2 * 320
-        )
+        assert scaled.count_params() - model.count_params() == (2 * 40 + 2 * 80 + 6 * 160 + 2 * 320)
 
 
 def test_fit_one_step():
@@ -318,7 +321,10 @@ def test_fit_one_step():
     # Layer scale 0.1, not 1e-6: with 1e-6 the updates of the blocks' norm
     # scales (about 1e-9) vanish in float32 next to their value 1.
     model = keras_cvlec.build_convnext(
-        "atto", num_classes=3, input_shape=(32, 32, 3), drop_path_rate=0.1,
+        "atto",
+        num_classes=3,
+        input_shape=(32, 32, 3),
+        drop_path_rate=0.1,
         layer_scale_init_value=0.1,
     )
     before = [harness.to_numpy(w).copy() for w in model.trainable_weights]
@@ -337,7 +343,10 @@ def test_fit_one_step():
 
 def test_save_and_load(tmp_path):
     model = keras_cvlec.build_convnext(
-        "atto", num_classes=3, input_shape=(32, 32, 3), drop_path_rate=0.1,
+        "atto",
+        num_classes=3,
+        input_shape=(32, 32, 3),
+        drop_path_rate=0.1,
         layer_scale_init_value=0.5,
     )
     images = _random_images((2, 32, 32, 3), seed=6)
@@ -346,9 +355,7 @@ def test_save_and_load(tmp_path):
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded.get_layer("stage3_block4"), ConvNeXtBlock)
     assert loaded.get_layer("stage3_block4").drop_path_rate == pytest.approx(0.1 * 7 / 11)
-    harness.assert_allclose(
-        _forward(loaded, images), _forward(model, images), atol=1e-6, rtol=1e-6
-    )
+    harness.assert_allclose(_forward(loaded, images), _forward(model, images), atol=1e-6, rtol=1e-6)
     # ... and a weights file, through `weights=` (a pathlib.Path here).
     weights_path = tmp_path / "atto.weights.h5"
     model.save_weights(str(weights_path))
@@ -370,9 +377,11 @@ def _imagenet_normalize(pixels):
 
 def test_transfer_from_keras_applications(tiny_model, tiny_source):
     keras_cvlec.weights.from_keras_applications(tiny_model, tiny_source)
-    pixels = np.random.default_rng(7).uniform(
-        0, 255, (2, TRANSFER_SIZE, TRANSFER_SIZE, 3)
-    ).astype("float32")
+    pixels = (
+        np.random.default_rng(7)
+        .uniform(0, 255, (2, TRANSFER_SIZE, TRANSFER_SIZE, 3))
+        .astype("float32")
+    )
     # The source normalises [0, 255] pixels itself; keras_cvlec expects the
     # normalised images (documented in build_convnext).
     expected = _forward(tiny_source, pixels)
@@ -445,9 +454,7 @@ def test_imagenet_weights_plumbing(monkeypatch, include_top, tiny_source):
         if include_top:
             source = tiny_source  # random weights already
         else:
-            source = real_application(
-                weights=None, include_top=False, input_shape=(32, 32, 3)
-            )
+            source = real_application(weights=None, include_top=False, input_shape=(32, 32, 3))
             _randomize_weights(source, seed=8)
         built.append((include_top, source))
         return source
@@ -480,7 +487,9 @@ def test_imagenet_weights_plumbing(monkeypatch, include_top, tiny_source):
         harness.assert_allclose(
             model.get_layer(target_name).weights[index],
             _source_layer(source, source_name).weights[index],
-            atol=0, rtol=0, msg=target_name,
+            atol=0,
+            rtol=0,
+            msg=target_name,
         )
     block = model.get_layer("stage2_block3")
     for attribute, suffix in [
@@ -491,8 +500,11 @@ def test_imagenet_weights_plumbing(monkeypatch, include_top, tiny_source):
     ]:
         source_layer = source.get_layer(f"convnext_tiny_stage_1_block_2_{suffix}")
         harness.assert_allclose(
-            getattr(block, attribute).weights[0], source_layer.weights[0],
-            atol=0, rtol=0, msg=attribute,
+            getattr(block, attribute).weights[0],
+            source_layer.weights[0],
+            atol=0,
+            rtol=0,
+            msg=attribute,
         )
 
 
@@ -501,28 +513,38 @@ def test_imagenet_weights_plumbing(monkeypatch, include_top, tiny_source):
 # --------------------------------------------------------------------------
 
 BAD_ARGUMENTS = [
-    (dict(variant="huge"), ValueError,
-     r"variant.*'huge'.*'atto', 'femto', 'pico', 'nano', 'tiny', 'small', 'base', 'large', "
-     r"'xlarge'"),
+    (
+        dict(variant="huge"),
+        ValueError,
+        r"variant.*'huge'.*'atto', 'femto', 'pico', 'nano', 'tiny', 'small', 'base', 'large', "
+        r"'xlarge'",
+    ),
     (dict(variant=["tiny"]), ValueError, r"variant.*\['tiny'\]"),
     (dict(layer_scale_init_value=0.0), ValueError, r"layer_scale_init_value=0\.0"),
     (dict(layer_scale_init_value=-0.1), ValueError, r"layer_scale_init_value=-0\.1"),
     (dict(input_shape=(16, 16, 3)), ValueError, r"at least 32.*input_shape=\(16, 16, 3\)"),
-    (dict(include_top=False, pooling="sum"), ValueError,
-     r"pooling.*'sum'.*None, 'avg', 'max'"),
+    (dict(include_top=False, pooling="sum"), ValueError, r"pooling.*'sum'.*None, 'avg', 'max'"),
     (dict(drop_path_rate=1.0), ValueError, r"drop_path_rate.*\[0, 1\).*1\.0"),
     (dict(gelu_approximate="tanh"), TypeError, r"gelu_approximate='tanh'"),
     (dict(num_classes=0), ValueError, r"num_classes.*num_classes=0"),
     (dict(data_format="NCHW"), ValueError, r"data_format.*'NCHW'"),
     (dict(weights="foo"), ValueError, r"weights=.*'foo'"),
-    (dict(variant="atto", weights="imagenet"), ValueError,
-     r"ImageNet.*variant='atto'.*Available: tiny, small, base, large, xlarge"),
-    (dict(num_classes=10, weights="imagenet"), ValueError,
-     r"num_classes=1000.*num_classes=10"),
-    (dict(layer_scale_init_value=None, weights="imagenet"), ValueError,
-     r"layer scale.*layer_scale_init_value=None"),
-    (dict(weights="imagenet", input_shape=(64, 64, 1)), ValueError,
-     r"3 input channels.*input_shape=\(64, 64, 1\)"),
+    (
+        dict(variant="atto", weights="imagenet"),
+        ValueError,
+        r"ImageNet.*variant='atto'.*Available: tiny, small, base, large, xlarge",
+    ),
+    (dict(num_classes=10, weights="imagenet"), ValueError, r"num_classes=1000.*num_classes=10"),
+    (
+        dict(layer_scale_init_value=None, weights="imagenet"),
+        ValueError,
+        r"layer scale.*layer_scale_init_value=None",
+    ),
+    (
+        dict(weights="imagenet", input_shape=(64, 64, 1)),
+        ValueError,
+        r"3 input channels.*input_shape=\(64, 64, 1\)",
+    ),
 ]
 
 
@@ -535,8 +557,13 @@ def test_bad_arguments(kwargs, error, match, monkeypatch):
     def no_download(*args, **kwargs):
         raise AssertionError("keras.applications must not be called")
 
-    for name in ("ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge",
-                 "ConvNeXtXLarge"):
+    for name in (
+        "ConvNeXtTiny",
+        "ConvNeXtSmall",
+        "ConvNeXtBase",
+        "ConvNeXtLarge",
+        "ConvNeXtXLarge",
+    ):
         monkeypatch.setattr(keras.applications, name, no_download)
     kwargs = {"variant": "tiny", **kwargs}
     with shapes_only(), pytest.raises(error, match=match):
@@ -548,9 +575,7 @@ def test_registry():
     for variant in CONVNEXT_VARIANTS:
         assert f"convnext_{variant}" in names
     with shapes_only():
-        model = keras_cvlec.build_model(
-            "convnext_pico", num_classes=4, input_shape=(32, 32, 3)
-        )
+        model = keras_cvlec.build_model("convnext_pico", num_classes=4, input_shape=(32, 32, 3))
         assert model.name == "convnext_pico"
         assert model.output_shape == (None, 4)
         assert model.get_layer("stage1_output").output.shape[-1] == 64

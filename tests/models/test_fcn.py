@@ -11,10 +11,9 @@ Cost: ResNet-18 at 32..64 pixels, batch <= 2; on JAX every new weight shape
 compiles its initializer, so most tests share the ResNet-18 FCN-8s shapes.
 """
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from keras_cvlec.models.fcn import FCN_VARIANTS, BilinearUpsamplingKernel, build_fcn
 from keras_cvlec.models.registry import build_model, list_models
@@ -74,8 +73,10 @@ def test_full_resolution_and_fused_scores(backbone, variant):
         f"fuse_stage{stage}" for stage in fused
     ]
     final_stride = {"32s": 32, "16s": 16, "8s": 8}[variant]
-    transposes = [l for l in model.layers if isinstance(l, keras.layers.Conv2DTranspose)]
-    assert [(l.name, l.kernel_size, l.strides) for l in transposes] == [
+    transposes = [
+        layer for layer in model.layers if isinstance(layer, keras.layers.Conv2DTranspose)
+    ]
+    assert [(t.name, t.kernel_size, t.strides) for t in transposes] == [
         (f"upscore2_stage{stage + 1}", (4, 4), (2, 2)) for stage in fused
     ] + [(f"upscore{final_stride}", (2 * final_stride,) * 2, (final_stride,) * 2)]
     # 37 x 53 is padded to 64 x 64: stage k has stride 2**(k + 1).
@@ -102,7 +103,10 @@ def test_parameter_count():
     conv_biases = 64 + 4 * 64 + (4 * 128 + 128) + (4 * 256 + 256) + (4 * 512 + 512)
     backbone = 11_689_512 - (512 * 1000 + 1000) + conv_biases
     for model in models.values():
-        assert sum(int(np.prod(w.shape)) for w in model.get_layer("backbone").trainable_weights) == backbone
+        assert (
+            sum(int(np.prod(w.shape)) for w in model.get_layer("backbone").trainable_weights)
+            == backbone
+        )
 
     def score(width):
         return width * n + n
@@ -133,8 +137,9 @@ def _bilinear_reference(x, factor):
         low_c, high_c = np.clip(low, 0, size - 1), np.clip(low + 1, 0, size - 1)
         shape = [1] * a.ndim
         shape[axis] = -1
-        out = (np.take(a, low_c, axis=axis) * (1 - frac).reshape(shape)
-               + np.take(a, high_c, axis=axis) * frac.reshape(shape))
+        out = np.take(a, low_c, axis=axis) * (1 - frac).reshape(shape) + np.take(
+            a, high_c, axis=axis
+        ) * frac.reshape(shape)
         return np.where(valid.reshape(shape), out, np.nan)
 
     return along(along(x, 1), 2)
@@ -144,8 +149,13 @@ def _bilinear_reference(x, factor):
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_bilinear_kernel_interpolates(factor, data_format):
     layer = keras.layers.Conv2DTranspose(
-        2, 2 * factor, strides=factor, padding="same", use_bias=False,
-        kernel_initializer=BilinearUpsamplingKernel(), data_format=data_format,
+        2,
+        2 * factor,
+        strides=factor,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=BilinearUpsamplingKernel(),
+        data_format=data_format,
     )
     x = _images((1, 5, 6, 2))
     if data_format == "channels_first":
@@ -167,7 +177,9 @@ def test_bilinear_kernel_interpolates(factor, data_format):
 
 def test_channels_first_matches_channels_last():
     last = build_fcn(backbone="resnet18", variant="8s", num_classes=3)
-    first = build_fcn(backbone="resnet18", variant="8s", num_classes=3, data_format="channels_first")
+    first = build_fcn(
+        backbone="resnet18", variant="8s", num_classes=3, data_format="channels_first"
+    )
     assert first.input_shape == (None, 3, None, None)
     _randomize_scores(last)
     first.set_weights(last.get_weights())
@@ -230,26 +242,46 @@ def test_registry():
     model = build_model("fcn16s", backbone="resnet18", num_classes=2, input_shape=(32, 32, 3))
     assert model.name == "fcn16s_resnet18"
     assert model.output_shape == (None, 32, 32, 2)
-    assert [l.name for l in model.layers if l.name.startswith("fuse")] == ["fuse_stage3"]
+    assert [layer.name for layer in model.layers if layer.name.startswith("fuse")] == [
+        "fuse_stage3"
+    ]
 
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
         (dict(variant="4s"), ValueError, r"Unknown `variant`: '4s'.*'32s', '16s', '8s'"),
-        (dict(backbone="vgg16"), ValueError, r"Unknown `backbone`: 'vgg16'. Valid backbones: .*resnet18"),
+        (
+            dict(backbone="vgg16"),
+            ValueError,
+            r"Unknown `backbone`: 'vgg16'. Valid backbones: .*resnet18",
+        ),
         (dict(backbone="unet"), ValueError, r"Unknown `backbone`: 'unet'.*convnext_atto"),
         (dict(num_classes=0), ValueError, r"num_classes=0"),
         (dict(freeze_backbone=1), TypeError, r"`freeze_backbone` must be True or False"),
-        (dict(input_shape=(16, 64, 3)), ValueError,
-         r"The total stride of `backbone`='resnet18' is too large for input_shape=\(16, 64, 3\): "
-         r"the network's total stride 32"),
+        (
+            dict(input_shape=(16, 64, 3)),
+            ValueError,
+            r"The total stride of `backbone`='resnet18' is too large for input_shape=\(16, 64, 3\): "
+            r"the network's total stride 32",
+        ),
         (dict(backbone=None), ValueError, r"Unknown `backbone`: None"),
-        (dict(backbone_weights="imagenet"), ValueError, r"backbone='resnet18' has no ImageNet weights"),
-        (dict(backbone="resnet50", backbone_weights="imagenet", input_shape=(None, None, 4)), ValueError,
-         r"`backbone_weights='imagenet'` needs 3 input channels. Received: input_shape=\(None, None, 4\)"),
+        (
+            dict(backbone_weights="imagenet"),
+            ValueError,
+            r"backbone='resnet18' has no ImageNet weights",
+        ),
+        (
+            dict(backbone="resnet50", backbone_weights="imagenet", input_shape=(None, None, 4)),
+            ValueError,
+            r"`backbone_weights='imagenet'` needs 3 input channels. Received: input_shape=\(None, None, 4\)",
+        ),
         (dict(final_activation="nope"), ValueError, r"Unknown `final_activation`: 'nope'"),
-        (dict(backbone_weights="weights.npz"), ValueError, r"`backbone_weights` must be .* backbone_weights='weights.npz'"),
+        (
+            dict(backbone_weights="weights.npz"),
+            ValueError,
+            r"`backbone_weights` must be .* backbone_weights='weights.npz'",
+        ),
         (dict(data_format="NCHW"), ValueError, r"Unknown `data_format`: 'NCHW'"),
     ],
 )

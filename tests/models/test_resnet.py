@@ -16,10 +16,9 @@ Training under XLA compiles one ResNet-18 v1 step (about 15 s of
 CPU on TF/JAX).
 """
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 import keras_cvlec
 from keras_cvlec.models.resnet import RESNET_VARIANTS
@@ -32,8 +31,6 @@ STAGE_WIDTHS = (64, 128, 256, 512)
 
 def _random_images(shape, seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
-
-
 
 
 def _conv_size(size, kernel, stride, padding):
@@ -95,8 +92,11 @@ def shared_models():
         if key not in cache:
             if variant == "resnet18":
                 model = keras_cvlec.build_resnet(
-                    "resnet18", version=version, num_classes=7,
-                    classifier_activation=None, drop_path_rate=0.2,
+                    "resnet18",
+                    version=version,
+                    num_classes=7,
+                    classifier_activation=None,
+                    drop_path_rate=0.2,
                 )
                 harness.randomize_weights(model, seed=len(cache) + 1)
             else:
@@ -130,8 +130,7 @@ PARAMETER_COUNTS = [
     PARAMETER_COUNTS,
     ids=[f"{row[0]}-{row[1]}" for row in PARAMETER_COUNTS],
 )
-def test_parameter_count(variant, version, total, trainable,
-                         shared_models):
+def test_parameter_count(variant, version, total, trainable, shared_models):
     if variant == "resnet50":
         model = shared_models(variant, version)
     else:
@@ -178,16 +177,17 @@ def test_stage_outputs_bottleneck(version, shared_models):
     model = shared_models("resnet50", version)
     features = _feature_model(model)
     assert [tuple(output.shape) for output in features.outputs] == [
-        (None, None, None, 256), (None, None, None, 512),
-        (None, None, None, 1024), (None, None, None, 2048),
+        (None, None, None, 256),
+        (None, None, None, 512),
+        (None, None, None, 1024),
+        (None, None, None, 2048),
     ]
     outputs = features(_random_images((2, 64, 64, 3)), training=False)
     expected = [
         (2, 64 // stride, 64 // stride, width * 4)
         for stride, width in zip((4, 8, 16, 32), STAGE_WIDTHS)
     ]
-    assert expected == [(2, 16, 16, 256), (2, 8, 8, 512), (2, 4, 4, 1024),
-                        (2, 2, 2, 2048)]
+    assert expected == [(2, 16, 16, 256), (2, 8, 8, 512), (2, 4, 4, 1024), (2, 2, 2, 2048)]
     assert [tuple(output.shape) for output in outputs] == expected
 
 
@@ -206,7 +206,8 @@ def test_one_model_takes_several_input_sizes(version, shared_models):
         expected = [
             (batch, h, w, channels)
             for h, w, channels in zip(
-                _expected_stage_sizes(height), _expected_stage_sizes(width),
+                _expected_stage_sizes(height),
+                _expected_stage_sizes(width),
                 STAGE_WIDTHS,
             )
         ]
@@ -215,7 +216,10 @@ def test_one_model_takes_several_input_sizes(version, shared_models):
         assert np.all(np.isfinite(harness.to_numpy(outputs[4])))
     # 33x47 by hand: stem 17x24, pool 9x12, then 5x6, 3x3, 2x2.
     assert list(zip(_expected_stage_sizes(33), _expected_stage_sizes(47))) == [
-        (9, 12), (5, 6), (3, 3), (2, 2)
+        (9, 12),
+        (5, 6),
+        (3, 3),
+        (2, 2),
     ]
 
 
@@ -226,9 +230,7 @@ def test_odd_static_input_shape():
     features = _feature_model(model)
     expected = [(9, 12, 64), (5, 6, 128), (3, 3, 256), (2, 2, 512)]
     assert model.output_shape == (None, 2, 2, 512)  # pooling=None: the map
-    assert [tuple(out.shape) for out in features.outputs] == [
-        (None,) + shape for shape in expected
-    ]
+    assert [tuple(out.shape) for out in features.outputs] == [(None,) + shape for shape in expected]
     outputs = features(_random_images((2, 33, 47, 3)), training=False)
     assert [tuple(out.shape) for out in outputs] == [(2,) + s for s in expected]
 
@@ -262,7 +264,7 @@ def _basic_resnet_trainable_count(filters, stage_blocks, channels, num_classes):
     width = filters
     for stage, blocks in enumerate(stage_blocks):
         out = filters * 2**stage
-        for block in range(blocks):
+        for _ in range(blocks):
             count += 9 * width * out + 2 * out + 9 * out * out + 2 * out
             if width != out:
                 count += width * out + 2 * out
@@ -279,7 +281,10 @@ def test_filters_scale_every_stage():
     )
     assert tuple(model.get_layer("stem_conv").kernel.shape) == (7, 7, 3, 16)
     assert [model.get_layer(f"stage{k}_output").output.shape[-1] for k in (1, 2, 3, 4)] == [
-        16, 32, 64, 128
+        16,
+        32,
+        64,
+        128,
     ]
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == (
         _basic_resnet_trainable_count(16, (2, 2, 2, 2), 3, 3)
@@ -297,14 +302,15 @@ def test_filters_scale_every_stage():
 def test_channels_first_matches_channels_last(version, shared_models):
     last = shared_models("resnet18", version)
     first = keras_cvlec.build_resnet(
-        "resnet18", version=version, num_classes=7, classifier_activation=None,
+        "resnet18",
+        version=version,
+        num_classes=7,
+        classifier_activation=None,
         data_format="channels_first",
     )
     # The default (None, None, 3) means 3 channels in either order.
     assert first.input_shape == (None, 3, None, None)
-    assert [tuple(w.shape) for w in first.weights] == [
-        tuple(w.shape) for w in last.weights
-    ]
+    assert [tuple(w.shape) for w in first.weights] == [tuple(w.shape) for w in last.weights]
     first.set_weights(last.get_weights())
     # Width 128: the stem's output is 64 wide with 64 channels, where a bias
     # add that guesses the layout from the shape goes wrong (see keras_cvlec/layers/convolution.py).
@@ -340,9 +346,13 @@ def _torch_v15_reference(model, images, stage_blocks, bottleneck):
 
     def bn(x, name):
         return F.batch_norm(
-            x, weights.pop(f"{name}/moving_mean"), weights.pop(f"{name}/moving_variance"),
-            weights.pop(f"{name}/gamma"), weights.pop(f"{name}/beta"),
-            training=False, eps=1e-5,
+            x,
+            weights.pop(f"{name}/moving_mean"),
+            weights.pop(f"{name}/moving_variance"),
+            weights.pop(f"{name}/gamma"),
+            weights.pop(f"{name}/beta"),
+            training=False,
+            eps=1e-5,
         )
 
     kernel_sizes = (1, 3, 1) if bottleneck else (3, 3)
@@ -361,21 +371,25 @@ def _torch_v15_reference(model, images, stage_blocks, bottleneck):
                     last = number == len(kernel_sizes)
                     strided = number == kernel_sizes.index(3) + 1  # first 3x3
                     out = conv(
-                        out, f"{name}/conv{number}", stride if strided else 1,
+                        out,
+                        f"{name}/conv{number}",
+                        stride if strided else 1,
                         kernel_size // 2,
                     )
                     out = bn(out, f"{name}/bn{number}")
                     out = out if last else F.relu(out)
                 if stride != 1 or channels != width * expansion:
-                    shortcut = bn(conv(x, f"{name}/shortcut_conv", stride, 0),
-                                  f"{name}/shortcut_bn")
+                    shortcut = bn(
+                        conv(x, f"{name}/shortcut_conv", stride, 0), f"{name}/shortcut_bn"
+                    )
                 else:
                     shortcut = x
                 x = F.relu(out + shortcut)
                 channels = width * expansion
         pooled = x.mean(dim=(2, 3))
-        logits = F.linear(pooled, weights.pop("predictions/kernel").T,
-                          weights.pop("predictions/bias"))
+        logits = F.linear(
+            pooled, weights.pop("predictions/kernel").T, weights.pop("predictions/bias")
+        )
     assert weights == {}, f"weights the reference did not use: {sorted(weights)}"
     return pooled.numpy(), logits.numpy()
 
@@ -390,13 +404,15 @@ def test_v15_matches_torch_functional_reference(variant, shared_models):
         harness.randomize_weights(model, seed=12)
     images = _random_images((2, 33, 47, 3), seed=13)
     pooled, logits = _torch_v15_reference(
-        model, images, RESNET_VARIANTS[variant]["stage_blocks"],
+        model,
+        images,
+        RESNET_VARIANTS[variant]["stage_blocks"],
         bottleneck=variant == "resnet50",
     )
     assert logits.std() > 1e-2
-    outputs = keras.Model(
-        model.input, [model.get_layer("avg_pool").output, model.output]
-    )(images, training=False)
+    outputs = keras.Model(model.input, [model.get_layer("avg_pool").output, model.output])(
+        images, training=False
+    )
     harness.assert_allclose(outputs[0], pooled, atol=1e-4, rtol=1e-4)
     if variant == "resnet50":  # the default classifier_activation="softmax"
         logits = _softmax(logits)
@@ -421,13 +437,9 @@ def test_head_pooling_and_classifier_activation(shared_models):
     """Logits (classifier_activation=None) and headless avg/max pooling share
     one set of weights, checked against NumPy from the stage-4 features."""
     logits_model = shared_models("resnet18", "v1")
-    assert logits_model.get_layer("predictions").activation is (
-        keras.activations.linear
-    )
+    assert logits_model.get_layer("predictions").activation is (keras.activations.linear)
     headless = {
-        pooling: keras_cvlec.build_resnet(
-            "resnet18", include_top=False, pooling=pooling
-        )
+        pooling: keras_cvlec.build_resnet("resnet18", include_top=False, pooling=pooling)
         for pooling in ("avg", "max")
     }
     weights = logits_model.get_weights()
@@ -438,9 +450,9 @@ def test_head_pooling_and_classifier_activation(shared_models):
         model.set_weights(weights[:-2])
 
     images = _random_images((2, 64, 96, 3), seed=4)
-    features, logits = _feature_model(logits_model, extra=("predictions",))(
-        images, training=False
-    )[3:]
+    features, logits = _feature_model(logits_model, extra=("predictions",))(images, training=False)[
+        3:
+    ]
     features, logits = harness.to_numpy(features), harness.to_numpy(logits)
     assert features.shape == (2, 2, 3, 512)
     avg = harness.to_numpy(headless["avg"](images, training=False))
@@ -478,17 +490,18 @@ def test_drop_path_rate_grows_linearly(shared_models):
     blocks = [layer for layer in model.layers if "_block" in layer.name]
     assert len(blocks) == 8
     expected = [0.2 * index / 7 for index in range(8)]
-    np.testing.assert_allclose([b.drop_path_rate for b in blocks], expected,
-                               rtol=1e-12, atol=0)
-    np.testing.assert_allclose([b.drop_path.rate for b in blocks], expected,
-                               rtol=1e-12, atol=0)
+    np.testing.assert_allclose([b.drop_path_rate for b in blocks], expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose([b.drop_path.rate for b in blocks], expected, rtol=1e-12, atol=0)
     assert blocks[0].drop_path_rate == 0.0 and blocks[-1].drop_path_rate == 0.2
 
 
 def test_drop_path_random_in_training_deterministic_in_inference(shared_models):
     model = shared_models("resnet18", "v1.5")  # drop_path_rate=0.2
     plain = keras_cvlec.build_resnet(
-        "resnet18", version="v1.5", num_classes=7, classifier_activation=None,
+        "resnet18",
+        version="v1.5",
+        num_classes=7,
+        classifier_activation=None,
     )
     plain.set_weights(model.get_weights())
     images = _random_images((8, 32, 32, 3), seed=6)
@@ -496,8 +509,7 @@ def test_drop_path_random_in_training_deterministic_in_inference(shared_models):
     harness.assert_allclose(model(images, training=False), first, atol=0, rtol=0)
     harness.assert_allclose(model(images), first, atol=0, rtol=0)
     # At inference the model equals the same weights without stochastic depth.
-    harness.assert_allclose(plain(images, training=False), first, atol=1e-5,
-                            rtol=1e-5)
+    harness.assert_allclose(plain(images, training=False), first, atol=1e-5, rtol=1e-5)
     # In training whole samples' branches are dropped at random: two calls
     # differ (BN uses the same batch statistics in both calls), and a model
     # without stochastic depth is deterministic in training too.
@@ -507,8 +519,7 @@ def test_drop_path_random_in_training_deterministic_in_inference(shared_models):
     model.set_weights(weights)
     assert np.abs(train_a - train_b).max() > 1e-3
     plain_a = harness.to_numpy(plain(images, training=True))
-    harness.assert_allclose(plain(images, training=True), plain_a, atol=1e-5,
-                            rtol=1e-5)
+    harness.assert_allclose(plain(images, training=True), plain_a, atol=1e-5, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------
@@ -524,14 +535,16 @@ def test_weights_from_file(tmp_path, shared_models):
     expected = harness.to_numpy(source(images, training=False))
     for weights in (str(path), path):  # a str and an os.PathLike
         model = keras_cvlec.build_resnet(
-            "resnet18", version="v1.5", num_classes=7, classifier_activation=None,
+            "resnet18",
+            version="v1.5",
+            num_classes=7,
+            classifier_activation=None,
             weights=weights,
         )
         for a, b in zip(model.weights, source.weights):
             assert a.path == b.path
             harness.assert_allclose(a, b, atol=0, rtol=0, msg=a.path)
-        harness.assert_allclose(model(images, training=False), expected,
-                                atol=0, rtol=0)
+        harness.assert_allclose(model(images, training=False), expected, atol=0, rtol=0)
 
 
 # --------------------------------------------------------------------------
@@ -539,38 +552,53 @@ def test_weights_from_file(tmp_path, shared_models):
 # --------------------------------------------------------------------------
 
 BAD_ARGUMENTS = [
-    (dict(variant="resnet20"), ValueError,
-     r"variant.*'resnet20'.*'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'"),
-    (dict(variant=["resnet50"]), ValueError,
-     r"variant.*\['resnet50'\].*'resnet18', 'resnet34', 'resnet50', 'resnet101'"),
+    (
+        dict(variant="resnet20"),
+        ValueError,
+        r"variant.*'resnet20'.*'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'",
+    ),
+    (
+        dict(variant=["resnet50"]),
+        ValueError,
+        r"variant.*\['resnet50'\].*'resnet18', 'resnet34', 'resnet50', 'resnet101'",
+    ),
     (dict(version="v3"), ValueError, r"version.*'v3'.*'v1', 'v1.5', 'v2'"),
-    (dict(input_shape=(16, 16, 3)), ValueError,
-     r"at least 32.*input_shape=\(16, 16, 3\)"),
+    (dict(input_shape=(16, 16, 3)), ValueError, r"at least 32.*input_shape=\(16, 16, 3\)"),
     (dict(input_shape=(64, 31, 3)), ValueError, r"input_shape=\(64, 31, 3\)"),
     (dict(input_shape=(64, 64)), ValueError, r"input_shape=\(64, 64\)"),
     (dict(input_shape=(64, 64, 0)), ValueError, r"channel.*input_shape=\(64, 64, 0\)"),
     (dict(num_classes=0), ValueError, r"num_classes.*>= 1.*num_classes=0"),
     (dict(num_classes=2.5), TypeError, r"num_classes=2.5"),
-    (dict(num_classes=10, weights="imagenet"), ValueError,
-     r"num_classes=1000.*num_classes=10"),
-    (dict(include_top=False, pooling="sum"), ValueError,
-     r"pooling.*'sum'.*None, 'avg', 'max'"),
+    (dict(num_classes=10, weights="imagenet"), ValueError, r"num_classes=1000.*num_classes=10"),
+    (dict(include_top=False, pooling="sum"), ValueError, r"pooling.*'sum'.*None, 'avg', 'max'"),
     (dict(drop_path_rate=-0.1), ValueError, r"drop_path_rate.*\[0, 1\).*-0\.1"),
     (dict(drop_path_rate=1.0), ValueError, r"drop_path_rate.*\[0, 1\).*1\.0"),
     (dict(drop_path_rate="0.1"), TypeError, r"drop_path_rate='0.1'"),
     (dict(weights="foo"), ValueError, r"weights=.*'foo'"),
-    (dict(weights="/nonexistent/dir/resnet.weights.h5"), ValueError,
-     r"not found.*/nonexistent/dir/resnet\.weights\.h5"),
-    (dict(variant="resnet18", weights="imagenet"), ValueError,
-     r"ImageNet.*variant='resnet18'.*Available: resnet50 v1, resnet50 v2"),
-    (dict(version="v1.5", weights="imagenet"), ValueError,
-     r"ImageNet.*version='v1\.5'"),
-    (dict(weights="imagenet", input_shape=(64, 64, 1)), ValueError,
-     r"3 input channels.*input_shape=\(64, 64, 1\)"),
+    (
+        dict(weights="/nonexistent/dir/resnet.weights.h5"),
+        ValueError,
+        r"not found.*/nonexistent/dir/resnet\.weights\.h5",
+    ),
+    (
+        dict(variant="resnet18", weights="imagenet"),
+        ValueError,
+        r"ImageNet.*variant='resnet18'.*Available: resnet50 v1, resnet50 v2",
+    ),
+    (dict(version="v1.5", weights="imagenet"), ValueError, r"ImageNet.*version='v1\.5'"),
+    (
+        dict(weights="imagenet", input_shape=(64, 64, 1)),
+        ValueError,
+        r"3 input channels.*input_shape=\(64, 64, 1\)",
+    ),
     (dict(include_top="yes"), TypeError, r"include_top.*'yes'"),
     (dict(filters=0), ValueError, r"filters.*>= 1.*filters=0"),
     (dict(filters=16.0), TypeError, r"filters=16.0"),
-    (dict(filters=32, weights="imagenet"), ValueError, r"weights='imagenet'.*filters=64.*filters=32"),
+    (
+        dict(filters=32, weights="imagenet"),
+        ValueError,
+        r"weights='imagenet'.*filters=64.*filters=32",
+    ),
     (dict(data_format="NHWC"), ValueError, r"data_format.*'NHWC'"),
 ]
 
@@ -649,7 +677,8 @@ def test_fit_one_step_under_xla_with_drop_path(shared_models):
     # moving statistics are updated. (v1 convolution biases before a BN get
     # a zero gradient, so biases are not required to move.)
     must_change = {
-        w.path for w in model.weights
+        w.path
+        for w in model.weights
         if w.name in ("kernel", "gamma", "beta", "moving_mean", "moving_variance")
     } | {"predictions/bias"}
     assert len(must_change) > 80

@@ -7,10 +7,9 @@ pooling and unpooling recomputed in NumPy from the model's own intermediate
 feature maps; channels_first against channels_last with the same weights.
 """
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 
 from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from keras_cvlec.models.registry import build_model, list_models
@@ -69,7 +68,8 @@ def test_channels_first_matches_channels_last(final_activation):
     rng = np.random.default_rng(1)
     # Random weights everywhere, BN statistics included, so that nothing is trivial.
     weights = [
-        rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path or "gamma" in w.path
+        rng.uniform(0.5, 1.5, w.shape)
+        if "variance" in w.path or "gamma" in w.path
         else rng.normal(0.0, 0.5, w.shape)
         for w in last.weights
     ]
@@ -114,14 +114,42 @@ def test_registry_default_is_the_vgg16_layout():
     model = build_model("segnet", input_shape=(32, 32, 3), filters=1, norm=None)
     assert model.name == "segnet"
     # VGG-16: 2, 2, 3, 3, 3 convolutions of 1, 2, 4, 8, 8 x filters channels.
-    encoder = [(3, 1), (1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (4, 4), (4, 8), (8, 8),
-               (8, 8), (8, 8), (8, 8), (8, 8)]
-    decoder = [(8, 8), (8, 8), (8, 8), (8, 8), (8, 8), (8, 4), (4, 4), (4, 4), (4, 2),
-               (2, 2), (2, 1), (1, 1), (1, 1)]
+    encoder = [
+        (3, 1),
+        (1, 1),
+        (1, 2),
+        (2, 2),
+        (2, 4),
+        (4, 4),
+        (4, 4),
+        (4, 8),
+        (8, 8),
+        (8, 8),
+        (8, 8),
+        (8, 8),
+        (8, 8),
+    ]
+    decoder = [
+        (8, 8),
+        (8, 8),
+        (8, 8),
+        (8, 8),
+        (8, 8),
+        (8, 4),
+        (4, 4),
+        (4, 4),
+        (4, 2),
+        (2, 2),
+        (2, 1),
+        (1, 1),
+        (1, 1),
+    ]
     assert model.count_params() == _conv_params(encoder + decoder, None) + 1 * 2 + 2
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [(c.name, c.filters) for c in convs if c.name.startswith("decoder")][:4] == [
-        ("decoder5_conv1", 8), ("decoder5_conv2", 8), ("decoder5_conv3", 8),
+        ("decoder5_conv1", 8),
+        ("decoder5_conv2", 8),
+        ("decoder5_conv3", 8),
         ("decoder4_conv1", 8),
     ]
     assert model.get_layer("encoder5_pool").output[0].shape == (None, 1, 1, 8)
@@ -130,8 +158,13 @@ def test_registry_default_is_the_vgg16_layout():
 
 def test_unpooling_puts_values_at_the_encoder_argmax():
     model = build_segnet(**TINY)
-    names = ["encoder1_act1", "encoder2_act2", "decoder2_unpool", "decoder2_act2",
-             "decoder1_unpool"]
+    names = [
+        "encoder1_act1",
+        "encoder2_act2",
+        "decoder2_unpool",
+        "decoder2_act2",
+        "decoder1_unpool",
+    ]
     probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
     x = _images((2, 13, 18, 3), seed=3)  # padded to 16 x 20 inside the model
     enc1, enc2, unpooled2, dec2, unpooled1 = _predict(probe, x)
@@ -175,15 +208,18 @@ def test_mixed_precision_and_keras_file(tmp_path):
     path = str(tmp_path / "segnet.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     harness.assert_allclose(_predict(loaded, x), output, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(depth=6, convs_per_level=1, input_shape=(32, 32, 3)), ValueError,
-         r"`depth`=6 is too large for input_shape=\(32, 32, 3\)"),
+        (
+            dict(depth=6, convs_per_level=1, input_shape=(32, 32, 3)),
+            ValueError,
+            r"`depth`=6 is too large for input_shape=\(32, 32, 3\)",
+        ),
         (dict(depth=6), ValueError, r"convs_per_level.*depth=6"),
         (dict(filters=0), ValueError, r"`filters` must be >= 1. Received: filters=0"),
         (dict(filters=2.0), TypeError, r"`filters` must be an int"),

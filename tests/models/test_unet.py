@@ -71,11 +71,11 @@ def test_padding_does_not_leak_into_the_cropped_output():
 def test_channels_first_equals_channels_last(upsampling, norm):
     # Width 4 == filters == num_classes: the first level's convolutions, the
     # last up-sampling and the head have maps as wide as their channels.
-    kwargs = dict(input_shape=(24, 4, 3), num_classes=4, depth=2, filters=4, upsampling=upsampling, norm=norm)
-    last = build_unet(data_format="channels_last", **kwargs)
-    first = build_unet(
-        data_format="channels_first", **{**kwargs, "input_shape": (3, 24, 4)}
+    kwargs = dict(
+        input_shape=(24, 4, 3), num_classes=4, depth=2, filters=4, upsampling=upsampling, norm=norm
     )
+    last = build_unet(data_format="channels_last", **kwargs)
+    first = build_unet(data_format="channels_first", **{**kwargs, "input_shape": (3, 24, 4)})
     randomize_weights(last)
     first.set_weights(last.get_weights())
     x = RNG.normal(size=(2, 24, 4, 3)).astype("float32")
@@ -104,7 +104,15 @@ def test_each_upsampling_trains_loss_decreases(upsampling):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
-@pytest.mark.parametrize("norm, norm_class", [("batch", "BatchNormalization"), ("layer", "ChannelLayerNormalization"), ("group", "GroupNormalization"), (None, None)])
+@pytest.mark.parametrize(
+    "norm, norm_class",
+    [
+        ("batch", "BatchNormalization"),
+        ("layer", "ChannelLayerNormalization"),
+        ("group", "GroupNormalization"),
+        (None, None),
+    ],
+)
 def test_norm_choice(norm, norm_class):
     model = build_unet(input_shape=(16, 16, 3), depth=1, filters=6, norm=norm)
     classes = {type(layer).__name__ for layer in model.layers}
@@ -115,15 +123,26 @@ def test_norm_choice(norm, norm_class):
 
 
 def test_softmax_normalises_the_channel_axis_in_both_formats():
-    for data_format, shape, axis in (("channels_last", (16, 12, 3), -1), ("channels_first", (3, 16, 12), 1)):
-        model = build_unet(input_shape=shape, num_classes=4, depth=2, filters=4,
-                           final_activation="softmax", data_format=data_format)
+    for data_format, shape, axis in (
+        ("channels_last", (16, 12, 3), -1),
+        ("channels_first", (3, 16, 12), 1),
+    ):
+        model = build_unet(
+            input_shape=shape,
+            num_classes=4,
+            depth=2,
+            filters=4,
+            final_activation="softmax",
+            data_format=data_format,
+        )
         y = to_numpy(model(RNG.normal(size=(2, *shape)).astype("float32")))
         assert_allclose(y.sum(axis=axis), np.ones((2, 16, 12)), atol=1e-5)
 
 
 def test_binary_single_logit_and_final_activation():
-    model = build_unet(input_shape=(32, 32, 3), num_classes=1, depth=2, filters=4, final_activation="sigmoid")
+    model = build_unet(
+        input_shape=(32, 32, 3), num_classes=1, depth=2, filters=4, final_activation="sigmoid"
+    )
     y = to_numpy(model(RNG.normal(size=(2, 32, 32, 3)).astype("float32")))
     assert y.shape == (2, 32, 32, 1)
     assert y.min() >= 0 and y.max() <= 1
@@ -139,7 +158,11 @@ def test_dropout_is_active_only_in_training():
 @pytest.mark.parametrize("backbone", ["resnet18", "convnext_atto"])
 def test_backbone_skips_and_freezing(backbone):
     model = build_unet(
-        input_shape=(None, None, 3), num_classes=2, filters=4, backbone=backbone, freeze_backbone=True
+        input_shape=(None, None, 3),
+        num_classes=2,
+        filters=4,
+        backbone=backbone,
+        freeze_backbone=True,
     )
     # The nested backbone model keeps its layer name "encoder".
     backbone = model.get_layer("encoder")
@@ -149,7 +172,9 @@ def test_backbone_skips_and_freezing(backbone):
     x = RNG.normal(size=(1, 45, 70, 3)).astype("float32")
     assert tuple(model(x).shape) == (1, 45, 70, 2)
     before = [to_numpy(w) for w in backbone.weights]
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     x = RNG.normal(size=(2, 32, 32, 3)).astype("float32")
     model.fit(x, RNG.integers(0, 2, (2, 32, 32)), epochs=1, verbose=0)
     for old, new in zip(before, backbone.weights):
@@ -175,7 +200,9 @@ def test_backbone_imagenet_weights_go_through_keras_applications(monkeypatch):
     monkeypatch.setattr(keras.applications, "ResNet50", fake_resnet50)
     # The weights file counts as downloaded (the builder fetches it first).
     monkeypatch.setattr(keras.utils, "get_file", lambda fname, origin, **kwargs: fname)
-    model = build_unet(input_shape=(64, 64, 3), filters=2, backbone="resnet50", backbone_weights="imagenet")
+    model = build_unet(
+        input_shape=(64, 64, 3), filters=2, backbone="resnet50", backbone_weights="imagenet"
+    )
     assert calls == [("imagenet", False)]
     assert model.output_shape == (None, 64, 64, 2)
 
@@ -184,8 +211,7 @@ def _producers(model, layer_name):
     """(layer name, output index) of each input of a layer, in call order."""
     (node,) = model.get_layer(layer_name)._inbound_nodes
     return [
-        (t._keras_history.operation.name, t._keras_history.tensor_index)
-        for t in node.input_tensors
+        (t._keras_history.operation.name, t._keras_history.tensor_index) for t in node.input_tensors
     ]
 
 
@@ -233,20 +259,59 @@ def test_decoder_concatenates_the_backbone_skip_first():
         (dict(upsampling="deconv"), ValueError, "upsampling.*'deconv'.*'transpose'"),
         (dict(norm="instance"), ValueError, "norm.*'instance'.*'batch'"),
         (dict(dropout=1.0), ValueError, "dropout.*1.0"),
-        (dict(backbone="resnet18", upsampling="max_unpool"), ValueError, "max_unpool.*argmax.*resnet18"),
-        (dict(backbone="vgg16"), ValueError, r"Unknown `backbone`: 'vgg16'. Valid backbones: .*resnet18"),
+        (
+            dict(backbone="resnet18", upsampling="max_unpool"),
+            ValueError,
+            "max_unpool.*argmax.*resnet18",
+        ),
+        (
+            dict(backbone="vgg16"),
+            ValueError,
+            r"Unknown `backbone`: 'vgg16'. Valid backbones: .*resnet18",
+        ),
         (dict(backbone="unet"), ValueError, r"Unknown `backbone`: 'unet'"),
-        (dict(backbone="resnet18", depth=5), ValueError, r"`depth` must be at most 4 with backbone='resnet18'.*depth=5"),
+        (
+            dict(backbone="resnet18", depth=5),
+            ValueError,
+            r"`depth` must be at most 4 with backbone='resnet18'.*depth=5",
+        ),
         (dict(freeze_backbone=True), ValueError, "freeze_backbone.*needs a `backbone`"),
         (dict(backbone_weights="imagenet"), ValueError, "backbone_weights.*needs a `backbone`"),
-        (dict(backbone="resnet18", freeze_backbone=1), TypeError, r"`freeze_backbone` must be True or False. Received: freeze_backbone=1"),
-        (dict(backbone="resnet18", backbone_weights="w.npz"), ValueError, r"`backbone_weights` must be .*backbone_weights='w.npz'"),
-        (dict(backbone="resnet18", backbone_weights="imagenet"), ValueError, r"backbone='resnet18' has no ImageNet weights. Backbones with them: .*resnet50"),
-        (dict(input_shape=(None, None, 1), backbone="resnet50", backbone_weights="imagenet"), ValueError,
-         r"`backbone_weights='imagenet'` needs 3 input channels. Received: input_shape=\(None, None, 1\)"),
-        (dict(encoder="resnet18", backbone="resnet18"), TypeError, r"both `encoder` and `backbone`.*pass only `backbone`"),
-        (dict(backbone="resnet18", encoder_weights=None, backbone_weights=None), TypeError, r"both `encoder_weights` and `backbone_weights`"),
-        (dict(backbone="resnet18", freeze_encoder=True, freeze_backbone=True), TypeError, r"both `freeze_encoder` and `freeze_backbone`"),
+        (
+            dict(backbone="resnet18", freeze_backbone=1),
+            TypeError,
+            r"`freeze_backbone` must be True or False. Received: freeze_backbone=1",
+        ),
+        (
+            dict(backbone="resnet18", backbone_weights="w.npz"),
+            ValueError,
+            r"`backbone_weights` must be .*backbone_weights='w.npz'",
+        ),
+        (
+            dict(backbone="resnet18", backbone_weights="imagenet"),
+            ValueError,
+            r"backbone='resnet18' has no ImageNet weights. Backbones with them: .*resnet50",
+        ),
+        (
+            dict(input_shape=(None, None, 1), backbone="resnet50", backbone_weights="imagenet"),
+            ValueError,
+            r"`backbone_weights='imagenet'` needs 3 input channels. Received: input_shape=\(None, None, 1\)",
+        ),
+        (
+            dict(encoder="resnet18", backbone="resnet18"),
+            TypeError,
+            r"both `encoder` and `backbone`.*pass only `backbone`",
+        ),
+        (
+            dict(backbone="resnet18", encoder_weights=None, backbone_weights=None),
+            TypeError,
+            r"both `encoder_weights` and `backbone_weights`",
+        ),
+        (
+            dict(backbone="resnet18", freeze_encoder=True, freeze_backbone=True),
+            TypeError,
+            r"both `freeze_encoder` and `freeze_backbone`",
+        ),
         (dict(input_shape=(32, 32)), ValueError, "input_shape"),
         (dict(final_activation="softmaxx"), ValueError, "final_activation.*'softmaxx'"),
     ],
@@ -259,7 +324,10 @@ def test_bad_arguments(kwargs, error, match):
 def test_model_name():
     assert build_unet(input_shape=(16, 16, 3), depth=2, filters=4).name == "unet"
     assert build_unet(input_shape=(16, 16, 3), depth=2, filters=4, name="seg").name == "seg"
-    assert build_unet(input_shape=(32, 32, 3), depth=2, filters=4, backbone="resnet18").name == "unet_resnet18"
+    assert (
+        build_unet(input_shape=(32, 32, 3), depth=2, filters=4, backbone="resnet18").name
+        == "unet_resnet18"
+    )
 
 
 def test_deprecated_encoder_keywords_warn_and_build_the_same_model():
@@ -269,10 +337,15 @@ def test_deprecated_encoder_keywords_warn_and_build_the_same_model():
     kwargs = dict(input_shape=(32, 32, 3), depth=2, filters=4)
     new = build_unet(backbone="resnet18", backbone_weights=None, freeze_backbone=True, **kwargs)
     with pytest.warns(DeprecationWarning) as record:
-        old = build_model("unet", encoder="resnet18", encoder_weights=None, freeze_encoder=True, **kwargs)
+        old = build_model(
+            "unet", encoder="resnet18", encoder_weights=None, freeze_encoder=True, **kwargs
+        )
     messages = [str(warning.message) for warning in record]
-    for old_name, new_name in (("encoder", "backbone"), ("encoder_weights", "backbone_weights"),
-                               ("freeze_encoder", "freeze_backbone")):
+    for old_name, new_name in (
+        ("encoder", "backbone"),
+        ("encoder_weights", "backbone_weights"),
+        ("freeze_encoder", "freeze_backbone"),
+    ):
         assert f"build_unet(): `{old_name}` is deprecated, use `{new_name}` instead." in messages
     assert old.name == new.name == "unet_resnet18"
     assert old.count_params() == new.count_params()

@@ -19,10 +19,12 @@ SAVED = os.path.join(
 
 def _channels_first_segmenter(path):
     """A bare channels-first model: 3 x 16 x 20 images to 4-class logits."""
-    model = keras.Sequential([
-        keras.Input((3, 16, 20)),
-        keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((3, 16, 20)),
+            keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first"),
+        ]
+    )
     model.save(path)
     return model
 
@@ -50,15 +52,20 @@ def test_a_bare_channels_first_model_is_guessed_from_its_layers(tmp_path):
 
 def test_a_bare_classifier_with_a_softmax_outputs_probabilities(tmp_path):
     path = str(tmp_path / "model.keras")
-    keras.Sequential([
-        keras.Input((3, 8, 8)),
-        keras.layers.Conv2D(2, 1, data_format="channels_first"),
-        keras.layers.GlobalAveragePooling2D(data_format="channels_first"),
-        keras.layers.Dense(5, activation="softmax"),
-    ]).save(path)
+    keras.Sequential(
+        [
+            keras.Input((3, 8, 8)),
+            keras.layers.Conv2D(2, 1, data_format="channels_first"),
+            keras.layers.GlobalAveragePooling2D(data_format="channels_first"),
+            keras.layers.Dense(5, activation="softmax"),
+        ]
+    ).save(path)
     trained = load_trained_model(path)
     assert (trained.task, trained.from_logits, trained.data_format) == (
-        "classification", False, "channels_first")
+        "classification",
+        False,
+        "channels_first",
+    )
     assert len(trained.class_names) == 5 and trained.input_size == (8, 8)
     assert trained.model(np.zeros((1, 8, 8, 3), "float32")).shape == (1, 5)
 
@@ -70,8 +77,11 @@ def test_run_json_is_read_instead_of_guessing(tmp_path):
     path = str(tmp_path / "best.keras")
     _channels_first_segmenter(path)
     run = {
-        "task": "segmentation", "from_logits": False, "data_format": "channels_first",
-        "class_names": ["background", "a", "b", "c"], "image_size": [16, 20],
+        "task": "segmentation",
+        "from_logits": False,
+        "data_format": "channels_first",
+        "class_names": ["background", "a", "b", "c"],
+        "image_size": [16, 20],
         "args": {"recipe": {"label_smoothing": 0.1}},
     }
     with open(tmp_path / "run.json", "w") as file:
@@ -93,12 +103,13 @@ def test_a_run_json_that_contradicts_the_model_is_refused(tmp_path):
         load_trained_model(path)
 
 
-@pytest.mark.parametrize("name, task, num_classes", [
-    ("unet_shapes", "segmentation", 4), ("resnet_shapes", "classification", 3)])
+@pytest.mark.parametrize(
+    "name, task, num_classes",
+    [("unet_shapes", "segmentation", 4), ("resnet_shapes", "classification", 3)],
+)
 def test_shipped_runs_written_before_from_logits_was_recorded(name, task, num_classes):
     """Their run.json has no from_logits or data_format: `train` built them
     with logits, channels-last."""
     trained = load_trained_model(os.path.join(SAVED, name, f"{name}.keras"))
-    assert (trained.task, trained.from_logits, trained.data_format) == (
-        task, True, "channels_last")
+    assert (trained.task, trained.from_logits, trained.data_format) == (task, True, "channels_last")
     assert len(trained.class_names) == num_classes and trained.class_names[0] != "0"

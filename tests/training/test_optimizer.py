@@ -73,23 +73,23 @@ def test_weight_decay_exclusions(name, expected_count):
     assert len(decayed) + len(excluded) == len(model.trainable_variables)
 
 
-
 def test_adamw_step_decays_only_kernels():
-    model = keras.Sequential([
-        keras.Input((4,)), keras.layers.Dense(3), keras.layers.LayerNormalization()
-    ])
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3), keras.layers.LayerNormalization()]
+    )
     model.set_weights([np.full(w.shape, 2.0, "float32") for w in model.get_weights()])
     lr, wd = 0.1, 0.5
     optimizer = make_optimizer(learning_rate=lr, weight_decay=wd, total_steps=10, model=model)
     variables = model.trainable_variables
-    optimizer.apply_gradients(
-        [(keras.ops.zeros(v.shape), v) for v in variables]
-    )
+    optimizer.apply_gradients([(keras.ops.zeros(v.shape), v) for v in variables])
     values = {v.path: to_numpy(v) for v in variables}
     # A zero gradient leaves Adam's moments at zero: only the decay moves.
     assert_allclose(values["sequential/dense/kernel"], np.full((4, 3), 2.0 * (1 - lr * wd)))
-    for path in ("sequential/dense/bias", "sequential/layer_normalization/gamma",
-                 "sequential/layer_normalization/beta"):
+    for path in (
+        "sequential/dense/bias",
+        "sequential/layer_normalization/gamma",
+        "sequential/layer_normalization/beta",
+    ):
         assert_allclose(values[path], np.full(values[path].shape, 2.0))
 
 
@@ -107,8 +107,15 @@ def test_schedule_values():
         learning_rate=peak, weight_decay=0.05, total_steps=total, warmup_steps=warmup
     )
     # start, within the warmup, end of warmup, middle of the decay, end, after
-    for step, expected in [(0, 0.0), (10, peak / 2), (20, peak), (60, peak / 2),
-                           (100, 0.0), (130, 0.0), (35, None)]:
+    for step, expected in [
+        (0, 0.0),
+        (10, peak / 2),
+        (20, peak),
+        (60, peak / 2),
+        (100, 0.0),
+        (130, 0.0),
+        (35, None),
+    ]:
         expected = _closed_form(step, peak, total, warmup) if expected is None else expected
         assert float(to_numpy(schedule(step))) == pytest.approx(expected, abs=1e-9)
         optimizer.iterations.assign(step)
@@ -139,7 +146,7 @@ def test_recipes():
     assert scaled_learning_rate(convnext, 128) == 4e-3
     assert scaled_learning_rate(RECIPES["resnet"], 32) == 8e-3
     fourth_root = convnext.with_options(learning_rate_scaling="fourth_root")
-    assert scaled_learning_rate(fourth_root, 128) == pytest.approx(4e-3 / 32 ** 0.25)
+    assert scaled_learning_rate(fourth_root, 128) == pytest.approx(4e-3 / 32**0.25)
     sqrt = RECIPES["resnet"].with_options(learning_rate_scaling="sqrt")
     assert scaled_learning_rate(sqrt, 32) == pytest.approx(1e-3)
     linear = RECIPES["resnet"].with_options(learning_rate_scaling="linear")
@@ -187,7 +194,11 @@ def test_recipe_with_options():
     assert changed.weight_decay == resnet.weight_decay and resnet.mixup_alpha == 0.1
     assert resnet.with_options() == resnet
     cases = [
-        (dict(mixup=0.2), ValueError, "Unknown recipe option.*'mixup'.*Allowed: base_learning_rate"),
+        (
+            dict(mixup=0.2),
+            ValueError,
+            "Unknown recipe option.*'mixup'.*Allowed: base_learning_rate",
+        ),
         (dict(epochs=3), ValueError, "Unknown recipe option.*'epochs'"),
         (dict(name="mine"), ValueError, "Unknown recipe option.*'name'"),
         (dict(base_learning_rate=0.0), ValueError, "base_learning_rate.*> 0.0"),
@@ -198,7 +209,11 @@ def test_recipe_with_options():
         (dict(mixup_alpha=-1), ValueError, "mixup_alpha.*>= 0.0"),
         (dict(clipnorm=0), ValueError, "clipnorm.*> 0.0"),
         (dict(reference_batch_size=0), ValueError, "reference_batch_size.*>= 1"),
-        (dict(learning_rate_scaling="cubic"), ValueError, "learning_rate_scaling.*'cubic'.*'fourth_root'"),
+        (
+            dict(learning_rate_scaling="cubic"),
+            ValueError,
+            "learning_rate_scaling.*'cubic'.*'fourth_root'",
+        ),
         (dict(norm_momentum=1.0), ValueError, "norm_momentum.*\\[0, 1\\)"),
         (dict(ema_momentum=float("nan")), ValueError, "ema_momentum"),
         (dict(base_learning_rate=float("inf")), ValueError, "base_learning_rate.*finite"),
@@ -212,8 +227,9 @@ def test_recipe_with_options():
 def test_recipe_augmentation():
     """The recipes' augmentation strengths reach Keras's layers."""
     layers = {
-        name: recipe_augmentation(RECIPES[name], "classification", num_classes=10, seed=3)
-        .pipeline.layers
+        name: recipe_augmentation(
+            RECIPES[name], "classification", num_classes=10, seed=3
+        ).pipeline.layers
         for name in ("resnet", "convnext")
     }
     for name, magnitude, cutmix, mixup in (("resnet", 0.6, 1.0, 0.1), ("convnext", 0.9, 1.0, 0.8)):
@@ -222,7 +238,10 @@ def test_recipe_augmentation():
         assert isinstance(shift, keras.layers.RandomTranslation)
         assert isinstance(rand_augment, keras.layers.RandAugment)
         assert (rand_augment.num_ops, rand_augment.factor) == (2, (0.0, magnitude))
-        assert isinstance(cutmix_layer, keras.layers.CutMix) and cutmix_layer.factor == (0.0, cutmix)
+        assert isinstance(cutmix_layer, keras.layers.CutMix) and cutmix_layer.factor == (
+            0.0,
+            cutmix,
+        )
         assert isinstance(mixup_layer, keras.layers.MixUp) and mixup_layer.alpha == mixup
         assert RECIPES[name].mixes_labels
     assert recipe_augmentation(RECIPES["unet"], "segmentation", num_classes=4) is None
@@ -231,8 +250,10 @@ def test_recipe_augmentation():
     assert augment.task == "segmentation" and not augment.one_hot
     plain = RECIPES["resnet"].with_options(randaugment_magnitude=0, mixup_alpha=0, cutmix_alpha=0)
     assert not plain.mixes_labels
-    assert [type(layer).__name__ for layer in recipe_augmentation(
-        plain, "classification", num_classes=10).pipeline.layers] == ["RandomFlip", "RandomTranslation"]
+    assert [
+        type(layer).__name__
+        for layer in recipe_augmentation(plain, "classification", num_classes=10).pipeline.layers
+    ] == ["RandomFlip", "RandomTranslation"]
     with pytest.raises(ValueError, match="Unknown `task`: 'depth'"):
         recipe_augmentation(plain, "depth", num_classes=10)
 
@@ -241,8 +262,12 @@ def test_resolve_recipe_gives_the_published_values_at_their_setting():
     for name in ("resnet", "convnext"):
         recipe = RECIPES[name]
         steps = math.ceil(IMAGENET_TRAIN_IMAGES / recipe.reference_batch_size)
-        run = resolve_recipe(recipe, batch_size=recipe.reference_batch_size,
-                             steps_per_epoch=steps, epochs=recipe.epochs)
+        run = resolve_recipe(
+            recipe,
+            batch_size=recipe.reference_batch_size,
+            steps_per_epoch=steps,
+            epochs=recipe.epochs,
+        )
         assert run.learning_rate == pytest.approx(recipe.base_learning_rate)
         assert run.warmup_steps == round(recipe.warmup_epochs * steps)
         assert run.augmentation_strength == 1.0
@@ -263,22 +288,38 @@ def test_resolve_recipe_for_a_short_run_on_small_data():
     assert (recipe.randaugment_magnitude, recipe.mixup_alpha, recipe.cutmix_alpha) == (0, 0.0, 0.0)
     assert not recipe.mixes_labels and recipe.augment  # flips and shifts stay
     assert run.norm_momentum == 0.9
-    assert resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15,
-                          learning_rate=2e-3).learning_rate == 2e-3
+    assert (
+        resolve_recipe(
+            RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15, learning_rate=2e-3
+        ).learning_rate
+        == 2e-3
+    )
     text = run.summary("classification")
-    for words in ("0.008 (the recipe's rate at batch 2048, not scaled)", "31 steps (5% of the run)",
-                  "RandAugment off, CutMix off, MixUp off", "momentum 0.9 (41 steps"):
+    for words in (
+        "0.008 (the recipe's rate at batch 2048, not scaled)",
+        "31 steps (5% of the run)",
+        "RandAugment off, CutMix off, MixUp off",
+        "momentum 0.9 (41 steps",
+    ):
         assert words in text, text
     stored = run.to_json()
     assert (stored["learning_rate"], stored["warmup_steps"], stored["mixup_alpha"]) == (
-        8e-3, 31, 0.0)
+        8e-3,
+        31,
+        0.0,
+    )
     fourth_root = RECIPES["resnet"].with_options(learning_rate_scaling="fourth_root")
     run = resolve_recipe(fourth_root, batch_size=32, steps_per_epoch=41, epochs=15)
     assert run.learning_rate == pytest.approx(8e-3 * (32 / 2048) ** 0.25)
     assert run.learning_rate_source == "0.008 x (32 / 2048) ** 0.25"
     with pytest.raises(ValueError, match="learning_rate.*finite"):
-        resolve_recipe(RECIPES["resnet"], batch_size=32, steps_per_epoch=41, epochs=15,
-                       learning_rate=float("inf"))
+        resolve_recipe(
+            RECIPES["resnet"],
+            batch_size=32,
+            steps_per_epoch=41,
+            epochs=15,
+            learning_rate=float("inf"),
+        )
 
 
 def test_augmentation_strength_between_small_and_imagenet_runs():
@@ -297,13 +338,22 @@ def test_augmentation_strength_between_small_and_imagenet_runs():
 
 def test_norm_momentum_follows_the_steps_per_epoch():
     assert [norm_momentum_for(steps) for steps in (5, 100, 200, 500, 1000, 10**5)] == [
-        0.9, 0.9, 0.95, 0.98, 0.99, 0.99]
+        0.9,
+        0.9,
+        0.95,
+        0.98,
+        0.99,
+        0.99,
+    ]
     fixed = RECIPES["unet"].with_options(norm_momentum=0.97)
     assert resolve_recipe(fixed, batch_size=8, steps_per_epoch=3, epochs=2).norm_momentum == 0.97
     model = build_model("resnet18", num_classes=3, input_shape=(32, 32, 3), filters=8)
     run = resolve_recipe(RECIPES["resnet"], batch_size=8, steps_per_epoch=20, epochs=2)
-    norms = [layer for layer in model._flatten_layers(include_self=False)
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(norms) == 20  # stem + 8 blocks x 2 + 3 shortcuts
     assert run.set_norm_momentum(model) == 20
     assert {layer.momentum for layer in norms} == {0.9}
@@ -314,14 +364,21 @@ def test_weight_ema_through_the_recipe():
     recipe = RECIPES["unet"].with_options(ema_momentum=0.9)
     optimizer = resolve_recipe(recipe, batch_size=8, steps_per_epoch=10, epochs=2).optimizer(model)
     assert optimizer.use_ema and optimizer.ema_momentum == 0.9
-    assert not resolve_recipe(RECIPES["unet"], batch_size=8, steps_per_epoch=10,
-                              epochs=2).optimizer(model).use_ema
+    assert (
+        not resolve_recipe(RECIPES["unet"], batch_size=8, steps_per_epoch=10, epochs=2)
+        .optimizer(model)
+        .use_ema
+    )
 
 
 @pytest.mark.parametrize(
     "name, scaling, batch_size",
-    [("resnet", "fourth_root", 32), ("convnext", "sqrt", 64), ("unet", "linear", 8),
-     ("unet", "fourth_root", 128)],
+    [
+        ("resnet", "fourth_root", 32),
+        ("convnext", "sqrt", 64),
+        ("unet", "linear", 8),
+        ("unet", "fourth_root", 128),
+    ],
 )
 def test_built_optimizer_peaks_at_the_scaled_learning_rate(name, scaling, batch_size):
     """Without a learning_rate, the optimizer a recipe builds peaks at
@@ -334,8 +391,9 @@ def test_built_optimizer_peaks_at_the_scaled_learning_rate(name, scaling, batch_
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     for optimizer in (
         recipe_optimizer(recipe, model=model, batch_size=batch_size, steps_per_epoch=10, epochs=4),
-        resolve_recipe(recipe, batch_size=batch_size, steps_per_epoch=10,
-                       epochs=4).optimizer(model),
+        resolve_recipe(recipe, batch_size=batch_size, steps_per_epoch=10, epochs=4).optimizer(
+            model
+        ),
     ):
         schedule = optimizer._learning_rate
         assert schedule.warmup_target == pytest.approx(peak)
@@ -357,5 +415,12 @@ def test_warmup_is_capped_at_half_the_run():
     schedule = run.optimizer(model)._learning_rate
     assert (schedule.warmup_steps, schedule.decay_steps) == (10, 10)
     # The recipe's share of its epochs binds first: 3 of 20 epochs over 20 steps.
-    assert resolve_recipe(RECIPES["unet"].with_options(warmup_epochs=3), batch_size=8,
-                          steps_per_epoch=10, epochs=2).warmup_steps == 3
+    assert (
+        resolve_recipe(
+            RECIPES["unet"].with_options(warmup_epochs=3),
+            batch_size=8,
+            steps_per_epoch=10,
+            epochs=2,
+        ).warmup_steps
+        == 3
+    )

@@ -12,8 +12,9 @@ UNET = {"filters": 4, "depth": 2}
 
 
 def _info(num_examples):
-    return DatasetInfo("counted", "classification", 2, ("a", "b"), (4, 4),
-                       num_examples=num_examples)
+    return DatasetInfo(
+        "counted", "classification", 2, ("a", "b"), (4, 4), num_examples=num_examples
+    )
 
 
 def test_steps_are_counted_without_decoding_or_augmenting():
@@ -47,15 +48,23 @@ def test_steps_are_counted_without_decoding_or_augmenting():
         transformed.append(len(images))
         return images, targets
 
-    arrays = ArrayDataset(np.zeros((20, 4, 4, 3), "float32"), np.zeros(20, "int32"),
-                          batch_size=8, transform=augment)
+    arrays = ArrayDataset(
+        np.zeros((20, 4, 4, 3), "float32"), np.zeros(20, "int32"), batch_size=8, transform=augment
+    )
     assert _num_batches(arrays, _info(None), 8, None) == 3
     assert transformed == []
 
 
 def test_a_run_without_a_folder_is_compiled_for_its_output_activation():
-    run = prepare_training("unet", "shapes", epochs=1, batch_size=8, image_size=16,
-                           num_images=8, model_options={**UNET, "final_activation": "softmax"})
+    run = prepare_training(
+        "unet",
+        "shapes",
+        epochs=1,
+        batch_size=8,
+        image_size=16,
+        num_images=8,
+        model_options={**UNET, "final_activation": "softmax"},
+    )
     assert isinstance(run, TrainingRun) and run.output_dir is None
     assert run.task == "segmentation" and run.epochs == 1
     assert run.from_logits is False and run.model.loss.from_logits is False
@@ -69,14 +78,19 @@ def test_a_run_without_a_folder_is_compiled_for_its_output_activation():
         run_training(run, verbose=0)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (dict(resume=True), "resume.*need a run folder.*output_dir=None"),
-    (dict(backup_every=5), "backup_every.*need a run folder.*backup_every=5"),
-    (dict(model_options={**UNET, "data_format": "channels_first"}),
-     "cannot set data_format='channels_first'.*channels-last"),
-    (dict(image_size=(16, 16, 3)), "image_size.*\\(height, width\\).*\\(16, 16, 3\\)"),
-    (dict(data_dir="tfds"), "data_dir.*tensorflow-datasets names only"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(resume=True), "resume.*need a run folder.*output_dir=None"),
+        (dict(backup_every=5), "backup_every.*need a run folder.*backup_every=5"),
+        (
+            dict(model_options={**UNET, "data_format": "channels_first"}),
+            "cannot set data_format='channels_first'.*channels-last",
+        ),
+        (dict(image_size=(16, 16, 3)), "image_size.*\\(height, width\\).*\\(16, 16, 3\\)"),
+        (dict(data_dir="tfds"), "data_dir.*tensorflow-datasets names only"),
+    ],
+)
 def test_bad_arguments_without_a_run_folder(arguments, message):
     arguments = {"epochs": 1, "num_images": 8, "model_options": UNET, **arguments}
     with pytest.raises(ValueError, match=message):

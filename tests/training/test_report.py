@@ -34,7 +34,7 @@ def _shift_model(input_shape):
     dense layer) with a cyclic permutation kernel, so inputs
     `one_hot(target - 1)` are predicted as `target`."""
     inputs = keras.Input(input_shape)
-    layer = (keras.layers.Conv2D(4, 1) if len(input_shape) == 3 else keras.layers.Dense(4))
+    layer = keras.layers.Conv2D(4, 1) if len(input_shape) == 3 else keras.layers.Dense(4)
     model = keras.Model(inputs, layer(inputs))
     kernel = np.roll(np.eye(4, dtype="float32"), 1, axis=1)
     layer.set_weights([kernel.reshape(layer.kernel.shape), np.zeros(4, "float32")])
@@ -69,9 +69,7 @@ def _dataset(kind, x, y, batch_size):
 def test_confusion_matrix_hand_count():
     matrix = confusion_matrix(MASKS, PREDICTED_MASKS, 4, ignore_class=255)
     assert matrix.tolist() == SEGMENTATION_MATRIX
-    assert confusion_matrix([2, 0, 2], [2, 1, 0], 3).tolist() == [
-        [0, 1, 0], [0, 0, 0], [1, 0, 1]
-    ]
+    assert confusion_matrix([2, 0, 2], [2, 1, 0], 3).tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 1]]
 
 
 def test_confusion_matrix_bad_inputs():
@@ -90,8 +88,9 @@ def test_segmentation_report_matches_hand_counts_and_mean_iou(kind):
     model = _shift_model((None, None, 4))
     images = _inputs_for(PREDICTED_MASKS)
     dataset = _dataset(kind, images, MASKS.astype("uint8"), batch_size=1)
-    report = class_report(model, dataset, num_classes=4, class_names=NAMES,
-                          task="segmentation", ignore_class=255)
+    report = class_report(
+        model, dataset, num_classes=4, class_names=NAMES, task="segmentation", ignore_class=255
+    )
 
     assert report["confusion_matrix"] == SEGMENTATION_MATRIX
     expected = {  # (iou, precision, recall, support), from the matrix by hand
@@ -125,8 +124,7 @@ def test_classification_report(one_hot):
     model = _shift_model((4,))
     targets = np.eye(4, dtype="float32")[LABELS] if one_hot else LABELS
     dataset = _dataset("pydataset", _inputs_for(PREDICTED_LABELS), targets, batch_size=4)
-    report = class_report(model, dataset, num_classes=4, class_names=NAMES,
-                          task="classification")
+    report = class_report(model, dataset, num_classes=4, class_names=NAMES, task="classification")
 
     assert report["confusion_matrix"] == CLASSIFICATION_MATRIX
     per_class = report["per_class"]
@@ -146,8 +144,7 @@ def test_report_bad_arguments():
     dataset = Batches(_inputs_for(LABELS), LABELS, 4)
     for names in (NAMES[:3], ["a", "b", "a", "c"]):
         with pytest.raises(ValueError, match="class_names.*4 distinct"):
-            class_report(model, dataset, num_classes=4, class_names=names,
-                         task="classification")
+            class_report(model, dataset, num_classes=4, class_names=names, task="classification")
     with pytest.raises(ValueError, match="task.*'detection'"):
         class_report(model, dataset, num_classes=4, class_names=NAMES, task="detection")
 
@@ -163,19 +160,21 @@ def _check_png(path):
 
 def _report(task, values, key):
     per_class = {
-        name: {"iou": None, "precision": None, "recall": None, "support": 1}
-        for name in NAMES
+        name: {"iou": None, "precision": None, "recall": None, "support": 1} for name in NAMES
     }
     for name, value in zip(NAMES, values):
         per_class[name][key] = value
     return {"task": task, "class_names": NAMES, "per_class": per_class}
 
 
-@pytest.mark.parametrize("task, key, values", [
-    ("segmentation", "iou", [0.9, 0.5, 0.0, None]),
-    ("classification", "recall", [1.0, 0.25, None, 0.75]),
-    ("segmentation", "iou", [None, None, None, None]),
-])
+@pytest.mark.parametrize(
+    "task, key, values",
+    [
+        ("segmentation", "iou", [0.9, 0.5, 0.0, None]),
+        ("classification", "recall", [1.0, 0.25, None, 0.75]),
+        ("segmentation", "iou", [None, None, None, None]),
+    ],
+)
 def test_plot_per_class(tmp_path, task, key, values):
     path = str(tmp_path / "per_class.png")
     plot_per_class(_report(task, values, key), path, title="validation")

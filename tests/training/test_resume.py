@@ -27,10 +27,31 @@ def _backed_up_epochs(backup_dir):
 def test_killed_run_resumes_with_a_complete_log(tmp_path):
     output_dir = tmp_path / "run"
     command = [
-        sys.executable, "-m", "keras_cvlec.cli", "train", "--model", "unet",
-        "--dataset", "shapes", "--image-size", "16", "--num-images", "32",
-        "--batch-size", "4", "--epochs", str(EPOCHS), "--model-options", "filters=4",
-        "depth=2", "--backup-every", "3", "--output", str(output_dir), "--verbose", "2",
+        sys.executable,
+        "-m",
+        "keras_cvlec.cli",
+        "train",
+        "--model",
+        "unet",
+        "--dataset",
+        "shapes",
+        "--image-size",
+        "16",
+        "--num-images",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        str(EPOCHS),
+        "--model-options",
+        "filters=4",
+        "depth=2",
+        "--backup-every",
+        "3",
+        "--output",
+        str(output_dir),
+        "--verbose",
+        "2",
     ]
     environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -13,17 +13,18 @@ from PIL import Image
 
 from keras_cvlec import cli
 from keras_cvlec.training import evaluate, predict, train
-from keras_cvlec.training.run import prepare_training, run_training
 from keras_cvlec.training.callbacks import TrainingDivergedError, read_log
 from keras_cvlec.training.files import read_json
+from keras_cvlec.training.run import prepare_training, run_training
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 UNET = {"filters": 4, "depth": 2}
 
 
 def _tiny(model_name, output_dir, **kwargs):
-    arguments = dict(epochs=2, batch_size=8, image_size=16, num_images=16,
-                     model_options=UNET, verbose=0)
+    arguments = dict(
+        epochs=2, batch_size=8, image_size=16, num_images=16, model_options=UNET, verbose=0
+    )
     arguments.update(kwargs)
     return train(model_name, "shapes", output_dir=output_dir, **arguments)
 
@@ -51,10 +52,17 @@ def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
     ratio, so that a run using the unscaled rate fails), the
     warm-up is capped to the run, and BatchNorm follows the steps; with
     weight EMA the run validates and saves the averaged weights."""
-    run = prepare_training("unet", "shapes", epochs=2, batch_size=8, image_size=16,
-                           num_images=24, model_options=UNET, output_dir=str(tmp_path / "run"),
-                           recipe_options={"ema_momentum": 0.5,
-                                           "learning_rate_scaling": "fourth_root"})
+    run = prepare_training(
+        "unet",
+        "shapes",
+        epochs=2,
+        batch_size=8,
+        image_size=16,
+        num_images=24,
+        model_options=UNET,
+        output_dir=str(tmp_path / "run"),
+        recipe_options={"ema_momentum": 0.5, "learning_rate_scaling": "fourth_root"},
+    )
     run_training(run, verbose=0)
     optimizer = run.model.optimizer
     assert optimizer.use_ema and optimizer.ema_momentum == 0.5
@@ -62,11 +70,14 @@ def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
     assert schedule.warmup_target == pytest.approx(4e-3 * (8 / 32) ** 0.25)
     assert schedule.warmup_steps == round(6 * 1 / 20)  # 1 of the recipe's 20 epochs
     assert schedule.decay_steps == 6 - schedule.warmup_steps
-    norms = [layer for layer in run.model._flatten_layers(include_self=False)
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer
+        for layer in run.model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert norms and {layer.momentum for layer in norms} == {0.9}
     stored = read_json(str(tmp_path / "run" / "run.json"))
-    assert stored["resolved_recipe"]["learning_rate"] == pytest.approx(4e-3 / 2 ** 0.5)
+    assert stored["resolved_recipe"]["learning_rate"] == pytest.approx(4e-3 / 2**0.5)
     assert stored["resolved_recipe"]["steps_per_epoch"] == 3
     assert stored["args"]["learning_rate"] is None
     assert stored["resolved_recipe"]["ema_momentum"] == 0.5
@@ -76,8 +87,11 @@ def test_a_run_uses_the_recipe_resolved_for_it(tmp_path):
     for saved, trained in zip(last.weights, run.model.weights):
         if trained.trainable:
             average = averages[optimizer._get_variable_index(trained)]
-            np.testing.assert_allclose(keras.ops.convert_to_numpy(saved.value),
-                                       keras.ops.convert_to_numpy(average.value), atol=1e-6)
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(saved.value),
+                keras.ops.convert_to_numpy(average.value),
+                atol=1e-6,
+            )
 
 
 def test_train_writes_the_run_folder(unet_run):
@@ -115,8 +129,9 @@ def test_train_writes_the_run_folder(unet_run):
     assert not os.path.exists(path("backup"))  # removed once the run finished
 
     # evaluate the saved model: the same numbers as metrics.json
-    results = evaluate(path("best.keras"), "shapes", batch_size=8, num_images=16,
-                       per_class=True, verbose=0)
+    results = evaluate(
+        path("best.keras"), "shapes", batch_size=8, num_images=16, per_class=True, verbose=0
+    )
     for name, value in metrics["test"].items():
         assert results[name] == pytest.approx(value, rel=1e-5, abs=1e-6)
     assert results["per_class"] == metrics["per_class"]["test"]
@@ -130,17 +145,36 @@ def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
         images.append(str(tmp_path / f"image{index}.png"))
         Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype="uint8")).save(images[-1])
     out = tmp_path / "predictions"
-    code = cli.main(["predict", os.path.join(output_dir, "best.keras"), *images,
-                     "--output", str(out)])
+    code = cli.main(
+        ["predict", os.path.join(output_dir, "best.keras"), *images, "--output", str(out)]
+    )
     assert code == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
     # evaluate prints the metrics, then a row per class
-    assert cli.main(["evaluate", os.path.join(output_dir, "best.keras"), "--dataset", "shapes",
-                     "--num-images", "16", "--batch-size", "8"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                os.path.join(output_dir, "best.keras"),
+                "--dataset",
+                "shapes",
+                "--num-images",
+                "16",
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("accuracy ") and "loss" in lines[0] and "mean_iou" in lines[0]
     assert [line.split()[0] for line in lines[1:]] == [
-        "class", "background", "circle", "square", "triangle"]
+        "class",
+        "background",
+        "circle",
+        "square",
+        "triangle",
+    ]
     support = sum(int(line.split()[-1]) for line in lines[2:])
     assert support == 16 * 16 * 16
     for index, size in enumerate([(24, 20), (16, 16)]):
@@ -151,8 +185,11 @@ def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
     for folder, size in (("a", (8, 8)), ("b", (12, 10))):
         os.makedirs(tmp_path / folder)
         Image.fromarray(np.zeros(size[::-1] + (3,), "uint8")).save(tmp_path / folder / "x.png")
-    results = predict(os.path.join(output_dir, "best.keras"),
-                      [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")], str(out))
+    results = predict(
+        os.path.join(output_dir, "best.keras"),
+        [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")],
+        str(out),
+    )
     assert [os.path.basename(r["mask"]) for r in results] == ["x_mask.png", "x-2_mask.png"]
     _check_png(out / "x_mask.png", size=(8, 8))
     _check_png(out / "x-2_mask.png", size=(12, 10))
@@ -173,9 +210,17 @@ def test_classification_run_mixes_labels_and_top_k(tmp_path):
     recipe_options = {"scale_augmentation": False}
     if keras.backend.backend() != "tensorflow":
         recipe_options["randaugment_magnitude"] = 0
-    arguments = dict(epochs=1, batch_size=8, image_size=32, num_images=8,
-                     model_options={"filters": 8}, mixed_precision="mixed_bfloat16",
-                     learning_rate=1e-3, recipe_options=recipe_options, output_dir=output_dir)
+    arguments = dict(
+        epochs=1,
+        batch_size=8,
+        image_size=32,
+        num_images=8,
+        model_options={"filters": 8},
+        mixed_precision="mixed_bfloat16",
+        learning_rate=1e-3,
+        recipe_options=recipe_options,
+        output_dir=output_dir,
+    )
     run = prepare_training("resnet18", "shapes", **arguments)
     _, soft = run.data["train"][0]
     assert soft.shape == (8, 3) and soft.dtype == np.float32
@@ -187,7 +232,9 @@ def test_classification_run_mixes_labels_and_top_k(tmp_path):
     assert run.model.optimizer._learning_rate.warmup_target == 1e-3  # not the recipe's
     stored = read_json(os.path.join(output_dir, "run.json"))["args"]
     assert stored["learning_rate"] == 1e-3
-    assert stored["recipe"]["randaugment_magnitude"] == recipe_options.get("randaugment_magnitude", 6)
+    assert stored["recipe"]["randaugment_magnitude"] == recipe_options.get(
+        "randaugment_magnitude", 6
+    )
     assert set(metrics["test"]) == {"loss", "accuracy"}
     assert [row["epoch"] for row in read_log(os.path.join(output_dir, "log.csv"))] == [0]
     best = os.path.join(output_dir, "best.keras")
@@ -223,8 +270,11 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
         (dict(dataset="imagenet21k"), ValueError, "imagenet21k.*shapes"),
         (dict(dataset="cifar10"), ValueError, "cifar10.*no 'segmentation'.*classification"),
         (dict(model_name="autoencoder"), ValueError, "does not support reconstruction.*unet"),
-        (dict(model_name="resnet18", image_size=16, model_options=None), ValueError,
-         "Cannot build 'resnet18'.*16, 16, 3.*at least 32"),
+        (
+            dict(model_name="resnet18", image_size=16, model_options=None),
+            ValueError,
+            "Cannot build 'resnet18'.*16, 16, 3.*at least 32",
+        ),
         (dict(epochs=0), ValueError, "epochs.*>= 1.*0"),
         (dict(learning_rate=0.0), ValueError, "learning_rate.*> 0.0.*learning_rate=0.0"),
         (dict(mixed_precision="float8"), ValueError, "mixed_precision.*float8"),
@@ -232,12 +282,21 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
         (dict(recipe_options=[("augment", True)]), TypeError, "recipe_options.*dict"),
         (dict(model_options={"num_classes": 3}), ValueError, "cannot set num_classes"),
         (dict(resume=True), ValueError, "holds no run"),
-        (dict(model_name="resnet18", dataset=masks_folder), ValueError,
-         "has no 'classification' task. It supports: 'segmentation'"),
+        (
+            dict(model_name="resnet18", dataset=masks_folder),
+            ValueError,
+            "has no 'classification' task. It supports: 'segmentation'",
+        ),
     ]
     for overrides, error, message in cases:
-        arguments = dict(model_name="unet", dataset="shapes", output_dir=fresh,
-                         num_images=4, epochs=1, model_options=UNET)
+        arguments = dict(
+            model_name="unet",
+            dataset="shapes",
+            output_dir=fresh,
+            num_images=4,
+            epochs=1,
+            model_options=UNET,
+        )
         arguments.update(overrides)
         with pytest.raises(error, match=message):
             train(arguments.pop("model_name"), arguments.pop("dataset"), **arguments)
@@ -250,30 +309,66 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(os.path.join(existing, "run.json"), other / "run.json")
-    with pytest.raises(ValueError, match="Cannot resume.*model_name='convnext_atto' "
-                       "\\(the run has 'unet'\\)"):
+    with pytest.raises(
+        ValueError, match="Cannot resume.*model_name='convnext_atto' \\(the run has 'unet'\\)"
+    ):
         _tiny("convnext_atto", str(other), resume=True)
     # the command: one line, no traceback
     with pytest.raises(SystemExit, match="^keras-cvlec train: Unknown `model_name`: 'resnet7'"):
         cli.main(["train", "--model", "resnet7", "--dataset", "shapes", "--output", fresh])
     with pytest.raises(SystemExit, match="^keras-cvlec train: Unknown recipe option.*'mix'"):
-        cli.main(["train", "--model", "unet", "--dataset", "shapes", "--output", fresh,
-                  "--recipe-options", "mix=0"])
+        cli.main(
+            [
+                "train",
+                "--model",
+                "unet",
+                "--dataset",
+                "shapes",
+                "--output",
+                fresh,
+                "--recipe-options",
+                "mix=0",
+            ]
+        )
     with pytest.raises(SystemExit, match="^keras-cvlec evaluate: No model file"):
         cli.main(["evaluate", str(tmp_path / "missing.keras"), "--dataset", "shapes"])
 
 
 def test_a_diverging_run_stops_with_an_error_and_leaves_nothing(tmp_path, capsys):
     output_dir = tmp_path / "diverged"
-    with pytest.raises(TrainingDivergedError, match="loss became (nan|inf).*epoch 1.*lower learning"):
+    with pytest.raises(
+        TrainingDivergedError, match="loss became (nan|inf).*epoch 1.*lower learning"
+    ):
         _tiny("unet", str(output_dir), learning_rate=1e30)
     # It failed in its first epoch: no folder blocks the same command.
     assert not output_dir.exists()
     with pytest.raises(SystemExit, match="^keras-cvlec train: Training diverged"):
-        cli.main(["train", "--model", "unet", "--dataset", "shapes", "--image-size", "16",
-                  "--num-images", "16", "--batch-size", "8", "--epochs", "1",
-                  "--model-options", "filters=4", "depth=2", "--learning-rate", "1e30",
-                  "--output", str(output_dir), "--verbose", "0"])
+        cli.main(
+            [
+                "train",
+                "--model",
+                "unet",
+                "--dataset",
+                "shapes",
+                "--image-size",
+                "16",
+                "--num-images",
+                "16",
+                "--batch-size",
+                "8",
+                "--epochs",
+                "1",
+                "--model-options",
+                "filters=4",
+                "depth=2",
+                "--learning-rate",
+                "1e30",
+                "--output",
+                str(output_dir),
+                "--verbose",
+                "0",
+            ]
+        )
     assert not output_dir.exists()
 
 
@@ -307,10 +402,10 @@ def _segmentation_folder(root, count=20, size=16):
         (root / folder).mkdir(parents=True)
     for index in range(count):
         mask = np.zeros((size, size), "uint8")
-        mask[:, size // 2:] = 1
+        mask[:, size // 2 :] = 1
         top, left = rng.integers(2, size - 8, 2)
-        mask[top:top + 6, left:left + 6] = 2
-        mask[top - 1, left - 1:left + 7] = mask[top + 6, left - 1:left + 7] = 255
+        mask[top : top + 6, left : left + 6] = 2
+        mask[top - 1, left - 1 : left + 7] = mask[top + 6, left - 1 : left + 7] = 255
         image = np.stack([np.array([20, 120, 240, 0])[np.minimum(mask, 3)]] * 3, -1)
         Image.fromarray(image.astype("uint8")).save(root / "images" / f"{index}.png")
         Image.fromarray(mask).save(root / "masks" / f"{index}.png")
@@ -324,8 +419,9 @@ def test_train_on_a_folder_with_void_pixels_bad_files_and_no_test_split(tmp_path
     (folder / "images" / "broken.png").write_bytes(PNG_SIGNATURE + b"not an image")
     Image.fromarray(np.zeros((16, 16), "uint8")).save(folder / "masks" / "broken.png")
     output_dir = tmp_path / "run"
-    arguments = dict(epochs=1, batch_size=8, model_options=UNET, verbose=0,
-                     output_dir=str(output_dir))
+    arguments = dict(
+        epochs=1, batch_size=8, model_options=UNET, verbose=0, output_dir=str(output_dir)
+    )
     with pytest.raises(ValueError, match="(?s)broken.png.*skip_bad_files=True"):
         train("unet", str(folder), **arguments)
     assert not output_dir.exists()
@@ -343,17 +439,34 @@ def test_train_on_a_folder_with_void_pixels_bad_files_and_no_test_split(tmp_path
     matrix = np.array(metrics["per_class"]["validation"]["confusion_matrix"])
     assert matrix.shape == (3, 3) and matrix.sum() == (masks != 255).sum()
     with pytest.raises(SystemExit, match="^keras-cvlec train: .*ignore_class.*folders"):
-        cli.main(["train", "--model", "unet", "--dataset", "shapes", "--ignore-class", "none",
-                  "--output", str(tmp_path / "shapes")])
+        cli.main(
+            [
+                "train",
+                "--model",
+                "unet",
+                "--dataset",
+                "shapes",
+                "--ignore-class",
+                "none",
+                "--output",
+                str(tmp_path / "shapes"),
+            ]
+        )
 
 
 def test_train_without_its_plotting_packages_fails_before_loading(tmp_path, monkeypatch):
     import importlib.util
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == "matplotlib" else find_spec(name, *args))
-    with pytest.raises(SystemExit, match="^keras-cvlec train: .*matplotlib.*keras-cvlec\\[train\\]"):
-        cli.main(["train", "--model", "unet", "--dataset", "shapes",
-                  "--output", str(tmp_path / "run")])
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "matplotlib" else find_spec(name, *args),
+    )
+    with pytest.raises(
+        SystemExit, match="^keras-cvlec train: .*matplotlib.*keras-cvlec\\[train\\]"
+    ):
+        cli.main(
+            ["train", "--model", "unet", "--dataset", "shapes", "--output", str(tmp_path / "run")]
+        )
     assert not (tmp_path / "run").exists()

@@ -22,9 +22,7 @@ Conv1D = functools.partial(layers.Conv1D, kernel_initializer="zeros")
 Conv1DTranspose = functools.partial(layers.Conv1DTranspose, kernel_initializer="zeros")
 Conv2D = functools.partial(layers.Conv2D, kernel_initializer="zeros")
 Conv2DTranspose = functools.partial(layers.Conv2DTranspose, kernel_initializer="zeros")
-DepthwiseConv2D = functools.partial(
-    layers.DepthwiseConv2D, depthwise_initializer="zeros"
-)
+DepthwiseConv2D = functools.partial(layers.DepthwiseConv2D, depthwise_initializer="zeros")
 SeparableConv2D = functools.partial(
     layers.SeparableConv2D, depthwise_initializer="zeros", pointwise_initializer="zeros"
 )
@@ -74,9 +72,7 @@ SPATIAL_CASES = [
     ),
     (
         "depthwise_multiplier_strided",
-        lambda df: DepthwiseConv2D(
-            3, strides=2, depth_multiplier=3, data_format=df
-        ),
+        lambda df: DepthwiseConv2D(3, strides=2, depth_multiplier=3, data_format=df),
         ((H - 3) // 2 + 1) * ((W - 3) // 2 + 1) * 3 * 3 * C * 3,
     ),
     (
@@ -86,16 +82,12 @@ SPATIAL_CASES = [
     ),
     (
         "transpose_same_2x2",
-        lambda df: Conv2DTranspose(
-            4, 2, strides=2, padding="same", data_format=df
-        ),
+        lambda df: Conv2DTranspose(4, 2, strides=2, padding="same", data_format=df),
         H * W * 2 * 2 * C * 4,
     ),
     (
         "separable",
-        lambda df: SeparableConv2D(
-            10, 3, padding="same", depth_multiplier=2, data_format=df
-        ),
+        lambda df: SeparableConv2D(10, 3, padding="same", depth_multiplier=2, data_format=df),
         H * W * 3 * 3 * C * 2 + H * W * (C * 2) * 10,
     ),
 ]
@@ -261,14 +253,10 @@ def test_resnet_blocks_in_both_data_formats(
 ):
     size = 16
     inputs = keras.Input(image_shape(data_format, size, size, in_channels))
-    block = block_class(
-        filters, strides=strides, version=version, data_format=data_format
-    )
+    block = block_class(filters, strides=strides, version=version, data_format=data_format)
     model = keras.Model(inputs, block(inputs))
     if block_class is ResNetBottleneckBlock:
-        expected = bottleneck_macs(
-            in_channels, filters, strides, version, (size, size)
-        )
+        expected = bottleneck_macs(in_channels, filters, strides, version, (size, size))
     else:
         expected = basic_macs(in_channels, filters, strides, (size, size))
     assert count_macs(model) == expected
@@ -377,9 +365,7 @@ def test_weightless_custom_leaf_counts_zero():
 
 def test_register_macs_teaches_a_custom_layer(monkeypatch):
     monkeypatch.setattr(flops, "_USER_RULES", {})
-    flops.register_macs(
-        MatmulLeaf, lambda layer, input_shape, output_shape: input_shape[-1] * 3
-    )
+    flops.register_macs(MatmulLeaf, lambda layer, input_shape, output_shape: input_shape[-1] * 3)
     inputs = keras.Input((10,))
     model = keras.Model(inputs, MatmulLeaf()(Dense(5)(inputs)))
     assert count_macs(model) == 10 * 5 + 5 * 3
@@ -495,9 +481,7 @@ def resnet50():
 
 @pytest.fixture(scope="module")
 def resnet18():
-    return keras_cvlec.build_resnet(
-        "resnet18", version="v1.5", input_shape=(224, 224, 3)
-    )
+    return keras_cvlec.build_resnet("resnet18", version="v1.5", input_shape=(224, 224, 3))
 
 
 def test_resnet50_v15_matches_torchvision(resnet50):
@@ -546,7 +530,10 @@ def test_count_flops_is_a_deprecated_alias_of_count_macs():
     model = single_layer_model(Conv2D(5, 3), (H, W, C))
     expected = (H - 2) * (W - 2) * 3 * 3 * C * 5
     for module in (keras_cvlec.utils, flops):
-        with pytest.warns(DeprecationWarning, match=r"`count_flops` is deprecated; use `keras_cvlec.utils.count_macs`"):
+        with pytest.warns(
+            DeprecationWarning,
+            match=r"`count_flops` is deprecated; use `keras_cvlec.utils.count_macs`",
+        ):
             count_flops = module.count_flops
         assert count_flops(model) == count_macs(model) == expected
     with pytest.raises(AttributeError, match="count_flopz"):
