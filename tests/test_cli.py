@@ -32,6 +32,7 @@ def test_info_compare_side_by_side(capsys):
     assert out[3].startswith("GMACs at 32x32")
 
 
+@pytest.mark.backend_independent
 def test_info_rejects_unknown_model():
     with pytest.raises(SystemExit, match="unknown model.*resnet7.*resnet18"):
         cli.main(["info", "resnet7"])
@@ -39,6 +40,7 @@ def test_info_rejects_unknown_model():
         cli.main(["info", "--compare", "resnet18", "vgg"])
 
 
+@pytest.mark.backend_independent
 def test_parser_requires_a_command():
     with pytest.raises(SystemExit):
         cli.make_parser().parse_args([])

@@ -10,6 +10,8 @@ import pytest
 
 from keras_cvlec.data import folders, load_dataset, load_folder
 
+pytestmark = pytest.mark.backend_independent
+
 Image = pytest.importorskip("PIL.Image")
 pytest.importorskip("tensorflow")
 

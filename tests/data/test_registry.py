@@ -25,10 +25,12 @@ from keras_cvlec.data import (
 from keras_cvlec.data.options import LoaderOptions
 
 
+@pytest.mark.backend_independent
 def test_list_datasets():
     assert list_datasets() == ["cifar10", "cifar100", "imagenette", "oxford_iiit_pet", "shapes"]
 
 
+@pytest.mark.backend_independent
 def test_shapes_both_tasks_match_the_arrays():
     dataset, info = load_dataset("shapes", "validation", image_size=16, batch_size=4, num_images=10)
     assert isinstance(dataset, keras.utils.PyDataset) and len(dataset) == 3
@@ -94,6 +96,7 @@ def test_fit_and_evaluate_on_the_pydataset():
     assert augmented.transform.task == "segmentation"
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
@@ -134,6 +137,7 @@ def test_bad_arguments(kwargs, error, match):
         load_dataset(**kwargs)
 
 
+@pytest.mark.backend_independent
 def test_classification_only_data_set_refuses_segmentation():
     with pytest.raises(
         ValueError,
@@ -170,6 +174,7 @@ def test_one_hot_labels_with_and_without_mixing():
     assert (soft.max(1) < 1.0).any()
 
 
+@pytest.mark.backend_independent
 def test_loader_options_resolve_and_check_once():
     options = LoaderOptions("validation", image_size=(8, 6), num_images=3, seed=None)
     assert options.shuffle is False and LoaderOptions().shuffle is True
@@ -188,6 +193,7 @@ def test_loader_options_resolve_and_check_once():
         assert [layer.seed for layer in augment.pipeline.layers] == layer_seeds
 
 
+@pytest.mark.backend_independent
 def test_load_dataset_builds_one_options_object(monkeypatch):
     expected = LoaderOptions("test", image_size=16, num_images=2, seed=4)
     built = []
@@ -200,6 +206,7 @@ def test_load_dataset_builds_one_options_object(monkeypatch):
     assert dataset.seed == 4 and dataset.shuffle is False
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "name, new_module, new_name",
     [
@@ -236,6 +243,7 @@ def _data_imports(path):
     return imported
 
 
+@pytest.mark.backend_independent
 def test_data_modules_import_no_circle():
     folder = pathlib.Path(keras_cvlec.data.__file__).parent
     graph = {

@@ -96,6 +96,7 @@ def cifar10_dir(tmp_path_factory):
     return data_dir
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("name", ["cifar10", "cifar100", "imagenette"])
 def test_classification_batches(name):
     with tfds.testing.mock_data(num_examples=6):
@@ -119,6 +120,7 @@ def test_classification_batches(name):
     np.testing.assert_array_equal(one_hot, np.eye(info.num_classes)[labels])
 
 
+@pytest.mark.backend_independent
 def test_pet_trimap_remapped_exactly_and_images_scaled():
     with pet_examples(TRIMAP):
         dataset, info = load_tfds("oxford_iiit_pet", "test", image_size=4, batch_size=3)
@@ -139,6 +141,7 @@ def test_pet_trimap_remapped_exactly_and_images_scaled():
     assert masks.shape == (5, 9, 9) and set(np.unique(masks)) == {0, 1, 2}
 
 
+@pytest.mark.backend_independent
 def test_pet_breeds_and_bad_trimap():
     with pet_examples(TRIMAP):
         dataset, info = load_dataset(
@@ -178,6 +181,7 @@ def test_augmented_training_pipeline_keeps_class_ids():
         assert set(np.unique(y)) <= {0, 1, 2}
 
 
+@pytest.mark.backend_independent
 def test_split_mapping_and_bad_arguments():
     assert [tfds_split("cifar10", s) for s in ("train", "validation", "test")] == [
         "train[:90%]",
@@ -195,6 +199,7 @@ def test_split_mapping_and_bad_arguments():
         load_tfds("cifar10", "test", augment=True)
 
 
+@pytest.mark.backend_independent
 def test_num_examples_and_splits_with_mock_data():
     with tfds.testing.mock_data(num_examples=6):
         counts = []
@@ -207,6 +212,7 @@ def test_num_examples_and_splits_with_mock_data():
     assert info.splits == ("train", "validation", "test")
 
 
+@pytest.mark.backend_independent
 def test_prepared_data_set_loads_without_network(cifar10_dir):
     builder = tfds.builder("cifar10", data_dir=cifar10_dir)
     with offline(), mock.patch("requests.head", side_effect=AssertionError("probed the network")):
@@ -231,6 +237,7 @@ def test_prepared_data_set_loads_without_network(cifar10_dir):
     )
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("name", list(TFDS_DATASETS))
 def test_unprepared_data_set_offline_fails_fast_with_instructions(name, tmp_path):
     builder = tfds.builder(name, data_dir=tmp_path)
@@ -252,6 +259,7 @@ def test_unprepared_data_set_offline_fails_fast_with_instructions(name, tmp_path
     assert not (tmp_path / name).exists()
 
 
+@pytest.mark.backend_independent
 def test_failed_download_after_the_server_answered(tmp_path):
     failure = tfds.download.DownloadError("Failed to get url cifar. HTTP code: 403.")
     with (

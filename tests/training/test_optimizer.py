@@ -137,6 +137,7 @@ def test_optimizer_bad_arguments():
         make_optimizer(learning_rate=1e-3, weight_decay=0.0, total_steps=10.5)
 
 
+@pytest.mark.backend_independent
 def test_recipes():
     convnext = RECIPES["convnext"]
     assert (convnext.base_learning_rate, convnext.reference_batch_size) == (4e-3, 4096)
@@ -168,6 +169,7 @@ def test_recipes():
         scaled_learning_rate(convnext, 0)
 
 
+@pytest.mark.backend_independent
 def test_recipe_follows_the_registry_family_not_the_name(monkeypatch):
     """`recipe_for` reads `model_info(name).family` and task."""
     resnet18 = registry.model_info("resnet18")
@@ -186,6 +188,7 @@ def test_recipe_follows_the_registry_family_not_the_name(monkeypatch):
         recipe_for("resnet_vgg")
 
 
+@pytest.mark.backend_independent
 def test_recipe_with_options():
     resnet = RECIPES["resnet"]
     changed = resnet.with_options(mixup_alpha=0, clipnorm=1, augment=False)
@@ -258,6 +261,7 @@ def test_recipe_augmentation():
         recipe_augmentation(plain, "depth", num_classes=10)
 
 
+@pytest.mark.backend_independent
 def test_resolve_recipe_gives_the_published_values_at_their_setting():
     for name in ("resnet", "convnext"):
         recipe = RECIPES[name]
@@ -275,6 +279,7 @@ def test_resolve_recipe_gives_the_published_values_at_their_setting():
         assert run.recipe.ema_momentum is None
 
 
+@pytest.mark.backend_independent
 def test_resolve_recipe_for_a_short_run_on_small_data():
     """1,300 images at batch 32 for 15 epochs: the recipe's ImageNet setting
     would leave AdamW at 1.25e-4, warm up for a third of the run and mix
@@ -322,6 +327,7 @@ def test_resolve_recipe_for_a_short_run_on_small_data():
         )
 
 
+@pytest.mark.backend_independent
 def test_augmentation_strength_between_small_and_imagenet_runs():
     recipe = RECIPES["convnext"]
     images_seen = 1407 * 32 * 100  # CIFAR-10 train split, 100 epochs
@@ -336,6 +342,7 @@ def test_augmentation_strength_between_small_and_imagenet_runs():
     assert augmentation_strength(recipe.with_options(scale_augmentation=False), 10) == 1.0
 
 
+@pytest.mark.backend_independent
 def test_norm_momentum_follows_the_steps_per_epoch():
     assert [norm_momentum_for(steps) for steps in (5, 100, 200, 500, 1000, 10**5)] == [
         0.9,
@@ -405,6 +412,7 @@ def test_built_optimizer_peaks_at_the_scaled_learning_rate(name, scaling, batch_
         assert float(to_numpy(optimizer.learning_rate)) == 0.0
 
 
+@pytest.mark.backend_independent
 def test_warmup_is_capped_at_half_the_run():
     """Warm-up takes the smallest of the recipe's warm-up epochs, its share of
     the recipe's epochs, and half of the run's steps."""
