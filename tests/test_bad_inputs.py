@@ -64,7 +64,7 @@ CASES = [
     ),
     (
         ["evaluate", "{root}/two_inputs.keras", "--dataset", "shapes"],
-        "two_inputs.keras.*has 2 inputs.*one image input",
+        "two_inputs.keras.*has 2 input.*one image input",
     ),
     (
         ["predict", "{root}/two_inputs.keras", "{root}/empty", "--output", "{root}/out"],

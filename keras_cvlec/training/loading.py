@@ -142,8 +142,9 @@ def load_trained_model(model_path):
     model = keras.saving.load_model(model_path, compile=False)
     if len(model.inputs) != 1 or len(model.input_shape) != 4:
         raise ValueError(
-            f"{model_path!r} has inputs {model.input_shape}; evaluate and predict take models "
-            "with one image input (batch, height, width, channels)."
+            f"{model_path!r} has {len(model.inputs)} input(s) of shape(s) {model.input_shape}; "
+            "evaluate and predict take models with one image input (batch, height, width, "
+            "channels)."
         )
     output_shape = model.output_shape
     if not isinstance(output_shape, tuple) or len(output_shape) not in (2, 4):
