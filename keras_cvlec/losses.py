@@ -39,7 +39,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_cvlec.utils.validation import check_float, check_rate
+from keras_cvlec.utils.validation import check_float, check_rate, is_int
 
 __all__ = [
     "CrossentropyDiceLoss",
@@ -58,9 +58,7 @@ _EPSILON = 1e-7
 
 def check_ignore_class(ignore_class):
     """`ignore_class` as given: None or an int (bools are refused)."""
-    if ignore_class is not None and (
-        isinstance(ignore_class, bool) or not isinstance(ignore_class, int)
-    ):
+    if ignore_class is not None and not is_int(ignore_class):
         raise TypeError(
             f"`ignore_class` must be None or an int. Received: ignore_class={ignore_class!r}"
         )

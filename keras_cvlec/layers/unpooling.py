@@ -38,6 +38,7 @@ from keras import ops
 from keras_cvlec.utils.validation import (
     channel_axis,
     check_choice,
+    check_int_pair,
     spatial_axes,
     standardize_data_format,
 )
@@ -57,20 +58,7 @@ def _check_pair(name, value, allow_none=False):
     if value is None and allow_none:
         return None
     allowed = "None, " if allow_none else ""
-    message = (
-        f"`{name}` must be {allowed}a positive int or a tuple of 2 positive "
-        f"ints. Received: {name}={value!r}"
-    )
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise TypeError(message)
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
-            raise TypeError(message)
-        if item < 1:
-            raise ValueError(message)
-    return (int(value[0]), int(value[1]))
+    return check_int_pair(name, value, f"{allowed}a positive int or a tuple of 2 positive ints")
 
 
 def _check_padding(padding):

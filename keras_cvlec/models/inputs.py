@@ -1,8 +1,8 @@
 """The image input of every builder, with its checks."""
 
-import numbers
-
 import keras
+
+from keras_cvlec.utils.validation import is_int
 
 __all__ = [
     "DEFAULT_INPUT_SHAPE",
@@ -47,7 +47,7 @@ def image_input(input_shape, data_format, min_size, name="image"):
         *spatial, channels = input_shape
     else:
         channels, *spatial = input_shape
-    if not _is_int(channels) or channels < 1:
+    if not is_int(channels) or channels < 1:
         raise ValueError(
             f"The channel dimension of `input_shape` must be an int >= 1 "
             f"(data_format={data_format!r}). Received: input_shape={input_shape}"
@@ -56,7 +56,7 @@ def image_input(input_shape, data_format, min_size, name="image"):
     for size in spatial:
         if size is None:
             continue
-        if not _is_int(size):
+        if not is_int(size):
             raise ValueError(
                 f"Height and width in `input_shape` must be ints or None. "
                 f"Received: input_shape={input_shape}"
@@ -83,19 +83,15 @@ def axis_order_hint(input_shape, data_format):
         channels, spatial, suggestion = first, last, (middle, last, first)
         received, expected = "(channels, height, width)", "(height, width, channels)"
     if (
-        _is_int(channels)
+        is_int(channels)
         and 1 <= channels <= MAX_LIKELY_CHANNELS
-        and (spatial is None or (_is_int(spatial) and spatial > MAX_LIKELY_CHANNELS))
+        and (spatial is None or (is_int(spatial) and spatial > MAX_LIKELY_CHANNELS))
     ):
         return (
             f". The axes look like {received}: data_format={data_format!r} "
             f"takes {expected}, e.g. input_shape={suggestion}"
         )
     return ""
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def input_channels(inputs, data_format):

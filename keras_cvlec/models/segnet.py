@@ -1,7 +1,5 @@
 """SegNet (Badrinarayanan et al., 2017): a decoder that remembers where the max was."""
 
-import numbers
-
 import keras
 
 from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -16,6 +14,7 @@ from keras_cvlec.models.segmentation_head import (
 from keras_cvlec.utils.validation import (
     check_choice,
     check_positive_int,
+    is_int,
     standardize_data_format,
 )
 
@@ -147,12 +146,10 @@ def build_segnet(
 
 def _check_convs_per_level(convs_per_level, depth):
     """A tuple of `depth` positive ints from an int or a sequence."""
-    if isinstance(convs_per_level, numbers.Integral) and not isinstance(convs_per_level, bool):
+    if is_int(convs_per_level):
         check_positive_int("convs_per_level", convs_per_level)
         return (int(convs_per_level),) * depth
-    if not isinstance(convs_per_level, (tuple, list)) or not all(
-        isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in convs_per_level
-    ):
+    if not isinstance(convs_per_level, (tuple, list)) or not all(map(is_int, convs_per_level)):
         raise TypeError(
             f"`convs_per_level` must be an int or a sequence of ints. Received: "
             f"convs_per_level={convs_per_level!r}"

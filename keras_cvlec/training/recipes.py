@@ -36,6 +36,7 @@ import keras
 from keras_cvlec.data.augmentation import classification_augmentation, segmentation_augmentation
 from keras_cvlec.models.convnext import CONVNEXT_DROP_PATH_RATES
 from keras_cvlec.models.registry import list_models, model_info
+from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.training.optimizer import make_optimizer
 from keras_cvlec.utils.validation import (
     check_bool,
@@ -411,7 +412,7 @@ def recipe_augmentation(recipe, task, *, num_classes, seed=None):
     >>> augment.one_hot
     True
     """
-    check_choice("task", task, ("classification", "segmentation"))
+    check_choice("task", task, TRAINABLE_TASKS)
     if not recipe.augment:
         return None
     if task == "segmentation":

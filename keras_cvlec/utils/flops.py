@@ -26,11 +26,12 @@ import functools
 import importlib
 import inspect
 import math
-import numbers
 import threading
 import warnings
 
 import keras
+
+from keras_cvlec.utils.validation import is_int
 
 __all__ = ["count_macs", "register_macs"]
 
@@ -350,7 +351,7 @@ def _reference_inputs(model):
 
 
 def _is_dim(value):
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
+    return is_int(value) and value >= 1
 
 
 def _check_one_shape(shape, reference, input_shape):

@@ -20,11 +20,13 @@ __all__ = [
     "check_float",
     "check_image_size",
     "check_imagenet_channels",
+    "check_int_pair",
     "check_optional_dict",
     "check_path",
     "check_positive_int",
     "check_rate",
     "check_seed",
+    "is_int",
     "known_channels",
     "renamed_arguments",
     "spatial_axes",
@@ -112,6 +114,25 @@ def spatial_axes(data_format):
     return (1, 2) if data_format == "channels_last" else (2, 3)
 
 
+def is_int(value):
+    """Whether `value` is an int (any `numbers.Integral`); bools are not."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int_pair(name, value, allowed="an int >= 1 or a pair of ints >= 1"):
+    """An int (used twice) or a pair of ints, each >= 1, as a tuple of 2 ints.
+
+    `allowed` is the phrase the error uses for what is accepted. A value that
+    is not an int or a pair of ints is a TypeError; ints < 1 a ValueError.
+    """
+    pair = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(is_int(item) for item in pair):
+        raise TypeError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
+    if min(pair) < 1:
+        raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
+    return (int(pair[0]), int(pair[1]))
+
+
 def check_image_size(image_size, default=None):
     """`image_size` as a `(height, width)` tuple of ints >= 1.
 
@@ -125,22 +146,11 @@ def check_image_size(image_size, default=None):
         `default` are None.
     """
     if image_size is None:
-        if default is None:
-            return None
-        return check_image_size(default)
-    sizes = image_size if isinstance(image_size, (tuple, list)) else (image_size, image_size)
+        image_size = default
+    if image_size is None:
+        return None
     allowed = "None, an int >= 1 or a (height, width) pair of ints >= 1"
-    if len(sizes) != 2:
-        raise ValueError(f"`image_size` must be {allowed}. Received: image_size={image_size!r}")
-    for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
-            raise TypeError(
-                f"`image_size` must be {allowed}. Received: image_size={image_size!r} "
-                f"(an element of type {type(size).__name__})"
-            )
-        if size < 1:
-            raise ValueError(f"`image_size` must be {allowed}. Received: image_size={image_size!r}")
-    return tuple(int(size) for size in sizes)
+    return check_int_pair("image_size", image_size, allowed)
 
 
 def check_bool(name, value):
