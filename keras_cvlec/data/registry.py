@@ -9,14 +9,15 @@ own images (see `keras_cvlec.data.folders`). The options every loader takes
 and the batches it yields are described in `keras_cvlec.data.options`.
 """
 
-import importlib
 import os
-import warnings
 
+from keras_cvlec.data import options
 from keras_cvlec.data.folders import _load_folder
 from keras_cvlec.data.options import LoaderOptions
 from keras_cvlec.data.shapes import _load_shapes
 from keras_cvlec.data.tfds import TFDS_DATASETS, _load_tfds
+from keras_cvlec.tasks import TRAINABLE_TASKS
+from keras_cvlec.utils.deprecation import moved_names
 
 __all__ = ["list_datasets", "load_dataset"]
 
@@ -25,25 +26,19 @@ _LOADERS = {"shapes": _load_shapes, **dict.fromkeys(TFDS_DATASETS, _load_tfds)}
 
 # The names this module held before the shared pieces moved out: where each
 # one is now.
-_MOVED = {
-    "DatasetInfo": ("keras_cvlec.data.options", "DatasetInfo"),
-    "SPLITS": ("keras_cvlec.data.options", "SPLITS"),
-    "TASKS": ("keras_cvlec.tasks", "TRAINABLE_TASKS"),
-    "map_batches": ("keras_cvlec.data.options", "map_batches"),
-    "resolve_transform": ("keras_cvlec.data.options", "resolve_transform"),
-}
-
-
-def __getattr__(name):
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, new_name = _MOVED[name]
-    warnings.warn(
-        f"`keras_cvlec.data.registry.{name}` is deprecated: use `{module}.{new_name}`.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), new_name)
+__getattr__ = moved_names(
+    __name__,
+    {
+        "DatasetInfo": ("keras_cvlec.data.options.DatasetInfo", options.DatasetInfo),
+        "SPLITS": ("keras_cvlec.data.options.SPLITS", options.SPLITS),
+        "TASKS": ("keras_cvlec.tasks.TRAINABLE_TASKS", TRAINABLE_TASKS),
+        "map_batches": ("keras_cvlec.data.options.map_batches", options.map_batches),
+        "resolve_transform": (
+            "keras_cvlec.data.options.resolve_transform",
+            options.resolve_transform,
+        ),
+    },
+)
 
 
 def list_datasets():

@@ -13,6 +13,7 @@ from keras_cvlec.layers.resnet_blocks import (
 )
 from keras_cvlec.layers.stochastic_depth import StochasticDepth
 from keras_cvlec.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_cvlec.utils.deprecation import moved_names
 
 __all__ = [
     "ChannelLayerNormalization",
@@ -32,8 +33,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    """The deprecated `BiasFirst*` names (see `bias_first_conv`), with a warning."""
-    if name in _bias_first_conv.LEGACY_CLASSES:
-        return _bias_first_conv.deprecated_class(name, stacklevel=2)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, _bias_first_conv.DEPRECATED_NAMES)

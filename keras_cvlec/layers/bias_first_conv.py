@@ -10,13 +10,12 @@ old files deserialize to instances of the new layers and find their
 weights. Getting an old name from Python warns.
 """
 
-import warnings
-
 import keras
 
 from keras_cvlec.layers import convolution
+from keras_cvlec.utils.deprecation import moved_names
 
-__all__ = ["LEGACY_CLASSES", "deprecated_class"]
+__all__ = ["DEPRECATED_NAMES", "LEGACY_CLASSES"]
 
 _RENAMED = {
     "BiasFirstConv2D": convolution.Conv2D,
@@ -44,18 +43,9 @@ LEGACY_CLASSES = {
 }
 
 
-def deprecated_class(name, stacklevel=2):
-    """`LEGACY_CLASSES[name]`, with a DeprecationWarning naming the new layer
-    (`stacklevel` as in `warnings.warn`, counted from the caller)."""
-    warnings.warn(
-        f"`{name}` is deprecated; use `keras_cvlec.layers.{_RENAMED[name].__name__}`.",
-        DeprecationWarning,
-        stacklevel=stacklevel + 1,
-    )
-    return LEGACY_CLASSES[name]
-
-
-def __getattr__(name):
-    if name in LEGACY_CLASSES:
-        return deprecated_class(name, stacklevel=2)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Getting an old name from Python warns: {old name: (new name, legacy class)}.
+DEPRECATED_NAMES = {
+    old_name: (f"keras_cvlec.layers.{layer_class.__name__}", LEGACY_CLASSES[old_name])
+    for old_name, layer_class in _RENAMED.items()
+}
+__getattr__ = moved_names(__name__, DEPRECATED_NAMES)

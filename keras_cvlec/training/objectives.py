@@ -1,12 +1,11 @@
 """The loss and metrics a model is trained and evaluated with, by task."""
 
-import warnings
-
 import keras
 
 from keras_cvlec.losses import SparseCategoricalCrossentropy
 from keras_cvlec.metrics import MeanIoU, SparseCategoricalAccuracy
 from keras_cvlec.tasks import TRAINABLE_TASKS
+from keras_cvlec.utils.deprecation import moved_names
 from keras_cvlec.utils.validation import check_choice, check_positive_int
 
 __all__ = ["OUTPUT_ACTIVATION_ARGUMENTS", "compile_arguments"]
@@ -19,16 +18,9 @@ OUTPUT_ACTIVATION_ARGUMENTS = {
 }
 
 
-def __getattr__(name):
-    if name == "TASKS":
-        warnings.warn(
-            "`keras_cvlec.training.objectives.TASKS` is deprecated: use "
-            "`keras_cvlec.tasks.TRAINABLE_TASKS`.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return TRAINABLE_TASKS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(
+    __name__, {"TASKS": ("keras_cvlec.tasks.TRAINABLE_TASKS", TRAINABLE_TASKS)}
+)
 
 
 def compile_arguments(

@@ -1,13 +1,8 @@
-"""Small helpers of keras_cvlec: compute cost, argument checks."""
+"""Small helpers of keras_cvlec: compute cost, argument checks, deprecated names."""
 
-from keras_cvlec.utils import flops as _flops
+from keras_cvlec.utils.deprecation import moved_names
 from keras_cvlec.utils.flops import count_macs, register_macs
 
 __all__ = ["count_macs", "register_macs"]
 
-
-def __getattr__(name):
-    """`count_flops`, the deprecated name of `count_macs`, with a warning."""
-    if name == "count_flops":
-        return _flops._deprecated_count_flops(stacklevel=2)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"count_flops": ("keras_cvlec.utils.count_macs", count_macs)})

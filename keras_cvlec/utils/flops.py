@@ -27,10 +27,10 @@ import importlib
 import inspect
 import math
 import threading
-import warnings
 
 import keras
 
+from keras_cvlec.utils.deprecation import moved_names
 from keras_cvlec.utils.validation import is_int
 
 __all__ = ["count_macs", "register_macs"]
@@ -527,19 +527,4 @@ def count_macs(model, input_shape=None):
     return _count_call(completed[-1], _builtin_rules())
 
 
-def _deprecated_count_flops(stacklevel):
-    """`count_macs`, with the warning for its old name `count_flops`
-    (`stacklevel` as in `warnings.warn`, counted from the caller)."""
-    warnings.warn(
-        "`count_flops` is deprecated; use `keras_cvlec.utils.count_macs` "
-        "(the same number: multiply-accumulates).",
-        DeprecationWarning,
-        stacklevel=stacklevel + 1,
-    )
-    return count_macs
-
-
-def __getattr__(name):
-    if name == "count_flops":
-        return _deprecated_count_flops(stacklevel=2)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"count_flops": ("keras_cvlec.utils.count_macs", count_macs)})

@@ -122,13 +122,14 @@ def is_int(value):
 def check_int_pair(name, value, allowed="an int >= 1 or a pair of ints >= 1"):
     """An int (used twice) or a pair of ints, each >= 1, as a tuple of 2 ints.
 
-    `allowed` is the phrase the error uses for what is accepted. A value that
-    is not an int or a pair of ints is a TypeError; ints < 1 a ValueError.
+    `allowed` is the phrase the error uses for what is accepted. An element
+    that is not an int is a TypeError; a sequence of another length or ints
+    < 1 a ValueError.
     """
     pair = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(is_int(item) for item in pair):
+    if not all(is_int(item) for item in pair):
         raise TypeError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
-    if min(pair) < 1:
+    if len(pair) != 2 or min(pair) < 1:
         raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
     return (int(pair[0]), int(pair[1]))
 

@@ -227,7 +227,7 @@ def test_load_dataset_builds_one_options_object(monkeypatch):
 )
 def test_moved_registry_names_warn_and_still_work(name, new_module, new_name):
     with pytest.warns(
-        DeprecationWarning, match=f"registry.{name}` is deprecated: use `{new_module}.{new_name}`"
+        DeprecationWarning, match=f"registry.{name}` is deprecated; use `{new_module}.{new_name}`"
     ):
         old = getattr(registry, name)
     assert old is getattr(importlib.import_module(new_module), new_name)

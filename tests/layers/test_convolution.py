@@ -132,7 +132,7 @@ RENAMED = {
 @pytest.mark.parametrize("old_name", sorted(RENAMED))
 def test_old_python_names_warn_and_are_the_new_layers(old_name):
     new_class = RENAMED[old_name]
-    message = rf"`{old_name}` is deprecated; use `keras_cvlec.layers.{new_class.__name__}`"
+    message = rf"{old_name}` is deprecated; use `keras_cvlec.layers.{new_class.__name__}`"
     for module in (cvlec_layers, bias_first_conv):
         with pytest.warns(DeprecationWarning, match=message):
             old_class = getattr(module, old_name)

@@ -621,7 +621,7 @@ def test_docstring_examples_run():
         ({"pool_size": 0}, ValueError, r"pool_size=0"),
         ({"pool_size": (2, 0)}, ValueError, r"pool_size=\(2, 0\)"),
         ({"pool_size": 2.0}, TypeError, r"pool_size=2.0"),
-        ({"pool_size": (2, 2, 2)}, TypeError, r"pool_size=\(2, 2, 2\)"),
+        ({"pool_size": (2, 2, 2)}, ValueError, r"pool_size=\(2, 2, 2\)"),
         ({"strides": -1}, ValueError, r"strides=-1"),
         ({"strides": True}, TypeError, r"strides=True"),
         ({"padding": "full"}, ValueError, r"padding.*'full'"),

@@ -532,7 +532,7 @@ def test_count_flops_is_a_deprecated_alias_of_count_macs():
     for module in (keras_cvlec.utils, flops):
         with pytest.warns(
             DeprecationWarning,
-            match=r"`count_flops` is deprecated; use `keras_cvlec.utils.count_macs`",
+            match=r"count_flops` is deprecated; use `keras_cvlec.utils.count_macs`",
         ):
             count_flops = module.count_flops
         assert count_flops(model) == count_macs(model) == expected

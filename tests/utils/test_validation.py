@@ -23,7 +23,7 @@ def test_int_pair_and_image_size():
     assert validation.check_image_size(None, default=32) == (32, 32)
     assert validation.check_image_size((48, 64), default=32) == (48, 64)
     for bad, error in [
-        ((2, 2, 2), TypeError),
+        ((2, 2, 2), ValueError),
         ((2, True), TypeError),
         (2.0, TypeError),
         (0, ValueError),
