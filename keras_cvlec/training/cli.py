@@ -62,6 +62,7 @@ def _train(args):
         backup_every=args.backup_every,
         ignore_class=args.ignore_class,
         skip_bad_files=args.skip_bad_files,
+        distribution=args.distribute,
     )
     try:
         metrics = run_training(run, verbose=args.verbose)
@@ -153,6 +154,7 @@ def _add_data_arguments(parser, default_verbose):
 
 def add_commands(subparsers):
     """Adds the `train`, `evaluate` and `predict` parsers."""
+    from keras_cvlec.training.distribution import DISTRIBUTIONS
     from keras_cvlec.training.recipes import RECIPES
 
     train = subparsers.add_parser("train", help="train a registered model on a data set")
@@ -188,6 +190,14 @@ def add_commands(subparsers):
         const="mixed_float16",
         choices=("mixed_float16", "mixed_bfloat16"),
         help="train in mixed precision (default policy mixed_float16)",
+    )
+    train.add_argument(
+        "--distribute",
+        choices=DISTRIBUTIONS,
+        default="none",
+        help="data-parallel: split each batch (--batch-size, the global batch) over "
+        "every local device (JAX, TensorFlow); auto: data-parallel when more than "
+        "one device is visible (default: none)",
     )
     train.add_argument("--output", required=True, metavar="DIR", help="the run folder")
     train.add_argument(

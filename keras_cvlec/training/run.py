@@ -30,6 +30,11 @@ import numpy as np
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.training import callbacks as run_callbacks
+from keras_cvlec.training.distribution import (
+    Distribution,
+    check_distribution,
+    resolve_distribution,
+)
 from keras_cvlec.training.files import check_output_folder, read_json, write_json
 from keras_cvlec.training.loading import RUN_FILE, load_trained_model
 from keras_cvlec.training.objectives import OUTPUT_ACTIVATION_ARGUMENTS, compile_arguments
@@ -64,7 +69,7 @@ MONITORS = {"classification": "val_accuracy", "segmentation": "val_mean_iou"}
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
 # Arguments that may differ when a run is resumed: they change how or where
 # from, not what, is computed.
-_RESUME_FREE_ARGS = ("jit_compile", "data_dir")
+_RESUME_FREE_ARGS = ("jit_compile", "data_dir", "distribution")
 
 
 @dataclasses.dataclass
@@ -89,6 +94,8 @@ class TrainingRun:
         output_dir: the run folder, or None (no run folder: the caller fits
             and saves the model itself).
         resume: whether the run continues the unfinished run in `output_dir`.
+        distribution: the `Distribution` the model was built on; fit and
+            evaluate it in `distribution.scope()`.
     """
 
     model_name: str
@@ -101,6 +108,7 @@ class TrainingRun:
     from_logits: bool
     output_dir: str = None
     resume: bool = False
+    distribution: Distribution = Distribution("none")
 
     @property
     def epochs(self):
@@ -328,6 +336,7 @@ def prepare_training(
     ignore_class=255,
     skip_bad_files=False,
     data_dir=None,
+    distribution=None,
 ):
     """Checks every argument, loads the data, resolves the recipe and builds
     and compiles the model: all that `train` does before training, and all
@@ -392,36 +401,34 @@ def prepare_training(
         "ignore_class": ignore_class,
         "skip_bad_files": check_bool("skip_bad_files", skip_bad_files),
         "data_dir": None if data_dir is None else check_path("data_dir", data_dir),
+        "distribution": check_distribution(distribution),
     }
     args = _as_json(args)
+    spread = resolve_distribution(args["distribution"])
     if output_dir is not None:
         _check_run_folder(output_dir, args, resume)
     data, info, plan = _load_data(dataset, task, args, recipe)
     keras.utils.set_random_seed(args["seed"] or 0)
     # The channels from a split without augmentation (a first call of
     # RandAugment traces for up to a minute off the TensorFlow backend).
-    model, from_logits = _build(
-        model_name,
-        task,
-        info,
-        _channels(data["validation"]),
-        recipe,
-        args["model_options"],
-        args["mixed_precision"],
-    )
-    plan.set_norm_momentum(model)
-    model.compile(
-        optimizer=plan.optimizer(model),
-        jit_compile=jit_compile,
-        **compile_arguments(
-            task,
-            info.num_classes,
-            label_smoothing=plan.recipe.label_smoothing,
-            from_logits=from_logits,
-            one_hot=_one_hot_targets(task, plan.recipe),
-            ignore_class=info.ignore_class,
-        ),
-    )
+    channels = _channels(data["validation"])
+    with spread.scope():
+        model, from_logits = _build(
+            model_name, task, info, channels, recipe, args["model_options"], args["mixed_precision"]
+        )
+        plan.set_norm_momentum(model)
+        model.compile(
+            optimizer=plan.optimizer(model),
+            jit_compile=jit_compile,
+            **compile_arguments(
+                task,
+                info.num_classes,
+                label_smoothing=plan.recipe.label_smoothing,
+                from_logits=from_logits,
+                one_hot=_one_hot_targets(task, plan.recipe),
+                ignore_class=info.ignore_class,
+            ),
+        )
     return TrainingRun(
         model_name=model_name,
         task=task,
@@ -433,6 +440,7 @@ def prepare_training(
         from_logits=from_logits,
         output_dir=output_dir,
         resume=resume,
+        distribution=spread,
     )
 
 
@@ -553,6 +561,7 @@ def _fit(run, verbose):
                 "ignore_class": run.info.ignore_class,
                 "splits": list(run.info.splits),
                 "resolved_recipe": run.plan.to_json(),
+                "distribution": run.distribution.to_json(),
                 "backend": keras.backend.backend(),
                 "keras_version": keras.__version__,
             },
@@ -589,6 +598,11 @@ def run_training(run, verbose="auto"):
             "`run_training` writes a run folder: prepare the run with "
             "prepare_training(..., output_dir=...). Received: a run with output_dir=None"
         )
+    with run.distribution.scope():
+        return _train_and_report(run, verbose)
+
+
+def _train_and_report(run, verbose):
     if verbose != 0:
         print(run.plan.summary(run.task))
     if _training_finished(run):
@@ -663,6 +677,7 @@ def train(
     ignore_class=255,
     skip_bad_files=False,
     data_dir=None,
+    distribution=None,
     verbose="auto",
 ):
     """Trains a registered model on a data set and writes a run folder.
@@ -704,6 +719,10 @@ def train(
             (with a warning) instead of failing before training.
         data_dir: tensorflow-datasets names only: the data directory (None:
             tensorflow-datasets' default).
+        distribution: None or `"none"` (one device), `"data-parallel"`
+            (every local device, JAX and TensorFlow backends; `batch_size` is
+            the global batch) or `"auto"` (data-parallel when more than one
+            device is visible), see `resolve_distribution`.
         verbose: Keras's `fit` verbosity (`"auto"`: a progress bar).
 
     Returns:
@@ -742,6 +761,7 @@ def train(
         ignore_class=ignore_class,
         skip_bad_files=skip_bad_files,
         data_dir=data_dir,
+        distribution=distribution,
     )
     return run_training(run, verbose=verbose)
 
