@@ -19,6 +19,7 @@ batch (for a model without BatchNormalization).
 
 import contextlib
 import dataclasses
+import functools
 
 import keras
 
@@ -83,6 +84,16 @@ def _local_devices():
     return []
 
 
+@functools.cache
+def _mirrored_strategy(devices):
+    """One `MirroredStrategy` a set of devices per process: a second one
+    reuses the collective-op keys of the first, and the two runs' gradient
+    all-reduces then fail with mismatched shapes."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(devices=list(devices))
+
+
 def check_distribution(distribution):
     """`distribution` checked against `DISTRIBUTIONS` (None is `"none"`)."""
     return check_choice(
@@ -127,7 +138,5 @@ def resolve_distribution(distribution):
     if backend == "jax":
         engine = keras.distribution.DataParallel(devices=devices)
     else:
-        import tensorflow as tf
-
-        engine = tf.distribute.MirroredStrategy(devices=devices)
+        engine = _mirrored_strategy(tuple(devices))
     return Distribution("data-parallel", num_devices=len(devices), engine=engine)
