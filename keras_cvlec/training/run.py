@@ -405,6 +405,12 @@ def prepare_training(
     }
     args = _as_json(args)
     spread = resolve_distribution(args["distribution"])
+    if args["batch_size"] % spread.num_devices:
+        raise ValueError(
+            f"`batch_size` is the global batch, split evenly over the {spread.num_devices} "
+            f"devices of distribution={args['distribution']!r}: it must be a multiple of "
+            f"{spread.num_devices}. Received: batch_size={args['batch_size']}"
+        )
     if output_dir is not None:
         _check_run_folder(output_dir, args, resume)
     data, info, plan = _load_data(dataset, task, args, recipe)

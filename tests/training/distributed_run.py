@@ -48,6 +48,11 @@ def _weights_after_two_steps(distribution):
 def main(output_dir):
     initial, one_device = _weights_after_two_steps("none")
     _, two_devices = _weights_after_two_steps("data-parallel")
+    try:
+        train("unet", "shapes", batch_size=7, output_dir=output_dir, distribution="auto")
+        uneven_batch = None
+    except ValueError as error:
+        uneven_batch = str(error)
     train(
         "unet",
         "shapes",
@@ -64,6 +69,7 @@ def main(output_dir):
         json.dumps(
             {
                 "difference": max(float(abs(a - b).max()) for a, b in zip(one_device, two_devices)),
+                "uneven_batch": uneven_batch,
                 "change": max(float(abs(a - b).max()) for a, b in zip(initial, one_device)),
             }
         )

@@ -92,6 +92,7 @@ def test_data_parallel_on_two_devices(tmp_path):
     numbers = json.loads(result.stdout.strip().splitlines()[-1])
     assert numbers["change"] > 1e-3  # the steps moved the weights
     assert numbers["difference"] < 1e-5
+    assert "must be a multiple of 2. Received: batch_size=7" in numbers["uneven_batch"]
     run = read_json(os.path.join(output, "run.json"))
     assert run["distribution"] == {"kind": "data-parallel", "num_devices": 2, "num_processes": 1}
     assert sorted(os.listdir(output)) == [
