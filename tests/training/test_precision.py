@@ -25,10 +25,14 @@ FAMILIES = {
 # mean, and the share of outputs beyond 10 % (bfloat16 keeps 8 bits of
 # mantissa, and a near tie of a max-pooling window can pick another position).
 MEAN_ERROR = {"mixed_bfloat16": 0.02, "mixed_float16": 0.005}
-OUTLIERS = 0.02
-# AdamW's peak learning rate: ConvNeXt's layer norms and GELUs diverge at 1e-2.
-LEARNING_RATES = {"convnext_atto": 1e-3}
+OUTLIERS = 0.05
+# AdamW's peak learning rate: ConvNeXt-atto on one batch oscillates from 1e-4 up
+# (in float32 too).
+LEARNING_RATES = {"convnext_atto": 5e-5}
 CASES = [(name, "mixed_bfloat16") for name in FAMILIES] + [("segnet", "mixed_float16")]
+# On torch `jit_compile=True` is torch.compile, which takes 30-170 s a model
+# on CPU: one case compiles there, the others run eagerly.
+TORCH_COMPILED = ("segnet", "mixed_float16")
 
 
 @pytest.mark.parametrize("model_name, policy", CASES)
@@ -36,7 +40,7 @@ def test_mixed_precision_under_xla_trains_and_reloads_in_float32(model_name, pol
     run = prepare_training(
         model_name,
         "shapes",
-        epochs=6,  # the schedule's length: 6 steps on one batch
+        epochs=10,  # the schedule's length: 10 steps on one batch
         batch_size=8,
         image_size=32,
         num_images=8,
@@ -44,7 +48,7 @@ def test_mixed_precision_under_xla_trains_and_reloads_in_float32(model_name, pol
         recipe_options={"augment": False},
         model_options=FAMILIES[model_name],
         mixed_precision=policy,
-        jit_compile=True,
+        jit_compile=keras.backend.backend() != "torch" or (model_name, policy) == TORCH_COMPILED,
     )
     model = run.model
     assert model.dtype_policy.name == policy
@@ -79,7 +83,6 @@ def test_mixed_precision_under_xla_trains_and_reloads_in_float32(model_name, pol
     error = np.abs(mixed - exact) / max(1.0, np.abs(exact).max())
     assert error.mean() < MEAN_ERROR[policy], error.mean()
     assert (error > 0.1).mean() < OUTLIERS, (error > 0.1).mean()
-    print(f"{model_name} {policy}: mean {error.mean():.4f} max {error.max():.3f}")
 
 
 def test_mixed_float16_with_gradient_accumulation_scales_the_loss():
