@@ -31,8 +31,7 @@ OUTLIERS = 0.05
 LEARNING_RATES = {"convnext_atto": 5e-5}
 CASES = [(name, "mixed_bfloat16") for name in FAMILIES] + [("segnet", "mixed_float16")]
 # On torch `jit_compile=True` is torch.compile, which takes 30-170 s a model
-# on CPU: one case compiles there, the others run eagerly.
-TORCH_COMPILED = ("segnet", "mixed_float16")
+# on CPU (94 s for this SegNet): torch runs eagerly here.
 
 
 @pytest.mark.parametrize("model_name, policy", CASES)
@@ -48,7 +47,7 @@ def test_mixed_precision_under_xla_trains_and_reloads_in_float32(model_name, pol
         recipe_options={"augment": False},
         model_options=FAMILIES[model_name],
         mixed_precision=policy,
-        jit_compile=keras.backend.backend() != "torch" or (model_name, policy) == TORCH_COMPILED,
+        jit_compile=keras.backend.backend() != "torch",
     )
     model = run.model
     assert model.dtype_policy.name == policy
