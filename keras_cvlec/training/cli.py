@@ -37,6 +37,20 @@ def _user_errors(command, function, *args, **kwargs):
         raise SystemExit(f"keras-cvlec {command}: {error}") from None
 
 
+def _recipe_options(args):
+    """`--recipe-options` with `--gradient-accumulation-steps`, a recipe field."""
+    options = dict(args.recipe_options)
+    steps = args.gradient_accumulation_steps
+    if steps is not None:
+        if options.setdefault("gradient_accumulation_steps", steps) != steps:
+            raise SystemExit(
+                f"keras-cvlec train: --gradient-accumulation-steps {steps} and "
+                f"--recipe-options gradient_accumulation_steps="
+                f"{options['gradient_accumulation_steps']!r} differ: give one."
+            )
+    return options
+
+
 def _train(args):
     from keras_cvlec.training.callbacks import TrainingDivergedError
     from keras_cvlec.training.run import prepare_training, run_training
@@ -50,7 +64,7 @@ def _train(args):
         batch_size=args.batch_size,
         image_size=args.image_size,
         recipe=args.recipe,
-        recipe_options=dict(args.recipe_options),
+        recipe_options=_recipe_options(args),
         learning_rate=args.learning_rate,
         jit_compile=args.jit_compile,
         mixed_precision=args.mixed_precision or False,
@@ -189,7 +203,17 @@ def add_commands(subparsers):
         nargs="?",
         const="mixed_float16",
         choices=("mixed_float16", "mixed_bfloat16"),
-        help="train in mixed precision (default policy mixed_float16)",
+        help="train in mixed precision: bfloat16 or float16 computations, "
+        "float32 weights; float16 with dynamic loss scaling (default policy "
+        "mixed_float16)",
+    )
+    train.add_argument(
+        "--gradient-accumulation-steps",
+        type=int,
+        metavar="N",
+        help="update the weights once every N batches with their mean gradient: "
+        "the learning rate and schedule of a batch of N x --batch-size (the "
+        "recipe field gradient_accumulation_steps; default 1)",
     )
     train.add_argument(
         "--distribute",

@@ -1,11 +1,53 @@
 """AdamW with a warmup + cosine schedule, without weight decay on biases,
-normalisation parameters and layer-scale gammas (the ConvNeXt/timm recipe)."""
+normalisation parameters and layer-scale gammas (the ConvNeXt/timm recipe),
+optionally accumulating the gradients of several batches per update."""
 
 import keras
 
 from keras_cvlec.utils.validation import check_float, check_positive_int, check_rate
 
-__all__ = ["cosine_schedule", "make_optimizer", "weight_decay_exclusions"]
+__all__ = ["PerUpdateSchedule", "cosine_schedule", "make_optimizer", "weight_decay_exclusions"]
+
+
+@keras.saving.register_keras_serializable(package="keras_cvlec")
+class PerUpdateSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning-rate schedule counted in optimizer updates under gradient
+    accumulation.
+
+    With `gradient_accumulation_steps=n`, Keras calls the schedule with the
+    number of batches seen (Keras 3.15 passes `optimizer._iterations`, not
+    `optimizer.iterations`), and applies an update every `n` of them. This
+    calls `schedule` with the number of updates applied, `step // n`, so
+    that `n` batches of `b` images follow the schedule of one batch of
+    `n * b`.
+
+    Args:
+        schedule: a `LearningRateSchedule` over updates.
+        steps: int >= 1, batches per update.
+
+    Example:
+
+    >>> schedule = PerUpdateSchedule(cosine_schedule(learning_rate=1.0,
+    ...     total_steps=10, warmup_steps=5), steps=4)
+    >>> [round(float(schedule(step)), 3) for step in (3, 4, 7, 8)]
+    [0.0, 0.2, 0.2, 0.4]
+    """
+
+    def __init__(self, schedule, steps):
+        self.schedule = schedule
+        self.steps = check_positive_int("steps", steps)
+
+    def __call__(self, step):
+        return self.schedule(keras.ops.floor_divide(step, self.steps))
+
+    def get_config(self):
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "steps": self.steps}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["schedule"] = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(**config)
 
 
 def weight_decay_exclusions(model):
@@ -78,15 +120,17 @@ def make_optimizer(
     initial_learning_rate=0.0,
     alpha=0.0,
     ema_momentum=None,
+    gradient_accumulation_steps=1,
 ):
     """`keras.optimizers.AdamW` on a warmup + cosine schedule.
 
     Args:
         learning_rate: float > 0, the peak learning rate (after warmup).
-        weight_decay: float >= 0, decoupled weight decay; each step shrinks a
-            decayed variable by `learning_rate(step) * weight_decay`.
-        total_steps: int >= 1, optimizer steps of the whole run.
-        warmup_steps: int in `[0, total_steps)`, linear warmup steps.
+        weight_decay: float >= 0, decoupled weight decay; each update shrinks
+            a decayed variable by `learning_rate(update) * weight_decay`.
+        total_steps: int >= 1, optimizer updates of the whole run (batches
+            divided by `gradient_accumulation_steps`).
+        warmup_steps: int in `[0, total_steps)`, linear warmup updates.
         model: if given, `weight_decay_exclusions(model)` are excluded from
             weight decay and the optimizer is built for the model's
             trainable variables (built inside the first training step, it
@@ -97,7 +141,13 @@ def make_optimizer(
         ema_momentum: None, or a float in `[0, 1)`: keep an exponential
             moving average of the weights (Keras's `use_ema`); with
             `keras.callbacks.SwapEMAWeights` it is what is evaluated, and
-            `fit` ends with it in the model.
+            `fit` ends with it in the model. Per update: under gradient
+            accumulation the average moves at every batch with momentum
+            `ema_momentum ** (1 / gradient_accumulation_steps)`.
+        gradient_accumulation_steps: int >= 1, batches whose mean gradient
+            makes one update (Keras's `gradient_accumulation_steps`): `n`
+            batches of `b` images update as one batch of `n * b` (the
+            schedule counts updates, see `PerUpdateSchedule`).
 
     Returns:
         A `keras.optimizers.AdamW`.
@@ -118,12 +168,16 @@ def make_optimizer(
     )
     if clipnorm is not None:
         clipnorm = check_float("clipnorm", clipnorm, 0.0, inclusive=False)
+    steps = check_positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
+    if ema_momentum is not None:
+        ema_momentum = check_rate("ema_momentum", ema_momentum) ** (1 / steps)
     optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule,
+        learning_rate=schedule if steps == 1 else PerUpdateSchedule(schedule, steps),
         weight_decay=check_float("weight_decay", weight_decay, 0.0),
         clipnorm=clipnorm,
         use_ema=ema_momentum is not None,
-        ema_momentum=0.99 if ema_momentum is None else check_rate("ema_momentum", ema_momentum),
+        ema_momentum=0.99 if ema_momentum is None else ema_momentum,
+        gradient_accumulation_steps=None if steps == 1 else steps,
     )
     if model is not None:
         optimizer.exclude_from_weight_decay(var_list=weight_decay_exclusions(model))

@@ -5,7 +5,8 @@ A recipe is published for one setting (ImageNet, a batch of thousands,
 hundreds of epochs). A run on the user's data differs in batch size, length
 and data set size, so `resolve_recipe` derives from the run:
 
-- the peak learning rate: by default the recipe's own, whatever the batch
+- the peak learning rate, for the run's effective batch (`batch_size` times
+  `gradient_accumulation_steps`): by default the recipe's own, whatever the batch
   size (`learning_rate_scaling="constant"`). Linear scaling (Goyal et al.
   2017) is for SGD and leaves AdamW almost still at small batches (8e-3 at
   2048 becomes 1.25e-4 at 32); timm's square root (1e-3 at 32) and a fourth
@@ -25,7 +26,14 @@ and data set size, so `resolve_recipe` derives from the run:
   the recipe's own data set size and length;
 - the BatchNormalization momentum (`norm_momentum_for`): moving statistics
   over about a tenth of an epoch, so that a run of few steps per epoch
-  validates with statistics of its current weights.
+  validates with statistics of its current weights. The statistics move at
+  every batch, accumulated or not: counted in batches.
+
+With gradient accumulation (`gradient_accumulation_steps=n`) the optimizer
+updates once every `n` batches, with their mean gradient: the learning-rate
+schedule and warm-up count updates, and the learning rate is that of a batch
+of `n * batch_size`, so that a recipe's global batch is reachable on a
+small device.
 """
 
 import dataclasses
@@ -113,6 +121,9 @@ class Recipe:
         ema_momentum: None, or the momentum of an exponential moving average
             of the weights (Keras's `use_ema`), which is what is validated
             and saved.
+        gradient_accumulation_steps: int >= 1, batches whose mean gradient
+            makes one optimizer update (Keras's
+            `gradient_accumulation_steps`; 1: every batch updates).
     """
 
     name: str
@@ -135,6 +146,7 @@ class Recipe:
     scale_augmentation: bool = True
     norm_momentum: float = None
     ema_momentum: float = None
+    gradient_accumulation_steps: int = 1
 
     @property
     def mixes_labels(self):
@@ -213,6 +225,7 @@ OPTION_CHECKS = {
     "scale_augmentation": check_bool,
     "norm_momentum": _optional(check_rate),
     "ema_momentum": _optional(check_rate),
+    "gradient_accumulation_steps": check_positive_int,
 }
 
 
@@ -439,7 +452,8 @@ class RunRecipe:
         epochs: epochs of the run.
         learning_rate: AdamW's peak learning rate.
         learning_rate_source: how `learning_rate` was derived, in words.
-        warmup_steps: steps of linear warm-up.
+        warmup_steps: optimizer updates of linear warm-up (batches divided
+            by the recipe's `gradient_accumulation_steps`).
         augmentation_strength: the fraction of the recipe's augmentation
             strengths in use.
         norm_momentum: the BatchNormalization momentum of the run.
@@ -457,18 +471,31 @@ class RunRecipe:
 
     @property
     def total_steps(self):
+        """Batches of the run."""
         return self.steps_per_epoch * self.epochs
+
+    @property
+    def total_updates(self):
+        """Optimizer updates of the run: a batch each, or one every
+        `gradient_accumulation_steps` batches (a remainder is not applied)."""
+        return self.total_steps // self.recipe.gradient_accumulation_steps
+
+    @property
+    def effective_batch_size(self):
+        """Images per optimizer update."""
+        return self.batch_size * self.recipe.gradient_accumulation_steps
 
     def optimizer(self, model):
         """The run's built `keras.optimizers.AdamW` for `model`."""
         return make_optimizer(
             learning_rate=self.learning_rate,
             weight_decay=self.recipe.weight_decay,
-            total_steps=self.total_steps,
+            total_steps=self.total_updates,
             warmup_steps=self.warmup_steps,
             model=model,
             clipnorm=self.recipe.clipnorm,
             ema_momentum=self.recipe.ema_momentum,
+            gradient_accumulation_steps=self.recipe.gradient_accumulation_steps,
         )
 
     def augmentation(self, task, *, num_classes, seed=None):
@@ -508,7 +535,7 @@ class RunRecipe:
         """A short block of text: what the run uses and how it was derived."""
         recipe = self.recipe
         images_seen = self.total_steps * self.batch_size
-        warmup_share = self.warmup_steps / self.total_steps
+        warmup_share = self.warmup_steps / self.total_updates
         strength = ""
         if task == "classification" and recipe.augment and recipe.reference_examples:
             strength = (
@@ -518,7 +545,7 @@ class RunRecipe:
         lines = [
             f"recipe {recipe.name!r} resolved for this run ({recipe.source or 'no source'}):",
             f"  learning rate    {self.learning_rate:.3g} ({self.learning_rate_source}), "
-            f"AdamW, cosine decay over {self.total_steps} steps",
+            f"AdamW, cosine decay over {self.total_updates} steps",
             f"  warm-up          {self.warmup_steps} steps ({warmup_share:.0%} of the run)",
             f"  augmentation     {self.augmentation_text(task)}{strength}",
             f"  label smoothing  {recipe.label_smoothing:g}, drop path {recipe.drop_path_rate:g}, "
@@ -527,6 +554,12 @@ class RunRecipe:
             f"({self.steps_per_epoch} steps an epoch)",
             f"  weight EMA       {recipe.ema_momentum if recipe.ema_momentum else 'off'}",
         ]
+        if recipe.gradient_accumulation_steps > 1:
+            lines.insert(
+                2,
+                f"  accumulation     {recipe.gradient_accumulation_steps} batches of "
+                f"{self.batch_size} a step (batch {self.effective_batch_size})",
+            )
         return "\n".join(lines)
 
     def to_json(self):
@@ -538,6 +571,9 @@ class RunRecipe:
             "batch_size": self.batch_size,
             "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
+            "gradient_accumulation_steps": recipe.gradient_accumulation_steps,
+            "effective_batch_size": self.effective_batch_size,
+            "total_updates": self.total_updates,
             "warmup_steps": self.warmup_steps,
             "augmentation_strength": self.augmentation_strength,
             "randaugment_magnitude": recipe.randaugment_magnitude,
@@ -560,8 +596,9 @@ def resolve_recipe(recipe, *, batch_size, steps_per_epoch, epochs, learning_rate
         batch_size: int >= 1, the run's batch size.
         steps_per_epoch: int >= 1, batches per epoch.
         epochs: int >= 1, epochs of the run.
-        learning_rate: None (the recipe's, scaled to `batch_size`) or the
-            peak learning rate, a finite float > 0.
+        learning_rate: None (the recipe's, scaled to the effective batch
+            `batch_size * recipe.gradient_accumulation_steps`) or the peak
+            learning rate, a finite float > 0.
 
     Returns:
         A `RunRecipe`.
@@ -576,22 +613,32 @@ def resolve_recipe(recipe, *, batch_size, steps_per_epoch, epochs, learning_rate
     batch_size = check_positive_int("batch_size", batch_size)
     steps_per_epoch = check_positive_int("steps_per_epoch", steps_per_epoch)
     total_steps = steps_per_epoch * check_positive_int("epochs", epochs)
+    accumulation = recipe.gradient_accumulation_steps
+    if accumulation > total_steps:
+        raise ValueError(
+            f"`gradient_accumulation_steps` must be at most the run's {total_steps} batches "
+            f"({steps_per_epoch} an epoch x {epochs} epochs). Received: "
+            f"gradient_accumulation_steps={accumulation}"
+        )
+    # Counted in optimizer updates, the batches of `accumulation` batches.
+    updates_per_epoch = steps_per_epoch / accumulation
+    total_updates = total_steps // accumulation
     if learning_rate is None:
-        learning_rate = scaled_learning_rate(recipe, batch_size)
+        learning_rate = scaled_learning_rate(recipe, batch_size * accumulation)
         exponent = LEARNING_RATE_SCALING[recipe.learning_rate_scaling]
         source = (
             f"the recipe's rate at batch {recipe.reference_batch_size}, not scaled"
             if exponent == 0
-            else f"{recipe.base_learning_rate:g} x ({batch_size} / "
+            else f"{recipe.base_learning_rate:g} x ({batch_size * accumulation} / "
             f"{recipe.reference_batch_size}) ** {exponent:g}"
         )
     else:
         learning_rate = check_float("learning_rate", learning_rate, 0.0, inclusive=False)
         source = "set by learning_rate"
     warmup_steps = min(
-        round(recipe.warmup_epochs * steps_per_epoch),
-        round(total_steps * recipe.warmup_epochs / recipe.epochs),
-        total_steps // 2,
+        round(recipe.warmup_epochs * updates_per_epoch),
+        round(total_updates * recipe.warmup_epochs / recipe.epochs),
+        total_updates // 2,
     )
     strength = augmentation_strength(recipe, total_steps * batch_size)
     scaled = dataclasses.replace(
