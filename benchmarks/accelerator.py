@@ -53,13 +53,14 @@ def run_model(args):
     """Trains `args.model` on the current backend; returns its result row."""
     import keras
 
+    import keras_cvlec
     from keras_cvlec.utils import count_macs
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model, make_batch = timing.build_model(args.model, args.image_size, tiny=args.tiny)
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-        loss="sparse_categorical_crossentropy",
+        loss=keras_cvlec.losses.SparseCategoricalCrossentropy(),
         jit_compile=True,
     )
     x, y = make_batch(args.batch_size)

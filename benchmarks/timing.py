@@ -77,8 +77,10 @@ def train_images_per_second(model, x, y, steps, warmup=5, rounds=1):
     traces and compiles; torch's first steps are slow on CPU)."""
     for _ in range(warmup):
         model.train_on_batch(x, y)
-    return len(x) * steps / median_seconds(
-        lambda: [model.train_on_batch(x, y) for _ in range(steps)], 0, rounds
+    return (
+        len(x)
+        * steps
+        / median_seconds(lambda: [model.train_on_batch(x, y) for _ in range(steps)], 0, rounds)
     )
 
 
