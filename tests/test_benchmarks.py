@@ -17,7 +17,6 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 sys.path.insert(0, BENCHMARKS)
 import defaults  # noqa: E402
 import generated_data  # noqa: E402
-import timing  # noqa: E402
 from generated_data import DATASETS, GROUPS, VOID, write_dataset  # noqa: E402
 
 pytestmark = pytest.mark.backend_independent
@@ -473,77 +472,3 @@ def test_mutation_catalogue_is_in_step_with_the_code(tmp_path):
         "verify-mean-difference",
         "mask-rotated-bilinear",
     } <= set(ids)
-
-
-def _run_script(script, backend, arguments, tmp_path):
-    """Runs a benchmark script with `--tiny` on `backend` (its own process);
-    returns what it printed, its Markdown table rows and the JSON it wrote."""
-    import subprocess
-
-    output = tmp_path / "out.json"
-    completed = subprocess.run(
-        [sys.executable, os.path.join(BENCHMARKS, script), "--tiny", "--json", str(output)]
-        + ["--backends", backend, *arguments],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=os.path.dirname(BENCHMARKS)),
-    )
-    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
-    rows = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
-    return completed.stdout, rows, json.loads(output.read_text())
-
-
-def _macs(name, image_size, tiny):
-    from keras_cvlec.utils import count_macs
-
-    return count_macs(timing.build_model(name, image_size, tiny=tiny)[0])
-
-
-@pytest.mark.parametrize("backend", timing.BACKENDS)
-def test_accelerator_tiny(tmp_path, backend):
-    """benchmarks/accelerator.py --tiny trains each model with XLA and
-    bfloat16 and prints a row with images/s, peak memory and MFU."""
-    # torch.compile takes about half a minute a model on this CPU.
-    models = ["unet"] if backend == "torch" else ["resnet50", "unet"]
-    printed, rows, results = _run_script("accelerator.py", backend, ["--models", *models], tmp_path)
-    assert "Device: CPU" in printed and "mixed_bfloat16, 32² images, batch 2" in printed
-    assert rows[0].startswith("| backend | model | images/s | peak memory |")
-    assert [row["model"] for row in results["rows"]] == models
-    for row, line in zip(results["rows"], rows[1:], strict=True):
-        assert row["backend"] == backend and row["images_per_second"] > 0
-        assert row["memory_kind"] == "RSS" and row["peak_memory_bytes"] > 2**20
-        assert row["macs_per_image"] == _macs(row["model"], 32, tiny=True)
-        # MFU as the issue defines it, against a matmul peak measured in the run.
-        assert row["mfu"] == pytest.approx(
-            row["macs_per_image"] * 6 * row["images_per_second"] / row["matmul_flops_per_second"]
-        )
-        assert 0 < row["mfu"] < 1
-        assert line.startswith(f"| {backend} | {row['variant']} | {row['images_per_second']:.1f} |")
-        assert "(RSS)" in line and line.endswith(f"| {100 * row['mfu']:.1f} % |")
-
-
-@pytest.mark.parametrize("backend", timing.BACKENDS)
-def test_throughput_tiny(tmp_path, backend):
-    """benchmarks/throughput.py --tiny: ours against keras.applications (and
-    plain PyTorch on torch) in one process, with ratios and matmul fraction."""
-    printed, rows, results = _run_script(
-        "throughput.py", backend, ["--models", "resnet50"], tmp_path
-    )
-    (result,) = results["results"]
-    assert result["backend"] == backend and result["matmul_flops_per_second"] > 0
-    expected = ["ours", "keras.applications.ResNet50"]
-    if backend == "torch":
-        expected += ["plain PyTorch ResNet-50, NCHW", "plain PyTorch ResNet-50, channels_last"]
-    assert [row["implementation"] for row in result["rows"]] == expected
-    ours = result["rows"][0]
-    macs = _macs("resnet50", 32, tiny=False)
-    for row, line in zip(result["rows"], rows[1:], strict=True):
-        assert row["ours_over_this"] == pytest.approx(
-            ours["images_per_second"] / row["images_per_second"]
-        )
-        assert row["macs_per_image"] == macs
-        assert row["matmul_fraction"] == pytest.approx(
-            macs * 6 * row["images_per_second"] / result["matmul_flops_per_second"]
-        )
-        assert line.startswith(f"| {backend} | resnet50 | {row['implementation']} |")
-    assert f"{backend}: CPU" in printed
