@@ -308,8 +308,8 @@ MUTANTS = (
     M(
         "warmup-not-capped-to-half",
         RECIPES,
-        "total_steps // 2,",
-        "total_steps,",
+        "total_updates // 2,",
+        "total_updates,",
         ("tests/training/test_optimizer.py",),
         "resolve_recipe or warmup",
     ),
