@@ -40,9 +40,18 @@ from keras_cvlec.layers import ConvNeXtBlock, ResNetBottleneckBlock  # noqa: E40
 from keras_cvlec.utils import count_macs  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lecture_common import claim_parser, output_paths, report_checks, save_figure, write_json  # noqa: E402
+from lecture_common import (  # noqa: E402
+    claim_parser,
+    output_paths,
+    parse_claim_args,
+    report_checks,
+    save_figure,
+    write_json,
+)
 
 CLAIM = "depthwise"
+# The sizes of `--quick` (seconds on a CPU; what CI runs).
+QUICK = {"channels": 8, "size": 8, "batch_size": 2, "steps": 1}
 K = 7
 
 
@@ -123,7 +132,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_claim_args(parser, argv, QUICK)
     if args.channels % 4:
         parser.error("--channels must be a multiple of 4 (the bottleneck is C / 4 wide).")
     png_path, json_path = output_paths(args.out, CLAIM)

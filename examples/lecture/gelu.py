@@ -34,9 +34,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lecture_common import claim_parser, output_paths, report_checks, save_figure, write_json  # noqa: E402
+from lecture_common import (  # noqa: E402
+    claim_parser,
+    output_paths,
+    parse_claim_args,
+    report_checks,
+    save_figure,
+    write_json,
+)
 
 CLAIM = "gelu"
+# The sizes of `--quick` (seconds on a CPU; what CI runs).
+QUICK = {"points": 201, "mc_points": 9, "mc_samples": 20_000}
 
 
 def phi_cdf(x):
@@ -95,7 +104,7 @@ def main(argv=None):
     parser.add_argument("--mc-points", type=int, default=17)
     parser.add_argument("--mc-samples", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_claim_args(parser, argv, QUICK)
     png_path, json_path = output_paths(args.out, CLAIM)
 
     x = np.linspace(-4.0, 4.0, args.points)

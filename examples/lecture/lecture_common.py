@@ -45,10 +45,26 @@ def report_checks(results, png_path, json_path):
 
 def claim_parser(doc, claim):
     """The argument parser of a claim script: its docstring's first line as
-    the description and `--out` (default `lecture_out/<claim>`)."""
+    the description, `--out` (default `lecture_out/<claim>`) and `--quick`."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--out", default=os.path.join("lecture_out", claim))
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes and one seed: checks in seconds that the script runs (CI)",
+    )
     return parser
+
+
+def parse_claim_args(parser, argv, quick):
+    """Parses `argv`; under `--quick` the options in `quick` (a dict of
+    argument names to values) replace their defaults. Options given on the
+    command line still win."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    return args
 
 
 def save_figure(fig, path):

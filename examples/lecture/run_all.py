@@ -2,10 +2,11 @@
 
 Command:
 
-    KERAS_BACKEND=tensorflow python examples/lecture/run_all.py [--out DIR]
+    KERAS_BACKEND=tensorflow python examples/lecture/run_all.py [--out DIR] [--quick]
 
 Script `<claim>.py` writes into `DIR/<claim>` (default `lecture_out/<claim>`).
-Prints every script's wall time and exits with status 1 if any script fails.
+`--quick` runs every script at its tiny CI sizes. Prints every script's wall
+time and exits with status 1 if any script fails.
 """
 
 import argparse
@@ -27,6 +28,7 @@ def claim_scripts():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="lecture_out")
+    parser.add_argument("--quick", action="store_true", help="every script's tiny CI sizes")
     args = parser.parse_args(argv)
     times, failed = {}, []
     for claim in claim_scripts():
@@ -36,6 +38,7 @@ def main(argv=None):
             os.path.join(HERE, f"{claim}.py"),
             "--out",
             os.path.join(args.out, claim),
+            *(["--quick"] if args.quick else []),
         ]
         start = time.perf_counter()
         if subprocess.run(command).returncode:
