@@ -3,13 +3,20 @@
 
 `prepare_training` sets a run up (data, recipe resolved for the run, model
 and optimizer); `run_training` trains it into a run folder, and `train` does
-both.
+both. `resolve_distribution` spreads a run, or a user's own `fit`, over the
+devices.
 """
 
+from keras_cvlec.training.distribution import (
+    DISTRIBUTIONS,
+    Distribution,
+    resolve_distribution,
+)
 from keras_cvlec.training.files import save_model_atomically
 from keras_cvlec.training.loading import TrainedModel, load_trained_model
 from keras_cvlec.training.objectives import compile_arguments
 from keras_cvlec.training.optimizer import (
+    PerUpdateSchedule,
     cosine_schedule,
     make_optimizer,
     weight_decay_exclusions,
@@ -36,6 +43,9 @@ from keras_cvlec.training.run import (
 )
 
 __all__ = [
+    "DISTRIBUTIONS",
+    "Distribution",
+    "PerUpdateSchedule",
     "RECIPES",
     "Recipe",
     "RunRecipe",
@@ -53,6 +63,7 @@ __all__ = [
     "recipe_augmentation",
     "recipe_for",
     "recipe_optimizer",
+    "resolve_distribution",
     "resolve_recipe",
     "run_training",
     "save_model_atomically",
