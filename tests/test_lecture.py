@@ -6,13 +6,14 @@ import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 
 LECTURE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "lecture"
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLAIMS = ["depthwise", "gelu"]
+CLAIMS = ["depthwise", "gelu", "transposed_conv"]
 
 
 def load(name):
@@ -59,6 +60,29 @@ def test_gelu_numbers(tmp_path):
     for x, estimate, se in zip(mc["x"], mc["estimate"], mc["standard_error"]):
         exact = x * load("gelu").phi_cdf(x)
         assert abs(estimate - exact) <= 4 * se
+
+
+def test_transposed_conv_overlaps_and_checkerboard(tmp_path):
+    results = run("transposed_conv", tmp_path / "out")
+    small = np.array([[1.0, 2.0], [3.0, 4.0]])
+    counts, summed = np.zeros((5, 5)), np.zeros((5, 5))
+    for i in range(2):
+        for j in range(2):
+            counts[2 * i : 2 * i + 3, 2 * j : 2 * j + 3] += 1
+            summed[2 * i : 2 * i + 3, 2 * j : 2 * j + 3] += small[i, j]
+    assert np.array_equal(results["overlap_counts"], counts)
+    np.testing.assert_allclose(results["output_1234"], summed, atol=1e-5)
+    assert results["random_vs_numpy_max_abs_error"] < 1e-4
+    amplitude = results["checkerboard_amplitude"]
+    # All-ones 3x3 kernel: the inside alternates 4, 2, 2, 1 (mean 2.25).
+    assert amplitude["ones_3x3"]["before_filter"] == pytest.approx(3 / 2.25, rel=1e-5)
+    assert amplitude["random_3x3"]["before_filter"] > 0.1
+    for name in ("ones_3x3", "random_3x3"):
+        assert amplitude[name]["after_filter"] < 1e-5
+    assert amplitude["ones_4x4"]["before_filter"] < 1e-6
+    assert results["image_up_shape"] == [33, 33]
+    difference = results["image_neighbour_difference"]
+    assert difference["transposed"] > 2 * difference["filtered"]
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):

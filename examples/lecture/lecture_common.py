@@ -74,3 +74,42 @@ def save_figure(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def draw_grid(ax, values, title, fmt="{:g}", cmap="viridis", outline=None):
+    """Draws the 2D array `values` on `ax` as coloured cells with every value
+    written in its cell (row 0 at the top, rows and columns numbered).
+
+    Args:
+        ax: a matplotlib axes.
+        values: a 2D array.
+        title: the panel's title.
+        fmt: how a value is written, a `str.format` pattern.
+        cmap: the matplotlib colour map of the cells.
+        outline: None, or a boolean array of `values`' shape: those cells get
+            a red frame.
+    """
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    values = np.asarray(values)
+    rows, cols = values.shape
+    image = ax.imshow(values, cmap=cmap)
+    fontsize = max(6, 12 - max(rows, cols) // 2)
+    for (row, col), value in np.ndenumerate(values):
+        # Black text on the light half of the colour map, white on the dark half.
+        shade = image.cmap(image.norm(value))[:3]
+        color = "black" if np.dot(shade, (0.299, 0.587, 0.114)) > 0.5 else "white"
+        ax.text(
+            col, row, fmt.format(value), ha="center", va="center", fontsize=fontsize, color=color
+        )
+        if outline is not None and outline[row, col]:
+            ax.add_patch(
+                Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2)
+            )
+    ax.set_xticks(range(cols))
+    ax.set_yticks(range(rows))
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("column (pixels)")
+    ax.set_ylabel("row (pixels)")
+    ax.set_title(title, fontsize=10)
