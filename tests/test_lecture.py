@@ -13,7 +13,7 @@ LECTURE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "lecture"
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLAIMS = ["depthwise", "gelu", "transposed_conv"]
+CLAIMS = ["depthwise", "gelu", "transposed_conv", "unpooling"]
 
 
 def load(name):
@@ -83,6 +83,31 @@ def test_transposed_conv_overlaps_and_checkerboard(tmp_path):
     assert results["image_up_shape"] == [33, 33]
     difference = results["image_neighbour_difference"]
     assert difference["transposed"] > 2 * difference["filtered"]
+
+
+def test_unpooling_puts_each_maximum_back(tmp_path):
+    results = run("unpooling", tmp_path / "out")
+    x = np.array(results["input"])
+    assert x.shape == (4, 4)
+    assert sorted(x.ravel()) == list(range(1, 17))
+    pooled, indices = np.zeros((2, 2)), np.zeros((2, 2), int)
+    unpooled, nearest = np.zeros((4, 4)), np.zeros((4, 4))
+    for i in range(2):
+        for j in range(2):
+            window = x[2 * i : 2 * i + 2, 2 * j : 2 * j + 2]
+            dy, dx = divmod(int(window.argmax()), 2)
+            pooled[i, j] = window.max()
+            indices[i, j] = (2 * i + dy) * 4 + 2 * j + dx
+            unpooled[2 * i + dy, 2 * j + dx] = window.max()
+            nearest[2 * i : 2 * i + 2, 2 * j : 2 * j + 2] = window.mean()
+    assert np.array_equal(results["pooled"], pooled)
+    assert np.array_equal(results["indices"], indices)
+    assert np.array_equal(results["unpooled"], unpooled)
+    np.testing.assert_allclose(results["nearest"], nearest, rtol=1e-6)
+    assert results["unpooled_zero_fraction"] == 0.75
+    mse = results["image_mse"]
+    assert mse["dots"]["max-unpooled (zeros)"] < 1e-12
+    assert all(value > 0 for value in mse["shapes"].values())
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):

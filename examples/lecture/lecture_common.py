@@ -71,7 +71,8 @@ def save_figure(fig, path):
     """Lays out `fig`, writes it to `path` as a PNG and closes it."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    # Room for the suptitle: tight_layout misses it above images (square axes).
+    fig.tight_layout(rect=(0, 0, 1, 0.97) if fig.get_suptitle() else None)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
@@ -113,3 +114,31 @@ def draw_grid(ax, values, title, fmt="{:g}", cmap="viridis", outline=None):
     ax.set_xlabel("column (pixels)")
     ax.set_ylabel("row (pixels)")
     ax.set_title(title, fontsize=10)
+
+
+def binomial_filter(x, gain=1.0):
+    """Smooths the 2D map `x` with the fixed binomial kernel
+    `[1, 2, 1]^T [1, 2, 1] / 16` times `gain`, a keras_cvlec
+    `DepthwiseConv2D` with those weights: the filter applied after
+    up-sampling. Its frequency response is zero at the Nyquist frequency, so it
+    removes any pattern of period 2 (a checkerboard).
+
+    Args:
+        x: a 2D NumPy array, at least 3x3.
+        gain: the sum of the kernel's weights.
+
+    Returns:
+        The filtered map ("valid": 2 rows and columns smaller), a 2D float64
+        NumPy array.
+    """
+    import keras
+    import numpy as np
+
+    from keras_cvlec.layers import DepthwiseConv2D
+
+    kernel = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) * gain / 16.0
+    layer = DepthwiseConv2D(3, padding="valid", use_bias=False)
+    layer.build((1, *x.shape, 1))
+    layer.set_weights([kernel[:, :, None, None].astype("float32")])
+    y = layer(np.asarray(x, "float32")[None, :, :, None])
+    return keras.ops.convert_to_numpy(y)[0, :, :, 0].astype("float64")

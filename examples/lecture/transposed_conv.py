@@ -42,10 +42,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from keras_cvlec.data import shapes_dataset  # noqa: E402
-from keras_cvlec.layers import Conv2DTranspose, DepthwiseConv2D  # noqa: E402
+from keras_cvlec.layers import Conv2DTranspose  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lecture_common import (  # noqa: E402
+    binomial_filter,
     claim_parser,
     draw_grid,
     output_paths,
@@ -59,7 +60,6 @@ CLAIM = "transposed_conv"
 # The sizes of `--quick` (seconds on a CPU; what CI runs).
 QUICK = {"image_size": 16}
 STRIDE = 2
-BINOMIAL = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0
 
 
 def transpose(x, kernel):
@@ -82,15 +82,6 @@ def scatter_add(x, kernel):
     return out
 
 
-def smooth(x):
-    """The fixed binomial 3x3 filter ("valid") as a `DepthwiseConv2D`."""
-    layer = DepthwiseConv2D(3, padding="valid", use_bias=False)
-    layer.build((1, *x.shape, 1))
-    layer.set_weights([BINOMIAL[:, :, None, None].astype("float32")])
-    y = layer(x[None, :, :, None].astype("float32"))
-    return keras.ops.convert_to_numpy(y)[0, :, :, 0].astype("float64")
-
-
 def inside(y, border):
     """`y` without `border` cells on each side, cut to whole periods of the
     stride (so that every phase of the pattern counts as often)."""
@@ -109,7 +100,7 @@ def checkerboard(size, kernel):
     with their amplitudes away from the border (the kernel size minus 1,
     where fewer copies overlap; one more after the 3x3 filter)."""
     up = transpose(np.ones((size, size)), kernel)
-    filtered = smooth(up)
+    filtered = binomial_filter(up)
     border = kernel.shape[0] - 1
     return up, filtered, amplitude(up, border), amplitude(filtered, border)
 
@@ -179,7 +170,7 @@ def main(argv=None):
     )
     image = images[0].mean(-1)
     image_up = transpose(image, ones3 / (ones3.sum() / STRIDE**2))
-    image_filtered = smooth(image_up)
+    image_filtered = binomial_filter(image_up)
 
     results = {
         "backend": keras.backend.backend(),
