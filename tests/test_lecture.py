@@ -13,7 +13,7 @@ LECTURE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "lecture"
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLAIMS = ["depthwise", "gelu", "transposed_conv", "unpooling"]
+CLAIMS = ["depthwise", "gelu", "pca_autoencoder", "transposed_conv", "unpooling"]
 
 
 def load(name):
@@ -60,6 +60,22 @@ def test_gelu_numbers(tmp_path):
     for x, estimate, se in zip(mc["x"], mc["estimate"], mc["standard_error"]):
         exact = x * load("gelu").phi_cdf(x)
         assert abs(estimate - exact) <= 4 * se
+
+
+def test_pca_autoencoder_errors(tmp_path):
+    results = run("pca_autoencoder", tmp_path / "out")
+    assert results["ks"] == [4] and results["pixels"] == 16 * 16
+    x = load("pca_autoencoder").gray_vectors("train", 64, 16, 0)
+    centred = x - x.mean(0)
+    # PCA's error from the covariance's eigenvalues (not from an SVD).
+    eigenvalues = np.sort(np.linalg.eigvalsh(centred.T @ centred))[::-1]
+    (row,) = results["rows"]
+    n, d = centred.shape
+    assert row["pca_train_mse"] == pytest.approx(eigenvalues[4:].sum() / (n * d), rel=1e-6)
+    assert results["total_variance_per_pixel"] == pytest.approx(np.mean(centred**2), rel=1e-9)
+    assert 0 < row["pca_train_mse"] < results["total_variance_per_pixel"]
+    assert row["linear_autoencoder_train_mse"] >= row["pca_train_mse"] * (1 - 1e-3)
+    assert row["relu_autoencoder_train_mse"] > 0
 
 
 def test_transposed_conv_overlaps_and_checkerboard(tmp_path):
