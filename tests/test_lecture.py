@@ -12,7 +12,7 @@ LECTURE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "lecture"
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLAIMS = ["depthwise", "gelu"]
+CLAIMS = ["depthwise", "gelu", "residual"]
 
 
 def load(name):
@@ -59,6 +59,29 @@ def test_gelu_numbers(tmp_path):
     for x, estimate, se in zip(mc["x"], mc["estimate"], mc["standard_error"]):
         exact = x * load("gelu").phi_cdf(x)
         assert abs(estimate - exact) <= 4 * se
+
+
+def test_residual_gradients_and_curves(tmp_path):
+    results = run("residual", tmp_path / "out")
+    w = 4
+    # Stem conv, per block batch norm (4 numbers a channel) and 3x3 conv, head
+    # batch norm, 3-class Dense, and a block switch weight a block: the skips add nothing.
+    params = {
+        d: (27 * w + w) + d * (4 * w + 9 * w * w + w + 1) + 4 * w + (3 * w + 3) for d in (1, 2)
+    }
+    assert [(r["residual"], r["depth"], r["params"]) for r in results["runs"]] == [
+        (False, 1, params[1]),
+        (False, 2, params[2]),
+        (True, 1, params[1]),
+        (True, 2, params[2]),
+    ]
+    assert results["dense_gradient_max_relative_error"] < 1e-3
+    for r in results["runs"]:
+        assert len(r["gradient_norms"]) == r["depth"]
+        assert r["first_over_last_gradient_norm"] == pytest.approx(
+            r["gradient_norms"][0] / r["gradient_norms"][-1]
+        )
+        assert [len(v) for v in r["history"].values()] == [1, 1, 1, 1]
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):
