@@ -6,13 +6,14 @@ import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 
 LECTURE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "lecture"
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLAIMS = ["depthwise", "gelu", "residual"]
+CLAIMS = ["depthwise", "gelu", "residual", "residual_branch"]
 
 
 def load(name):
@@ -82,6 +83,34 @@ def test_residual_gradients_and_curves(tmp_path):
             r["gradient_norms"][0] / r["gradient_norms"][-1]
         )
         assert [len(v) for v in r["history"].values()] == [1, 1, 1, 1]
+
+
+def test_residual_branch_values_and_training(tmp_path):
+    results = run("residual_branch", tmp_path / "out")
+    w, d = 4, 2
+    block = 9 * w * w + w + 4 * w + 1  # 3x3 conv, batch norm, block switch
+    base = (27 * w + w) + 4 * w + (3 * w + 3)  # stem, head batch norm, Dense
+    relu, conv = results["branches"]["conv_relu"], results["branches"]["conv_relu_conv1x1"]
+    assert relu["params"] == base + d * block
+    assert conv["params"] == base + d * (block + w * w + w)
+    assert results["probe_max_mismatch"] < 1e-4
+    for row in (relu, conv):
+        for stats in (row["at_init"], row["trained"]):
+            blocks = stats["per_block"]
+            assert len(blocks) == d
+            # Blocks are of one size: the overall fraction is their mean.
+            assert stats["fraction_negative"] == pytest.approx(
+                np.mean([b["fraction_negative"] for b in blocks])
+            )
+            assert stats["min"] == min(b["min"] for b in blocks)
+            assert stats["max"] == max(b["max"] for b in blocks)
+        assert len(row["seeds"]) == 1
+        accuracy = row["seeds"][0]["history"]["val_accuracy"][-1]
+        assert row["final_test_accuracy"] == {"mean": accuracy, "min": accuracy, "max": accuracy}
+    for stats in (relu["at_init"], relu["trained"]):
+        assert stats["fraction_negative"] == 0 and stats["min"] >= 0
+        assert all(b["min"] >= 0 for b in stats["per_block"])
+    assert conv["trained"]["min"] < 0 < conv["trained"]["max"]
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):

@@ -120,6 +120,7 @@ def plot(path, runs, title):
     axes[0].set_yscale("log")
     axes[0].set_title("Gradient norm at initialisation")
     axes[0].set_xlabel("block (3x3 conv layer), from the input")
+    axes[0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].set_ylabel("‖∂loss/∂kernel‖ (Frobenius)")
     axes[1].set_title("Training loss (mean over each epoch)")
     axes[1].set_ylabel("cross-entropy")
@@ -127,6 +128,7 @@ def plot(path, runs, title):
     axes[2].set_ylabel("accuracy (3 classes, chance 1/3)")
     for ax in axes[1:]:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     for ax in axes:
         ax.legend(fontsize=8)
     fig.suptitle(title)
