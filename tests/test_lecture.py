@@ -13,7 +13,7 @@ LECTURE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "lecture"
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLAIMS = ["depthwise", "gelu", "residual", "residual_branch"]
+CLAIMS = ["depthwise", "gelu", "residual", "residual_branch", "stochastic_depth"]
 
 
 def load(name):
@@ -111,6 +111,42 @@ def test_residual_branch_values_and_training(tmp_path):
         assert stats["fraction_negative"] == 0 and stats["min"] >= 0
         assert all(b["min"] >= 0 for b in stats["per_block"])
     assert conv["trained"]["min"] < 0 < conv["trained"]["max"]
+
+
+def test_stochastic_depth_block_removal(tmp_path):
+    results = run("stochastic_depth", tmp_path / "out")
+    assert [(r["residual"], r["drop_path_rate"]) for r in results["runs"]] == [
+        (True, 0.0),
+        (True, 0.5),
+        (False, 0.0),
+    ]
+    for r in results["runs"]:
+        accuracies = r["removed_block_accuracy"]
+        assert len(accuracies) == 2
+        for accuracy in (r["full_accuracy"], *accuracies):
+            assert accuracy * 8 == pytest.approx(round(accuracy * 8))  # 8 test images
+        assert r["mean_drop"] == pytest.approx(r["full_accuracy"] - np.mean(accuracies))
+        assert r["worst_drop"] == pytest.approx(r["full_accuracy"] - min(accuracies))
+    assert results["smallest_logit_change_of_a_removal"] > 0
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_block_switch_removes_a_block(residual):
+    import keras
+
+    module = load("stochastic_depth")
+    model = module.toy_cnn(2, residual=residual, width=4, image_size=16)
+    probe = keras.Model(
+        model.input,
+        [model.get_layer(n).output for n in ("stem_conv", "block1_conv", "block1_switch")],
+    )
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    module.remove_block(model, 2, None)
+    stem, branch, out = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    np.testing.assert_allclose(out, stem + branch if residual else branch, rtol=1e-6, atol=1e-6)
+    module.remove_block(model, 2, 1)
+    stem, _, out = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    np.testing.assert_array_equal(out, stem)
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):
