@@ -90,7 +90,7 @@ def removal_accuracies(model, depth, x, y, batch_size):
 
 
 def plot(path, runs, depth, title):
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(13, 5))
     blocks = np.arange(1, depth + 1)
     for k, run in enumerate(runs):
         color = f"C{k}"
@@ -114,7 +114,7 @@ def plot(path, runs, depth, title):
     ax.set_ylabel("test accuracy (3 classes)")
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     save_figure(fig, path)
 
 
