@@ -111,6 +111,11 @@ def test_residual_branch_values_and_training(tmp_path):
         assert stats["fraction_negative"] == 0 and stats["min"] >= 0
         assert all(b["min"] >= 0 for b in stats["per_block"])
     assert conv["trained"]["min"] < 0 < conv["trained"]["max"]
+    # Every value added: 8 test images, 8x8 positions after the stem, 4 channels, 2 blocks.
+    histogram = results["trained_histogram"]
+    for name in ("conv_relu", "conv_relu_conv1x1"):
+        assert sum(histogram[name]) == 8 * 8 * 8 * w * d
+    assert histogram["edges"][0] == conv["trained"]["min"]
 
 
 def test_stochastic_depth_block_removal(tmp_path):

@@ -125,6 +125,16 @@ def plot(path, results, histograms, edges, title):
         for ax, curves in ((axes[2], losses), (axes[3], accuracies)):
             ax.plot(epochs, curves.mean(0), color=color, marker="o", markersize=3, label=name)
             ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.2)
+    axes[1].text(
+        0.5,
+        0.93,
+        f"{VARIANTS[0]}: {results['branches'][VARIANTS[0]]['trained']['fraction_negative']:.0%} "
+        "in every block",
+        transform=axes[1].transAxes,
+        ha="center",
+        color="C0",
+        fontsize=9,
+    )
     axes[0].axvline(0, color="gray", linewidth=0.8)
     axes[0].set_yscale("log")
     axes[0].set_title("Values the branches add (trained, test images)")
@@ -143,7 +153,9 @@ def plot(path, results, histograms, edges, title):
     for ax in axes[2:]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    for ax in axes:
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[1].legend(fontsize=8, loc="center right")
+    for ax in axes[2:]:
         ax.legend(fontsize=8)
     fig.suptitle(title)
     save_figure(fig, path)
@@ -225,6 +237,10 @@ def main(argv=None):
     everything = np.concatenate(list(added.values()))
     edges = np.linspace(everything.min(), everything.max(), BINS + 1)
     histograms = {name: np.histogram(values, edges)[0] for name, values in added.items()}
+    results["trained_histogram"] = {
+        "edges": edges.tolist(),
+        **{name: counts.tolist() for name, counts in histograms.items()},
+    }
     w, d = args.width, args.depth
     results["probe_max_mismatch"] = max(mismatches)
     results["checks"] = {

@@ -71,22 +71,27 @@ def remove_block(model, depth, removed):
         model.get_layer(f"block{i}_switch").on.assign(0.0 if i == removed else 1.0)
 
 
-def removal_accuracies(model, depth, x, y, batch_size):
+def removal_accuracies(model, depth, x, y):
     """Test accuracy with every block, then with each block removed in turn;
     and the smallest change of the logits a removal makes (0 if a switch
-    did nothing)."""
+    did nothing) and the largest after turning every block back on (0 if
+    removals leave nothing behind)."""
+
+    def logits():
+        return keras.ops.convert_to_numpy(model(x, training=False))
+
     remove_block(model, depth, None)
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
-    full = float(np.mean(logits.argmax(1) == y))
+    full_logits = logits()
     accuracies, changes = [], []
     for i in range(1, depth + 1):
         remove_block(model, depth, i)
-        removed = model.predict(x, batch_size=batch_size, verbose=0)
+        removed = logits()
         accuracies.append(float(np.mean(removed.argmax(1) == y)))
-        changes.append(float(np.max(np.abs(removed - logits))))
+        changes.append(float(np.max(np.abs(removed - full_logits))))
     remove_block(model, depth, None)
-    restored = model.predict(x, batch_size=batch_size, verbose=0)
-    return full, accuracies, min(changes), float(np.max(np.abs(restored - logits)))
+    restore_error = float(np.max(np.abs(logits() - full_logits)))
+    full = float(np.mean(full_logits.argmax(1) == y))
+    return full, accuracies, min(changes), restore_error
 
 
 def plot(path, runs, depth, title):
@@ -161,7 +166,7 @@ def main(argv=None):
             eager=args.eager,
         )
         full, accuracies, change, restore_error = removal_accuracies(
-            model, args.depth, x_test, y_test, args.batch_size
+            model, args.depth, x_test, y_test
         )
         switch_changes.append(change)
         restore_errors.append(restore_error)
