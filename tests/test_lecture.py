@@ -13,7 +13,16 @@ LECTURE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "lecture"
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLAIMS = ["depthwise", "gelu", "pca_autoencoder", "transposed_conv", "unpooling"]
+CLAIMS = [
+    "depthwise",
+    "gelu",
+    "pca_autoencoder",
+    "residual",
+    "residual_branch",
+    "stochastic_depth",
+    "transposed_conv",
+    "unpooling",
+]
 
 
 def load(name):
@@ -124,6 +133,98 @@ def test_unpooling_puts_each_maximum_back(tmp_path):
     mse = results["image_mse"]
     assert mse["dots"]["max-unpooled (zeros)"] < 1e-12
     assert all(value > 0 for value in mse["shapes"].values())
+
+
+def test_residual_gradients_and_curves(tmp_path):
+    results = run("residual", tmp_path / "out")
+    w = 4
+    # Stem conv, per block batch norm (4 numbers a channel) and 3x3 conv, head
+    # batch norm, 3-class Dense, and a block switch weight a block: the skips add nothing.
+    params = {
+        d: (27 * w + w) + d * (4 * w + 9 * w * w + w + 1) + 4 * w + (3 * w + 3) for d in (1, 2)
+    }
+    assert [(r["residual"], r["depth"], r["params"]) for r in results["runs"]] == [
+        (False, 1, params[1]),
+        (False, 2, params[2]),
+        (True, 1, params[1]),
+        (True, 2, params[2]),
+    ]
+    assert results["dense_gradient_max_relative_error"] < 1e-3
+    for r in results["runs"]:
+        assert len(r["gradient_norms"]) == r["depth"]
+        assert r["first_over_last_gradient_norm"] == pytest.approx(
+            r["gradient_norms"][0] / r["gradient_norms"][-1]
+        )
+        assert [len(v) for v in r["history"].values()] == [1, 1, 1, 1]
+
+
+def test_residual_branch_values_and_training(tmp_path):
+    results = run("residual_branch", tmp_path / "out")
+    w, d = 4, 2
+    block = 9 * w * w + w + 4 * w + 1  # 3x3 conv, batch norm, block switch
+    base = (27 * w + w) + 4 * w + (3 * w + 3)  # stem, head batch norm, Dense
+    relu, conv = results["branches"]["conv_relu"], results["branches"]["conv_relu_conv1x1"]
+    assert relu["params"] == base + d * block
+    assert conv["params"] == base + d * (block + w * w + w)
+    assert results["probe_max_mismatch"] < 1e-4
+    for row in (relu, conv):
+        for stats in (row["at_init"], row["trained"]):
+            blocks = stats["per_block"]
+            assert len(blocks) == d
+            # Blocks are of one size: the overall fraction is their mean.
+            assert stats["fraction_negative"] == pytest.approx(
+                np.mean([b["fraction_negative"] for b in blocks])
+            )
+            assert stats["min"] == min(b["min"] for b in blocks)
+            assert stats["max"] == max(b["max"] for b in blocks)
+        assert len(row["seeds"]) == 1
+        accuracy = row["seeds"][0]["history"]["val_accuracy"][-1]
+        assert row["final_test_accuracy"] == {"mean": accuracy, "min": accuracy, "max": accuracy}
+    for stats in (relu["at_init"], relu["trained"]):
+        assert stats["fraction_negative"] == 0 and stats["min"] >= 0
+        assert all(b["min"] >= 0 for b in stats["per_block"])
+    assert conv["trained"]["min"] < 0 < conv["trained"]["max"]
+    # Every value added: 8 test images, 8x8 positions after the stem, 4 channels, 2 blocks.
+    histogram = results["trained_histogram"]
+    for name in ("conv_relu", "conv_relu_conv1x1"):
+        assert sum(histogram[name]) == 8 * 8 * 8 * w * d
+    assert histogram["edges"][0] == conv["trained"]["min"]
+
+
+def test_stochastic_depth_block_removal(tmp_path):
+    results = run("stochastic_depth", tmp_path / "out")
+    assert [(r["residual"], r["drop_path_rate"]) for r in results["runs"]] == [
+        (True, 0.0),
+        (True, 0.5),
+        (False, 0.0),
+    ]
+    for r in results["runs"]:
+        accuracies = r["removed_block_accuracy"]
+        assert len(accuracies) == 2
+        for accuracy in (r["full_accuracy"], *accuracies):
+            assert accuracy * 8 == pytest.approx(round(accuracy * 8))  # 8 test images
+        assert r["mean_drop"] == pytest.approx(r["full_accuracy"] - np.mean(accuracies))
+        assert r["worst_drop"] == pytest.approx(r["full_accuracy"] - min(accuracies))
+    assert results["smallest_logit_change_of_a_removal"] > 0
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_block_switch_removes_a_block(residual):
+    import keras
+
+    module = load("stochastic_depth")
+    model = module.toy_cnn(2, residual=residual, width=4, image_size=16)
+    probe = keras.Model(
+        model.input,
+        [model.get_layer(n).output for n in ("stem_conv", "block1_conv", "block1_switch")],
+    )
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    module.remove_block(model, 2, None)
+    stem, branch, out = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    np.testing.assert_allclose(out, stem + branch if residual else branch, rtol=1e-6, atol=1e-6)
+    module.remove_block(model, 2, 1)
+    stem, _, out = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    np.testing.assert_array_equal(out, stem)
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):

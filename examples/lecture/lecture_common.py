@@ -142,3 +142,153 @@ def binomial_filter(x, gain=1.0):
     layer.set_weights([kernel[:, :, None, None].astype("float32")])
     y = layer(np.asarray(x, "float32")[None, :, :, None])
     return keras.ops.convert_to_numpy(y)[0, :, :, 0].astype("float64")
+
+
+# Toy CNNs with optional skip connections, their data and their training
+# (claims 1-3: residual.py, residual_branch.py, stochastic_depth.py). Keras is
+# imported here rather than at the top so that this section stays appended.
+import keras  # noqa: E402
+
+from keras_cvlec.data import shapes_dataset  # noqa: E402
+from keras_cvlec.layers import StochasticDepth  # noqa: E402
+
+BRANCHES = ("preact", "conv_relu", "conv_relu_conv1x1")
+
+
+def shapes_classification(num_train, num_test, image_size, seed=0):
+    """`((x_train, y_train), (x_test, y_test))`: the embedded shapes data's
+    classification task (one shape an image, 3 classes)."""
+    return tuple(
+        shapes_dataset(split, num_images=n, image_size=image_size, task="classification", seed=seed)
+        for split, n in (("train", num_train), ("test", num_test))
+    )
+
+
+class BlockSwitch(keras.layers.Layer):
+    """Ends a toy block: `[x, branch]` to `x + branch` (`residual`) or to
+    `branch` while its non-trainable weight `on` is 1, and to `x` (the block
+    removed) when `on` is 0."""
+
+    def __init__(self, residual, **kwargs):
+        super().__init__(**kwargs)
+        self.residual = residual
+
+    def build(self, input_shape):
+        self.on = self.add_weight(shape=(), initializer="ones", trainable=False, name="on")
+
+    def call(self, inputs):
+        x, branch = inputs
+        if self.residual:
+            return x + self.on * branch
+        return self.on * branch + (1.0 - self.on) * x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+def toy_cnn(
+    depth,
+    *,
+    residual,
+    branch="preact",
+    width=16,
+    image_size=32,
+    num_classes=3,
+    drop_path_rate=0.0,
+):
+    """A CNN of `depth` blocks of one shape, with or without skip connections.
+
+    A 3x3 stride-2 stem convolution to `width` channels, then `depth` blocks
+    at that width and resolution, then batch norm, ReLU, global average
+    pooling and a `Dense` of `num_classes` logits named `logits`. Block `i`
+    (from 1) is a branch of layers named `block{i}_*` (its 3x3 convolution
+    `block{i}_conv`) ended by a `BlockSwitch` named `block{i}_switch`:
+    `x + branch(x)` when `residual`, else `branch(x)`. The branches:
+
+    - `"preact"`: batch norm, ReLU, 3x3 convolution (the pre-activation
+      ResNet's; stacked without skips, a plain conv-BN-ReLU net);
+    - `"conv_relu"`: 3x3 convolution, batch norm, ReLU (adds only values >= 0);
+    - `"conv_relu_conv1x1"`: the same, then a 1x1 convolution.
+
+    Args:
+        depth: number of blocks (3x3 convolutions after the stem).
+        residual: whether each block adds its input (a skip connection).
+        branch: one of `BRANCHES`.
+        width: channels of the stem and of every block.
+        image_size: input height and width (3 channels).
+        num_classes: logits of the classifier.
+        drop_path_rate: stochastic-depth rate of the last block, growing
+            linearly from 0 at the first (as in `keras_cvlec.build_resnet`);
+            residual nets only.
+
+    Returns:
+        A `keras.Model` from images to logits.
+
+    Example:
+
+    >>> toy_cnn(8, residual=True).get_layer("block8_conv").kernel.shape
+    (3, 3, 16, 16)
+    """
+    if branch not in BRANCHES:
+        raise ValueError(f"branch must be one of {BRANCHES}. Received: branch={branch!r}")
+    if drop_path_rate and not residual:
+        raise ValueError(
+            "drop_path_rate needs residual=True (a plain block has no branch to "
+            f"drop). Received: drop_path_rate={drop_path_rate!r}"
+        )
+
+    def conv(size, name, strides=1):
+        return keras.layers.Conv2D(
+            width, size, strides, padding="same", kernel_initializer="he_normal", name=name
+        )
+
+    def norm(name):
+        # Momentum 0.9: the moving statistics must settle within a short run.
+        return keras.layers.BatchNormalization(momentum=0.9, name=name)
+
+    inputs = keras.Input((image_size, image_size, 3))
+    x = conv(3, "stem_conv", strides=2)(inputs)
+    for i in range(1, depth + 1):
+        relu = keras.layers.ReLU(name=f"block{i}_relu")
+        if branch == "preact":
+            layers = [norm(f"block{i}_bn"), relu, conv(3, f"block{i}_conv")]
+        else:
+            layers = [conv(3, f"block{i}_conv"), norm(f"block{i}_bn"), relu]
+            if branch == "conv_relu_conv1x1":
+                layers.append(conv(1, f"block{i}_conv1x1"))
+        if drop_path_rate:
+            rate = drop_path_rate * (i - 1) / max(depth - 1, 1)
+            layers.append(StochasticDepth(rate, name=f"block{i}_drop_path"))
+        y = x
+        for layer in layers:
+            y = layer(y)
+        x = BlockSwitch(residual, name=f"block{i}_switch")([x, y])
+    x = keras.layers.ReLU(name="head_relu")(norm("head_bn")(x))
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    kind = "residual" if residual else "plain"
+    return keras.Model(inputs, outputs, name=f"{kind}{depth}_{branch}")
+
+
+def fit_classifier(model, data, *, epochs, batch_size, learning_rate, eager=False):
+    """Trains `model` (logits) with Adam and cross-entropy on `data`,
+    `((x_train, y_train), (x_test, y_test))`, testing after every epoch.
+    Seed the run with `keras.utils.set_random_seed` before building `model`.
+    `eager` runs Keras without compiling (`run_eagerly`): faster for tiny
+    models, where compiling the steps costs more than running them.
+
+    Returns:
+        The history dict: `loss`, `accuracy`, `val_loss`, `val_accuracy`
+        (on the test split), one float an epoch.
+    """
+    (x_train, y_train), test = data
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        run_eagerly=eager,
+    )
+    history = model.fit(
+        x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=test, verbose=0
+    )
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
