@@ -263,16 +263,23 @@ def plot(path, models, pooled, sigmas, optimal_gap, bins):
             color=colors[name],
             label=model["label"],
         )
-        for x, m in zip(positions + offset, means):
+        for x, m, std in zip(positions + offset, means, stds):
             ax.annotate(
                 f"{m:.2f}",
-                (x, m),
+                (x, m + std),
                 ha="center",
                 va="bottom",
                 fontsize=8,
                 xytext=(0, 4),
                 textcoords="offset points",
             )
+    ax.axhline(
+        optimal_gap,
+        color="k",
+        linestyle="--",
+        linewidth=1,
+        label="smoothed-loss minimiser of the gap",
+    )
     ax.set_xticks(positions, [label for _, label in keys])
     ax.set_title("Logits and final-layer weights (mean ± std over seeds)")
     ax.legend(fontsize=8)
@@ -299,7 +306,8 @@ def plot(path, models, pooled, sigmas, optimal_gap, bins):
             calibration["accuracy"],
             0.5 / bins,
             color=colors[name],
-            label=f"{model['label']}: ECE {model['summary']['ece']['mean']:.3f} ± {model['summary']['ece']['std']:.3f}",
+            label=f"{model['label']}: ECE {model['summary']['ece']['mean']:.3f} "
+            f"± {model['summary']['ece']['std']:.3f} (seeds)",
         )
         ax.plot(
             calibration["mean_confidence"],
