@@ -4,6 +4,7 @@ folder holding someone else's files."""
 
 import importlib.util
 import json
+import math
 import os
 
 import numpy as np
@@ -16,6 +17,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLAIMS = [
     "depthwise",
     "gelu",
+    "label_smoothing",
     "pca_autoencoder",
     "residual",
     "residual_branch",
@@ -225,6 +227,44 @@ def test_block_switch_removes_a_block(residual):
     module.remove_block(model, 2, 1)
     stem, _, out = (keras.ops.convert_to_numpy(t) for t in probe(x))
     np.testing.assert_array_equal(out, stem)
+
+
+def test_label_smoothing_numbers(tmp_path):
+    results = run("label_smoothing", tmp_path / "out")
+    module = load("label_smoothing")
+    # Hand-computed: bin [0.9, 1) holds 0.95, 0.95 and 1.0 (one of three
+    # right): |1/3 - 0.9667| * 3/6; bin [0.6, 0.7) holds 0.65 three times
+    # (two right): |2/3 - 0.65| * 3/6. ECE = 0.31667 + 0.00833 = 0.325.
+    bins = module.calibration_bins([0.95, 0.95, 1.0, 0.65, 0.65, 0.65], [1, 0, 0, 1, 1, 0], 10)
+    assert bins["counts"] == [0, 0, 0, 0, 0, 0, 3, 0, 0, 3]
+    assert bins["ece"] == pytest.approx(0.325, abs=1e-12)
+    assert module.calibration_bins([0.55, 0.55], [1, 0], 10)["ece"] == pytest.approx(0.05)
+    assert results["models"]["no_smoothing"]["optimal_logit_gap"] is None
+    assert results["models"]["smoothing"]["optimal_logit_gap"] == pytest.approx(math.log(28))
+    test_images, sigmas = 32, [0.0, 0.1]
+    assert results["sigmas"] == sigmas
+    for model in results["models"].values():
+        calibration = model["calibration"]
+        assert sum(calibration["counts"]) == test_images and len(calibration["counts"]) == 15
+        ece = sum(
+            count * abs(accuracy - confidence)
+            for count, accuracy, confidence in zip(
+                calibration["counts"], calibration["accuracy"], calibration["mean_confidence"]
+            )
+            if count
+        )
+        assert calibration["ece"] == pytest.approx(ece / test_images)
+        (run_,) = model["runs"]
+        assert len(run_["noisy_accuracy"]) == len(sigmas)
+        for accuracy in run_["noisy_accuracy"]:
+            assert accuracy * test_images == pytest.approx(round(accuracy * test_images))
+        # -mean_k log p_k >= log K (Jensen), so the smoothed loss is at least
+        # (1 - e) * NLL + e * log K; without smoothing it is the NLL.
+        e = model["label_smoothing"]
+        assert run_["test_loss"] >= (1 - e) * run_["test_nll"] + e * math.log(3) - 1e-9
+        assert e > 0 or run_["test_loss"] == run_["test_nll"]
+        assert 1 / 3 <= run_["mean_confidence"] <= 1
+        assert run_["mean_logit_gap"] >= 0 and run_["final_kernel_norm"] > 0
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):
