@@ -177,6 +177,43 @@ def candidates(name, args):
     return found
 
 
+def measure(found, args):
+    """`{implementation: [seconds of args.steps steps] x args.rounds}`: the
+    candidates warmed up, then timed in turn, round after round."""
+    for _, step, _ in found:
+        for _ in range(1 if args.tiny else 5):
+            step()
+    seconds = {label: [] for label, _, _ in found}
+    for _ in range(args.rounds):
+        for label, step, _ in found:
+            seconds[label].append(
+                timing.median_seconds(lambda s=step: [s() for _ in range(args.steps)], 0, 1)
+            )
+    return seconds
+
+
+def make_rows(backend, name, macs, seconds, images, matmul):
+    """The table rows of model `name`: `macs` and `seconds` map each
+    implementation (ours first) to its MACs an image and its timed rounds of
+    `images` images each; `matmul` is the FLOP/s of the reference matmul."""
+    rows = []
+    for label, times in seconds.items():
+        speed = images / statistics.median(times)
+        ours_speed = rows[0]["images_per_second"] if rows else speed
+        rows.append(
+            {
+                "backend": backend,
+                "model": name,
+                "implementation": label,
+                "images_per_second": speed,
+                "ours_over_this": ours_speed / speed,
+                "macs_per_image": macs[label],
+                "matmul_fraction": macs[label] * 2 * 3 * speed / matmul,
+            }
+        )
+    return rows
+
+
 def run_backend(args):
     """Every model's candidates, alternating within a model; returns the rows."""
     import keras
@@ -185,30 +222,14 @@ def run_backend(args):
     rows = []
     for name in args.models or tuple(timing.MODELS):
         found = candidates(name, args)
-        for _, step, _ in found:
-            for _ in range(1 if args.tiny else 5):
-                step()
-        seconds = {label: [] for label, _, _ in found}
-        for _ in range(args.rounds):
-            for label, step, _ in found:
-                seconds[label].append(
-                    timing.median_seconds(lambda s=step: [s() for _ in range(args.steps)], 0, 1)
-                )
-        ours_speed = None
-        for label, _, macs in found:
-            speed = args.batch_size * args.steps / statistics.median(seconds[label])
-            ours_speed = ours_speed or speed
-            rows.append(
-                {
-                    "backend": keras.backend.backend(),
-                    "model": name,
-                    "implementation": label,
-                    "images_per_second": speed,
-                    "ours_over_this": ours_speed / speed,
-                    "macs_per_image": macs,
-                    "matmul_fraction": macs * 2 * 3 * speed / matmul,
-                }
-            )
+        rows += make_rows(
+            keras.backend.backend(),
+            name,
+            {label: macs for label, _, macs in found},
+            measure(found, args),
+            args.batch_size * args.steps,
+            matmul,
+        )
     return {"device": timing.device_name(), "matmul_flops_per_second": matmul, "rows": rows}
 
 
