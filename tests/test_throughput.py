@@ -83,9 +83,10 @@ def test_throughput_main_runs_a_worker_per_backend(monkeypatch, tmp_path, capsys
     # The worker parses what it is passed into the same settings.
     passed = throughput.parse_args(calls[0][2])
     expected = throughput.parse_args([*argv, "--rounds", "2"])
-    for field in ("tiny", "models", "jit_compile", "channels_last", "steps", "rounds"):
+    for field in ("tiny", "models", "jit_compile", "channels_last", "steps", "rounds", "warmup"):
         assert getattr(passed, field) == getattr(expected, field), field
     assert (passed.batch_size, passed.image_size, passed.rounds, passed.steps) == (2, 32, 2, 1)
+    assert passed.warmup == 1
     printed = capsys.readouterr().out
     assert "32² images, batch 2, 2 rounds of 1 steps" in printed
     assert "torch: CPU test (2 cores), float32 matmul 450 GFLOP/s" in printed
