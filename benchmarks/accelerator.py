@@ -6,12 +6,14 @@ Usage:
     python benchmarks/accelerator.py                      # 224², batch 64, 50 steps
     python benchmarks/accelerator.py --tiny               # seconds on a CPU (CI)
     python benchmarks/accelerator.py --backends jax --steps 100 --json out.json
+    python benchmarks/accelerator.py --backends torch --no-jit-compile  # eager
 
 Each (backend, model) runs in a process of its own (`KERAS_BACKEND` set), so
 that peak memory is the model's own. The model is compiled with
-`jit_compile=True` (XLA on TensorFlow and JAX, `torch.compile` on torch)
-under the `mixed_bfloat16` dtype policy and trained with `train_on_batch` on
-random data. Prints the device, then a table of training images/s, peak
+`jit_compile=True` (XLA on TensorFlow and JAX, `torch.compile` on torch;
+with `--no-jit-compile`, `"auto"`: a `tf.function` graph on TensorFlow, eager
+on torch, XLA on JAX) under the `mixed_bfloat16` dtype policy and trained
+with `train_on_batch` on random data. Prints the device, then a table of training images/s, peak
 device memory (peak resident set size where the backend cannot tell, e.g. on
 CPU) and model FLOP utilisation:
 
@@ -38,6 +40,12 @@ def parse_args(argv):
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 50; tiny 2)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 64; tiny 2")
     parser.add_argument("--image-size", type=int, default=None, help="default 224; tiny 32")
+    parser.add_argument(
+        "--no-jit-compile",
+        dest="jit_compile",
+        action="store_false",
+        help="compile without XLA / torch.compile (torch.compile takes minutes on a CPU)",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the results to this file")
     parser.add_argument("--worker-json", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -61,7 +69,7 @@ def run_model(args):
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss=keras_cvlec.losses.SparseCategoricalCrossentropy(),
-        jit_compile=True,
+        jit_compile=True if args.jit_compile else "auto",
     )
     x, y = make_batch(args.batch_size)
     warmup = 1 if args.tiny else 5
@@ -79,6 +87,7 @@ def run_model(args):
         "image_size": args.image_size,
         "batch_size": args.batch_size,
         "steps": args.steps,
+        "jit_compile": args.jit_compile,
         "images_per_second": images_per_second,
         "peak_memory_bytes": memory,
         "memory_kind": memory_kind,
@@ -125,7 +134,12 @@ def main(argv=None):
             ("batch-size", args.batch_size),
             ("image-size", args.image_size),
         )
-    ] + (["--tiny"] if args.tiny else [])
+    ]
+    passed += [
+        flag
+        for flag, on in (("--tiny", args.tiny), ("--no-jit-compile", not args.jit_compile))
+        if on
+    ]
     rows = []
     for backend in backends:
         for model in models:
@@ -134,8 +148,8 @@ def main(argv=None):
     devices = sorted({row["device"] for row in rows if "device" in row})
     print(f"\nDevice: {', '.join(devices) or 'unknown'}")
     print(
-        f"Train, XLA (jit_compile=True), mixed_bfloat16, {args.image_size}² images, "
-        f"batch {args.batch_size}, {args.steps} timed steps\n"
+        f"Train, jit_compile={True if args.jit_compile else 'auto'}, mixed_bfloat16, "
+        f"{args.image_size}² images, batch {args.batch_size}, {args.steps} timed steps\n"
     )
     print(format_table(rows))
     if args.json:

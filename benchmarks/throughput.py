@@ -46,6 +46,9 @@ def parse_args(argv):
     parser.add_argument("--models", nargs="+", choices=tuple(timing.MODELS), default=None)
     parser.add_argument("--steps", type=int, default=None, help="steps a round (default 5)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps of each first (default 5)"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="default 16")
     parser.add_argument("--image-size", type=int, default=None, help="default 128")
     parser.add_argument(
@@ -59,8 +62,9 @@ def parse_args(argv):
     parser.add_argument("--json", metavar="OUT", help="also write the results to this file")
     parser.add_argument("--worker-json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    defaults = (1, 1, 2, 32) if args.tiny else (5, 3, 16, 128)
-    for field, default in zip(("steps", "rounds", "batch_size", "image_size"), defaults):
+    defaults = (1, 1, 1, 2, 32) if args.tiny else (5, 3, 5, 16, 128)
+    fields = ("steps", "rounds", "warmup", "batch_size", "image_size")
+    for field, default in zip(fields, defaults):
         if getattr(args, field) is None:
             setattr(args, field, default)
     return args
@@ -177,6 +181,28 @@ def candidates(name, args):
     return found
 
 
+def make_rows(backend, name, macs, seconds, images, matmul):
+    """The table rows of model `name`: `macs` and `seconds` map each
+    implementation (ours first) to its MACs an image and its timed rounds of
+    `images` images each; `matmul` is the FLOP/s of the reference matmul."""
+    rows = []
+    for label, times in seconds.items():
+        speed = images / statistics.median(times)
+        ours_speed = rows[0]["images_per_second"] if rows else speed
+        rows.append(
+            {
+                "backend": backend,
+                "model": name,
+                "implementation": label,
+                "images_per_second": speed,
+                "ours_over_this": ours_speed / speed,
+                "macs_per_image": macs[label],
+                "matmul_fraction": macs[label] * 2 * 3 * speed / matmul,
+            }
+        )
+    return rows
+
+
 def run_backend(args):
     """Every model's candidates, alternating within a model; returns the rows."""
     import keras
@@ -185,30 +211,19 @@ def run_backend(args):
     rows = []
     for name in args.models or tuple(timing.MODELS):
         found = candidates(name, args)
-        for _, step, _ in found:
-            for _ in range(1 if args.tiny else 5):
-                step()
-        seconds = {label: [] for label, _, _ in found}
-        for _ in range(args.rounds):
-            for label, step, _ in found:
-                seconds[label].append(
-                    timing.median_seconds(lambda s=step: [s() for _ in range(args.steps)], 0, 1)
-                )
-        ours_speed = None
-        for label, _, macs in found:
-            speed = args.batch_size * args.steps / statistics.median(seconds[label])
-            ours_speed = ours_speed or speed
-            rows.append(
-                {
-                    "backend": keras.backend.backend(),
-                    "model": name,
-                    "implementation": label,
-                    "images_per_second": speed,
-                    "ours_over_this": ours_speed / speed,
-                    "macs_per_image": macs,
-                    "matmul_fraction": macs * 2 * 3 * speed / matmul,
-                }
-            )
+        rows += make_rows(
+            keras.backend.backend(),
+            name,
+            {label: macs for label, _, macs in found},
+            timing.alternate(
+                {label: step for label, step, _ in found},
+                args.steps,
+                args.rounds,
+                args.warmup,
+            ),
+            args.batch_size * args.steps,
+            matmul,
+        )
     return {"device": timing.device_name(), "matmul_flops_per_second": matmul, "rows": rows}
 
 
@@ -237,7 +252,7 @@ def main(argv=None):
         return 0
     passed = [
         f"--{name.replace('_', '-')}={getattr(args, name)}"
-        for name in ("steps", "rounds", "batch_size", "image_size")
+        for name in ("steps", "rounds", "warmup", "batch_size", "image_size")
     ]
     passed += [
         f"--{flag}"

@@ -22,6 +22,20 @@ def median_seconds(fn, warmup, repeats):
     return statistics.median(times)
 
 
+def alternate(steps, count, rounds, warmup):
+    """`{label: [seconds of count calls] x rounds}` of the callables in the
+    dict `steps`, after `warmup` untimed calls each, taking turns within each
+    round (so that a change in the machine's load hits them all)."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    seconds = {label: [] for label in steps}
+    for _ in range(rounds):
+        for label, step in steps.items():
+            seconds[label].append(median_seconds(lambda s=step: [s() for _ in range(count)], 0, 1))
+    return seconds
+
+
 def run_on_every_backend(script, arguments):
     """Runs `python script *arguments` once per backend, one after another."""
     for backend in BACKENDS:

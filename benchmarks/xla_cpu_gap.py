@@ -1,0 +1,160 @@
+"""Where JAX loses to TensorFlow on a CPU: the convolutions of our models,
+forward and backward, in TensorFlow (a `tf.function` graph, as Keras runs
+it, and with XLA) and in JAX (as Keras 3 expresses them, and other
+expressions of the same numbers), timed in turn in one process.
+
+Usage:
+
+    python benchmarks/xla_cpu_gap.py
+    XLA_FLAGS=--xla_cpu_use_onednn=true python benchmarks/xla_cpu_gap.py
+
+Every case is at the sizes a 64² image, batch 8 gives: the first U-Net
+level's 3x3 convolution, a ResNet-50 bottleneck's 1x1 convolution,
+ConvNeXt-T's 7x7 depthwise convolution and the U-Net's 2x2 stride-2
+transposed convolution. Each step computes the gradients with respect to the
+input and the kernel. Printed: ms a step and TensorFlow's time ÷ this (above
+0.5 meets "JAX >= 0.5x TF"), and whether each alternative expression gives
+the numbers of Keras's within float32 rounding.
+"""
+
+import os
+import statistics
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import timing  # noqa: E402
+
+BATCH = 8
+
+
+def tf_step(op, x, kernel, jit_compile=False):
+    x, kernel = tf.constant(x), tf.constant(kernel)
+
+    @tf.function(jit_compile=jit_compile)
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            loss = tf.reduce_sum(tf.square(op(x, kernel)))
+        return tape.gradient(loss, [x, kernel])
+
+    return lambda: [g.numpy() for g in step()]
+
+
+def jax_step(op, x, kernel):
+    grad = jax.jit(jax.grad(lambda x, k: jnp.sum(jnp.square(op(x, k))), argnums=(0, 1)))
+    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    return lambda: [np.asarray(g) for g in grad(x, kernel)]
+
+
+def keras_ops(module, name, **kwargs):
+    """`keras.src.backend.<module>.nn.<name>` (what a Keras layer calls on that
+    backend), NHWC, "same" padding."""
+    import importlib
+
+    op = getattr(importlib.import_module(f"keras.src.backend.{module}.nn"), name)
+    return lambda x, k: op(x, k, padding="same", data_format="channels_last", **kwargs)
+
+
+def jax_depthwise_shifts(x, kernel):
+    """The depthwise convolution as a sum of shifted, scaled copies of `x`
+    (XLA fuses them into one loop)."""
+    size = kernel.shape[0]
+    pad = size // 2
+    height, width = x.shape[1:3]
+    padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    out = 0
+    for i in range(size):
+        for j in range(size):
+            out = out + padded[:, i : i + height, j : j + width, :] * kernel[i, j, :, 0]
+    return out
+
+
+def jax_transpose_pixel_shuffle(x, kernel):
+    """A 2x2 stride-2 transposed convolution as one matmul to 2x2xC_out
+    values a pixel, each written to its own output pixel (the kernel,
+    (2, 2, C_out, C_in) as Keras stores it, does not overlap itself)."""
+    n, h, w, _ = x.shape
+    out = jnp.einsum("nhwc,ijoc->nhiwjo", x, kernel)
+    return out.reshape(n, 2 * h, 2 * w, kernel.shape[2])
+
+
+def cases(rng):
+    def normal(*shape):
+        return rng.standard_normal(shape).astype("float32")
+
+    transpose = {"strides": 2}
+    return [
+        (
+            "conv 3x3, 64->64, 64²",
+            normal(BATCH, 64, 64, 64),
+            normal(3, 3, 64, 64),
+            keras_ops("tensorflow", "conv"),
+            {"Keras (conv_general_dilated)": keras_ops("jax", "conv")},
+        ),
+        (
+            "conv 1x1, 256->64, 16²",
+            normal(BATCH, 16, 16, 256),
+            normal(1, 1, 256, 64),
+            keras_ops("tensorflow", "conv"),
+            {"Keras (conv_general_dilated)": keras_ops("jax", "conv")},
+        ),
+        (
+            "depthwise 7x7, 96 channels, 16²",
+            normal(BATCH, 16, 16, 96),
+            normal(7, 7, 96, 1),
+            keras_ops("tensorflow", "depthwise_conv"),
+            {
+                "Keras (grouped conv_general_dilated)": keras_ops("jax", "depthwise_conv"),
+                "sum of 49 shifted products": jax_depthwise_shifts,
+            },
+        ),
+        (
+            "transposed 2x2 stride 2, 128->64, 32²->64²",
+            normal(BATCH, 32, 32, 128),
+            normal(2, 2, 64, 128),
+            keras_ops("tensorflow", "conv_transpose", **transpose),
+            {
+                "Keras (conv_transpose)": keras_ops("jax", "conv_transpose", **transpose),
+                "matmul + pixel shuffle": jax_transpose_pixel_shuffle,
+            },
+        ),
+    ]
+
+
+def main():
+    rounds, count = 3, 2
+    print(
+        f"jax {jax.__version__}, tensorflow {tf.__version__}, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+    )
+    print("\n| operation | implementation | ms a step | TF graph ÷ this | same numbers |")
+    print("|---|---|---|---|---|")
+    for name, x, kernel, tf_op, jax_ops in cases(np.random.default_rng(0)):
+        implementations = {
+            "TF graph": tf_step(tf_op, x, kernel),
+            "TF XLA": tf_step(tf_op, x, kernel, True),
+        }
+        implementations.update(
+            {f"JAX, {label}": jax_step(op, x, kernel) for label, op in jax_ops.items()}
+        )
+        reference = tf_op(tf.constant(x), tf.constant(kernel)).numpy()
+        seconds = timing.alternate(implementations, count, rounds, warmup=1)
+        base = statistics.median(seconds["TF graph"]) / count
+        for label, times in seconds.items():
+            same = ""
+            if label.startswith("JAX"):
+                op = jax_ops[label[5:]]
+                difference = np.abs(np.asarray(op(jnp.asarray(x), jnp.asarray(kernel))) - reference)
+                same = f"max diff {difference.max():.1e}"
+            median = statistics.median(times) / count
+            print(f"| {name} | {label} | {1000 * median:.1f} | {base / median:.2f} | {same} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
