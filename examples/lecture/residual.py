@@ -70,27 +70,23 @@ def gradients_at_init(model, x, y):
     """The gradient of the mean cross-entropy of `(x, y)` with respect to
     every trainable weight, keyed by weight path: minus the change of one SGD
     step of learning rate 1 (batch norm in training mode, as in training),
-    run eagerly (one step is not worth compiling). The model's weights are
-    restored afterwards."""
+    run eagerly (one step is not worth compiling). The step changes the
+    model's weights."""
     model.compile(
         optimizer=keras.optimizers.SGD(1.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         run_eagerly=True,
     )
-    saved = model.get_weights()
     before = {w.path: keras.ops.convert_to_numpy(w) for w in model.trainable_weights}
     model.train_on_batch(x, y)
-    gradients = {
-        w.path: before[w.path] - keras.ops.convert_to_numpy(w) for w in model.trainable_weights
-    }
-    model.set_weights(saved)
-    return gradients
+    return {w.path: before[w.path] - keras.ops.convert_to_numpy(w) for w in model.trainable_weights}
 
 
 def dense_gradient_reference(model, x, y):
     """NumPy's gradient of the mean cross-entropy with respect to the
     classifier's kernel: `features^T (softmax(logits) - onehot(y)) / N`, the
-    features computed by Keras in training mode (as `train_on_batch` does)."""
+    features computed by Keras in training mode (as `train_on_batch` does;
+    this updates the batch-norm moving statistics)."""
     features = keras.Model(model.input, model.get_layer("pool").output)
     f = keras.ops.convert_to_numpy(features(x, training=True)).astype("float64")
     kernel, bias = (w.astype("float64") for w in model.get_layer("logits").get_weights())
@@ -162,8 +158,10 @@ def main(argv=None):
         for depth in args.depths:
             keras.utils.set_random_seed(args.seed)
             model = toy_cnn(depth, residual=residual, width=args.width, image_size=args.image_size)
+            initial = model.get_weights()
             reference = dense_gradient_reference(model, x_batch, y_batch)
             gradients = gradients_at_init(model, x_batch, y_batch)
+            model.set_weights(initial)  # train from the initialisation
             measured = gradients[model.get_layer("logits").kernel.path]
             dense_errors.append(
                 float(np.max(np.abs(measured - reference)) / np.max(np.abs(reference)))

@@ -126,17 +126,19 @@ def plot(path, results, histograms, edges, title):
             ax.plot(epochs, curves.mean(0), color=color, marker="o", markersize=3, label=name)
             ax.fill_between(epochs, curves.min(0), curves.max(0), color=color, alpha=0.2)
     axes[1].text(
-        0.5,
+        0.02,
         0.93,
         f"{VARIANTS[0]}: {results['branches'][VARIANTS[0]]['trained']['fraction_negative']:.0%} "
         "in every block",
         transform=axes[1].transAxes,
-        ha="center",
+        ha="left",
         color="C0",
         fontsize=9,
     )
     axes[0].axvline(0, color="gray", linewidth=0.8)
     axes[0].set_yscale("log")
+    # Headroom above the histograms for the legend.
+    axes[0].set_ylim(0.7, 1e3 * max(int(h.max()) + 1 for h in histograms.values()))
     axes[0].set_title("Values the branches add (trained, test images)")
     axes[0].set_xlabel("branch output value")
     axes[0].set_ylabel("count + 1 (log)")
@@ -154,7 +156,7 @@ def plot(path, results, histograms, edges, title):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].legend(fontsize=8, loc="upper left")
-    axes[1].legend(fontsize=8, loc="center right")
+    axes[1].legend(fontsize=8, loc="upper right")
     for ax in axes[2:]:
         ax.legend(fontsize=8)
     fig.suptitle(title)

@@ -125,15 +125,15 @@ def plot(path, runs, depth, title):
 
 def main(argv=None):
     parser = claim_parser(__doc__, CLAIM)
-    parser.add_argument("--depth", type=int, default=16)
+    parser.add_argument("--depth", type=int, default=12)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--train-images", type=int, default=1024)
-    parser.add_argument("--test-images", type=int, default=256)
+    parser.add_argument("--train-images", type=int, default=2048)
+    parser.add_argument("--test-images", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--drop-path-rate", type=float, default=0.5)
+    parser.add_argument("--drop-path-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--eager", action="store_true", help="train without compiling (faster for tiny sizes)"
