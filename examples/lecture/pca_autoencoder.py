@@ -130,21 +130,29 @@ def mse(reconstruction, x):
 
 
 def plot(path, results, examples, title):
-    fig, axes = plt.subplots(1, 2, figsize=(16, 6.5), gridspec_kw={"width_ratios": [1, 1.3]})
-    ax = axes[0]
+    fig, axes = plt.subplots(1, 3, figsize=(22, 6.5), gridspec_kw={"width_ratios": [1, 1, 1.3]})
     ks = results["ks"]
-    for i, method in enumerate(METHODS):
-        for split, style in (("train", "-o"), ("test", "--s")):
-            errors = [row[f"{method}_{split}_mse"] for row in results["rows"]]
-            ax.plot(ks, errors, style, color=f"C{i}", label=f"{LABELS[method]}, {split}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("code size k (numbers an image is reduced to)")
-    ax.set_ylabel("reconstruction MSE per pixel (intensity in [0, 1])²")
-    ax.set_title("Reconstruction error against code size")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax = axes[1]
+    for ax, methods, relative in ((axes[0], METHODS, False), (axes[1], METHODS[1:], True)):
+        for method in methods:
+            color = f"C{METHODS.index(method)}"
+            for split, style in (("train", "-o"), ("test", "--s")):
+                errors = np.array([row[f"{method}_{split}_mse"] for row in results["rows"]])
+                if relative:
+                    errors = errors / [row[f"pca_{split}_mse"] for row in results["rows"]]
+                ax.plot(ks, errors, style, color=color, label=f"{LABELS[method]}, {split}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks, ks)
+        ax.set_xlabel("code size k (numbers an image is reduced to)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("reconstruction MSE per pixel (intensity in [0, 1])²")
+    axes[0].set_title("Reconstruction error against code size")
+    axes[0].legend(fontsize=8)
+    axes[1].axhline(1.0, color="C0", linewidth=2, label="PCA (bound on train: Eckart-Young)")
+    axes[1].set_ylabel("auto-encoder MSE / PCA MSE (same images)")
+    axes[1].set_title("Auto-encoders relative to PCA")
+    axes[1].legend(fontsize=8)
+    ax = axes[2]
     rows, size = examples["rows"], examples["image_size"]
     montage = np.concatenate(
         [np.concatenate([image.reshape(size, size) for image in row], axis=1) for row in rows],
@@ -168,7 +176,7 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--train-images", type=int, default=2048)
     parser.add_argument("--test-images", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--hidden", type=int, default=128, help="ReLU auto-encoder's width")

@@ -97,8 +97,9 @@ def amplitude(y, border):
 
 def checkerboard(size, kernel):
     """The transposed convolution of a constant map and its filtered version,
-    with their amplitudes away from the border (the kernel size minus 1,
-    where fewer copies overlap; one more after the 3x3 filter)."""
+    with their amplitudes away from the border: the kernel size minus 1
+    cells, where fewer copies overlap. The same border clears the filtered
+    map too ("valid", it is one cell smaller a side and reads one further)."""
     up = transpose(np.ones((size, size)), kernel)
     filtered = binomial_filter(up)
     border = kernel.shape[0] - 1
