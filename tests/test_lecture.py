@@ -98,6 +98,7 @@ def test_label_smoothing_numbers(tmp_path):
         assert e > 0 or run_["test_loss"] == run_["test_nll"]
         assert 1 / 3 <= run_["mean_confidence"] <= 1
         assert run_["mean_logit_gap"] >= 0 and run_["final_kernel_norm"] > 0
+        assert len(run_["kernel_norm_by_epoch"]) == 2  # initialisation and 1 epoch
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):

@@ -17,7 +17,7 @@ from `norm_momentum_for`. On the test split it measures:
   test images, and the gap on the training images too), against
   the gap that minimises the smoothed loss, `log(1 + K (1 - e) / e)` for K
   classes and smoothing e (without smoothing the minimiser is infinite);
-- the final Dense layer's kernel norm (Frobenius);
+- the final Dense layer's kernel norm (Frobenius), after every epoch;
 - accuracy when Gaussian noise of standard deviation sigma is added to the
   test images (pixels in [0, 1], not clipped), one curve per model;
 - calibration: a reliability diagram (accuracy in `--bins` equal-width
@@ -30,7 +30,7 @@ Command:
 
 Outputs in `--out` (default `lecture_out/label_smoothing`):
 `label_smoothing.png` (logit gaps, weight norms, accuracy under noise,
-reliability diagram) and `label_smoothing.json` (the numbers per seed and
+reliability diagram, confidence histogram) and `label_smoothing.json` (the numbers per seed and
 their mean and standard deviation). Exits with status 1 if a check fails.
 """
 
@@ -160,7 +160,7 @@ def train_and_measure(smoothing, seed, data, args):
     keras.utils.set_random_seed(seed)  # the same initial weights for both losses
     steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
     model = build_classifier(args.image_size, args.width, norm_momentum_for(steps_per_epoch))
-    initial_kernel_norm = kernel_norm(model)
+    kernel_norms = [kernel_norm(model)]
     steps = steps_per_epoch * args.epochs
     model.compile(
         optimizer=make_optimizer(
@@ -173,7 +173,16 @@ def train_and_measure(smoothing, seed, data, args):
         loss=SparseCategoricalCrossentropy(label_smoothing=smoothing, from_logits=True),
     )
     history = model.fit(
-        x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=0
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: kernel_norms.append(kernel_norm(model))
+            )
+        ],
     ).history
     logits = logits_of(model, x_test, args.batch_size)
     top2 = np.sort(logits, -1)[:, -2:]
@@ -198,8 +207,9 @@ def train_and_measure(smoothing, seed, data, args):
         "mean_logit_gap": float(np.mean(top2[:, 1] - top2[:, 0])),
         "train_mean_logit_gap": float(np.mean(train_top2[:, 1] - train_top2[:, 0])),
         "mean_confidence": float(np.mean(probabilities.max(-1))),
-        "initial_kernel_norm": initial_kernel_norm,
+        "initial_kernel_norm": kernel_norms[0],
         "final_kernel_norm": kernel_norm(model),
+        "kernel_norm_by_epoch": kernel_norms,
         "noisy_accuracy": noisy_accuracy,
     }, logits
 
@@ -215,7 +225,7 @@ def summarize(runs, keys):
 
 
 def plot(path, models, pooled, sigmas, optimal_gap, bins):
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 3, figsize=(19, 9))
     colors = {"no_smoothing": "C3", "smoothing": "C0"}
 
     ax = axes[0, 0]
@@ -280,8 +290,20 @@ def plot(path, models, pooled, sigmas, optimal_gap, bins):
         linewidth=1,
         label="smoothed-loss minimiser of the gap",
     )
+    ax.margins(y=0.12)
     ax.set_xticks(positions, [label for _, label in keys])
     ax.set_title("Logits and final-layer weights (mean ± std over seeds)")
+    ax.legend(fontsize=8)
+
+    ax = axes[0, 2]
+    for name, model in models.items():
+        curve = np.array([run["kernel_norm_by_epoch"] for run in model["runs"]])
+        mean, std = curve.mean(0), curve.std(0)
+        ax.plot(mean, color=colors[name], label=model["label"])
+        ax.fill_between(np.arange(len(mean)), mean - std, mean + std, color=colors[name], alpha=0.2)
+    ax.set_title("Final Dense kernel norm during training (mean ± std over seeds)")
+    ax.set_xlabel("epoch (0: initialisation)")
+    ax.set_ylabel("Frobenius norm")
     ax.legend(fontsize=8)
 
     ax = axes[1, 0]
@@ -322,6 +344,22 @@ def plot(path, models, pooled, sigmas, optimal_gap, bins):
     ax.set_title(f"Reliability diagram ({bins} bins, all seeds pooled)")
     ax.set_xlabel("confidence (largest softmax probability)")
     ax.set_ylabel("accuracy in the bin")
+    ax.legend(fontsize=8, loc="upper left")
+
+    ax = axes[1, 2]
+    for offset, (name, model) in zip((-0.25, 0.25), models.items()):
+        counts = np.array(model["calibration"]["counts"])
+        ax.bar(
+            centers + offset / bins,
+            counts / counts.sum(),
+            0.5 / bins,
+            color=colors[name],
+            label=model["label"],
+        )
+    ax.set_xlim(1 / NUM_CLASSES - 0.05, 1.0)
+    ax.set_title(f"Confidence histogram ({bins} bins, all seeds pooled)")
+    ax.set_xlabel("confidence (largest softmax probability)")
+    ax.set_ylabel("fraction of test images")
     ax.legend(fontsize=8, loc="upper left")
     save_figure(fig, path)
 
@@ -406,6 +444,11 @@ def main(argv=None):
         "same_initial_weights_for_both_losses": all(
             math.isclose(a["initial_kernel_norm"], b["initial_kernel_norm"], rel_tol=1e-6)
             for a, b in zip(models["no_smoothing"]["runs"], models["smoothing"]["runs"])
+        ),
+        "kernel_norm_recorded_every_epoch": all(
+            len(r["kernel_norm_by_epoch"]) == args.epochs + 1
+            and r["kernel_norm_by_epoch"][-1] == r["final_kernel_norm"]
+            for r in all_runs
         ),
         "noise_free_accuracy_equals_clean_accuracy": all(
             r["noisy_accuracy"][0] == r["test_accuracy"] for r in all_runs
