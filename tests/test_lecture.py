@@ -75,7 +75,7 @@ def test_label_smoothing_numbers(tmp_path):
     assert results["models"]["no_smoothing"]["optimal_logit_gap"] is None
     assert results["models"]["smoothing"]["optimal_logit_gap"] == pytest.approx(math.log(28))
     test_images, sigmas = 32, [0.0, 0.1]
-    assert results["sigmas"] == sigmas
+    assert results["settings"]["sigmas"] == sigmas
     for model in results["models"].values():
         calibration = model["calibration"]
         assert sum(calibration["counts"]) == test_images and len(calibration["counts"]) == 15
@@ -85,6 +85,10 @@ def test_label_smoothing_numbers(tmp_path):
                 calibration["counts"], calibration["accuracy"], calibration["mean_confidence"]
             )
             if count
+        )
+        assert all(
+            (count == 0) == (accuracy is None)
+            for count, accuracy in zip(calibration["counts"], calibration["accuracy"])
         )
         assert calibration["ece"] == pytest.approx(ece / test_images)
         (run_,) = model["runs"]

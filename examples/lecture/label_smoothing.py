@@ -113,7 +113,7 @@ def crossentropy_numpy(labels, logits, smoothing):
 
 def calibration_bins(confidences, correct, bins):
     """Equal-width confidence bins on [0, 1] (a confidence of 1 falls in the
-    last bin): per bin the count, mean confidence and accuracy (NaN where
+    last bin): per bin the count, mean confidence and accuracy (None where
     empty), and the expected calibration error.
 
     Example:
@@ -134,8 +134,8 @@ def calibration_bins(confidences, correct, bins):
     gaps = np.abs(accuracy[filled] - mean_confidence[filled])
     return {
         "counts": counts.tolist(),
-        "mean_confidence": mean_confidence.tolist(),
-        "accuracy": accuracy.tolist(),
+        "mean_confidence": [None if np.isnan(v) else v for v in mean_confidence],
+        "accuracy": [None if np.isnan(v) else v for v in accuracy],
         "ece": float(np.sum(counts[filled] * gaps) / len(confidences)),
     }
 
@@ -145,17 +145,24 @@ def kernel_norm(model):
     return float(np.linalg.norm(keras.ops.convert_to_numpy(model.get_layer("logits").kernel)))
 
 
-def logits_of(model, images, batch_size):
-    return model.predict(images, batch_size=batch_size, verbose=0)
-
-
 def softmax(logits):
+    logits = logits.astype("float64")
     exp = np.exp(logits - logits.max(-1, keepdims=True))
     return exp / exp.sum(-1, keepdims=True)
 
 
+def calibration_of(logits, labels, bins):
+    """`calibration_bins` of the softmax of `logits` against `labels`."""
+    probabilities = softmax(logits)
+    return calibration_bins(probabilities.max(-1), probabilities.argmax(-1) == labels, bins)
+
+
 def train_and_measure(smoothing, seed, data, args):
     """Trains one model and returns its numbers and its test logits."""
+
+    def predict(images):
+        return model.predict(images, batch_size=args.batch_size, verbose=0)
+
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)  # the same initial weights for both losses
     steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
@@ -184,18 +191,16 @@ def train_and_measure(smoothing, seed, data, args):
             )
         ],
     ).history
-    logits = logits_of(model, x_test, args.batch_size)
+    logits = predict(x_test)
     top2 = np.sort(logits, -1)[:, -2:]
-    train_logits = logits_of(model, x_train, args.batch_size)
+    train_logits = predict(x_train)
     train_top2 = np.sort(train_logits, -1)[:, -2:]
     noise = np.random.default_rng(seed)
     noisy_accuracy = []
     for sigma in args.sigmas:
         noisy = x_test + sigma * noise.standard_normal(x_test.shape).astype("float32")
-        noisy_accuracy.append(
-            float(np.mean(logits_of(model, noisy, args.batch_size).argmax(-1) == y_test))
-        )
-    probabilities = softmax(logits.astype("float64"))
+        noisy_accuracy.append(float(np.mean(predict(noisy).argmax(-1) == y_test)))
+    probabilities = softmax(logits)
     return {
         "seed": seed,
         "last_epoch_train_loss": float(history["loss"][-1]),
@@ -211,6 +216,7 @@ def train_and_measure(smoothing, seed, data, args):
         "final_kernel_norm": kernel_norm(model),
         "kernel_norm_by_epoch": kernel_norms,
         "noisy_accuracy": noisy_accuracy,
+        "ece": calibration_of(logits, y_test, args.bins)["ece"],
     }, logits
 
 
@@ -325,15 +331,15 @@ def plot(path, models, pooled, sigmas, optimal_gap, bins):
         calibration = model["calibration"]
         ax.bar(
             centers + offset / bins,
-            calibration["accuracy"],
+            np.array(calibration["accuracy"], float),
             0.5 / bins,
             color=colors[name],
             label=f"{model['label']}: ECE {model['summary']['ece']['mean']:.3f} "
             f"± {model['summary']['ece']['std']:.3f} (seeds)",
         )
         ax.plot(
-            calibration["mean_confidence"],
-            calibration["accuracy"],
+            np.array(calibration["mean_confidence"], float),
+            np.array(calibration["accuracy"], float),
             "o",
             color=colors[name],
             markersize=4,
@@ -381,6 +387,20 @@ def main(argv=None):
         "--sigmas", type=float, nargs="+", default=[0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1]
     )
     args = parse_claim_args(parser, argv, QUICK)
+    for name in (
+        "image_size",
+        "train_images",
+        "test_images",
+        "width",
+        "epochs",
+        "batch_size",
+        "seeds",
+        "bins",
+    ):
+        if getattr(args, name) < 1:
+            parser.error(
+                f"--{name.replace('_', '-')} must be at least 1. Received: {getattr(args, name)}"
+            )
     if not 0 < args.smoothing < 1:
         parser.error(f"--smoothing must be in (0, 1). Received: {args.smoothing}")
     if args.sigmas[0] != 0 or any(b <= a for a, b in zip(args.sigmas, args.sigmas[1:])):
@@ -398,13 +418,9 @@ def main(argv=None):
         runs, logits = [], []
         for seed in range(args.seeds):
             run, run_logits = train_and_measure(smoothing, seed, data, args)
-            probabilities = softmax(run_logits.astype("float64"))
-            correct = probabilities.argmax(-1) == y_test
-            run["ece"] = calibration_bins(probabilities.max(-1), correct, args.bins)["ece"]
             runs.append(run)
             logits.append(run_logits)
         pooled[name] = np.concatenate(logits)
-        probabilities = softmax(pooled[name].astype("float64"))
         models[name] = {
             "label": f"label smoothing {smoothing:g}",
             "label_smoothing": smoothing,
@@ -423,17 +439,12 @@ def main(argv=None):
                     "ece",
                 ],
             ),
-            "calibration": calibration_bins(
-                probabilities.max(-1),
-                probabilities.argmax(-1) == np.tile(y_test, args.seeds),
-                args.bins,
-            ),
+            "calibration": calibration_of(pooled[name], np.tile(y_test, args.seeds), args.bins),
         }
     all_runs = [run for model in models.values() for run in model["runs"]]
     results = {
         "backend": keras.backend.backend(),
         "settings": {key: value for key, value in vars(args).items() if key != "out"},
-        "sigmas": args.sigmas,
         "models": models,
     }
     # ECE of a hand-computed example: bin [0.9, 1) holds 0.95 twice, one right
