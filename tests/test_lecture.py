@@ -105,6 +105,21 @@ def test_label_smoothing_numbers(tmp_path):
         assert len(run_["kernel_norm_by_epoch"]) == 2  # initialisation and 1 epoch
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sigmas", "0.1", "0"], "--sigmas must increase from 0"),
+        (["--smoothing", "0"], "--smoothing must be in"),
+        (["--seeds", "0"], "--seeds must be at least 1"),
+    ],
+)
+def test_label_smoothing_refuses_bad_arguments(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load("label_smoothing").main([*argv, "--out", str(tmp_path / "out")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_rerun_into_own_folder_is_allowed(tmp_path):
     run("gelu", tmp_path)
     run("gelu", tmp_path)
