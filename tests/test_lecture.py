@@ -242,7 +242,7 @@ def test_label_smoothing_numbers(tmp_path):
     assert results["models"]["no_smoothing"]["optimal_logit_gap"] is None
     assert results["models"]["smoothing"]["optimal_logit_gap"] == pytest.approx(math.log(28))
     test_images, sigmas = 32, [0.0, 0.1]
-    assert results["sigmas"] == sigmas
+    assert results["settings"]["sigmas"] == sigmas
     for model in results["models"].values():
         calibration = model["calibration"]
         assert sum(calibration["counts"]) == test_images and len(calibration["counts"]) == 15
@@ -252,6 +252,10 @@ def test_label_smoothing_numbers(tmp_path):
                 calibration["counts"], calibration["accuracy"], calibration["mean_confidence"]
             )
             if count
+        )
+        assert all(
+            (count == 0) == (accuracy is None)
+            for count, accuracy in zip(calibration["counts"], calibration["accuracy"])
         )
         assert calibration["ece"] == pytest.approx(ece / test_images)
         (run_,) = model["runs"]
@@ -265,6 +269,22 @@ def test_label_smoothing_numbers(tmp_path):
         assert e > 0 or run_["test_loss"] == run_["test_nll"]
         assert 1 / 3 <= run_["mean_confidence"] <= 1
         assert run_["mean_logit_gap"] >= 0 and run_["final_kernel_norm"] > 0
+        assert len(run_["kernel_norm_by_epoch"]) == 2  # initialisation and 1 epoch
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sigmas", "0.1", "0"], "--sigmas must increase from 0"),
+        (["--smoothing", "0"], "--smoothing must be in"),
+        (["--seeds", "0"], "--seeds must be at least 1"),
+    ],
+)
+def test_label_smoothing_refuses_bad_arguments(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load("label_smoothing").main([*argv, "--out", str(tmp_path / "out")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):

@@ -17,7 +17,7 @@ from `norm_momentum_for`. On the test split it measures:
   test images, and the gap on the training images too), against
   the gap that minimises the smoothed loss, `log(1 + K (1 - e) / e)` for K
   classes and smoothing e (without smoothing the minimiser is infinite);
-- the final Dense layer's kernel norm (Frobenius);
+- the final Dense layer's kernel norm (Frobenius), after every epoch;
 - accuracy when Gaussian noise of standard deviation sigma is added to the
   test images (pixels in [0, 1], not clipped), one curve per model;
 - calibration: a reliability diagram (accuracy in `--bins` equal-width
@@ -30,7 +30,7 @@ Command:
 
 Outputs in `--out` (default `lecture_out/label_smoothing`):
 `label_smoothing.png` (logit gaps, weight norms, accuracy under noise,
-reliability diagram) and `label_smoothing.json` (the numbers per seed and
+reliability diagram, confidence histogram) and `label_smoothing.json` (the numbers per seed and
 their mean and standard deviation). Exits with status 1 if a check fails.
 """
 
@@ -113,7 +113,7 @@ def crossentropy_numpy(labels, logits, smoothing):
 
 def calibration_bins(confidences, correct, bins):
     """Equal-width confidence bins on [0, 1] (a confidence of 1 falls in the
-    last bin): per bin the count, mean confidence and accuracy (NaN where
+    last bin): per bin the count, mean confidence and accuracy (None where
     empty), and the expected calibration error.
 
     Example:
@@ -134,8 +134,8 @@ def calibration_bins(confidences, correct, bins):
     gaps = np.abs(accuracy[filled] - mean_confidence[filled])
     return {
         "counts": counts.tolist(),
-        "mean_confidence": mean_confidence.tolist(),
-        "accuracy": accuracy.tolist(),
+        "mean_confidence": [None if np.isnan(v) else v for v in mean_confidence],
+        "accuracy": [None if np.isnan(v) else v for v in accuracy],
         "ece": float(np.sum(counts[filled] * gaps) / len(confidences)),
     }
 
@@ -145,22 +145,29 @@ def kernel_norm(model):
     return float(np.linalg.norm(keras.ops.convert_to_numpy(model.get_layer("logits").kernel)))
 
 
-def logits_of(model, images, batch_size):
-    return model.predict(images, batch_size=batch_size, verbose=0)
-
-
 def softmax(logits):
+    logits = logits.astype("float64")
     exp = np.exp(logits - logits.max(-1, keepdims=True))
     return exp / exp.sum(-1, keepdims=True)
 
 
+def calibration_of(logits, labels, bins):
+    """`calibration_bins` of the softmax of `logits` against `labels`."""
+    probabilities = softmax(logits)
+    return calibration_bins(probabilities.max(-1), probabilities.argmax(-1) == labels, bins)
+
+
 def train_and_measure(smoothing, seed, data, args):
     """Trains one model and returns its numbers and its test logits."""
+
+    def predict(images):
+        return model.predict(images, batch_size=args.batch_size, verbose=0)
+
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)  # the same initial weights for both losses
     steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
     model = build_classifier(args.image_size, args.width, norm_momentum_for(steps_per_epoch))
-    initial_kernel_norm = kernel_norm(model)
+    kernel_norms = [kernel_norm(model)]
     steps = steps_per_epoch * args.epochs
     model.compile(
         optimizer=make_optimizer(
@@ -173,20 +180,27 @@ def train_and_measure(smoothing, seed, data, args):
         loss=SparseCategoricalCrossentropy(label_smoothing=smoothing, from_logits=True),
     )
     history = model.fit(
-        x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=0
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: kernel_norms.append(kernel_norm(model))
+            )
+        ],
     ).history
-    logits = logits_of(model, x_test, args.batch_size)
+    logits = predict(x_test)
     top2 = np.sort(logits, -1)[:, -2:]
-    train_logits = logits_of(model, x_train, args.batch_size)
+    train_logits = predict(x_train)
     train_top2 = np.sort(train_logits, -1)[:, -2:]
     noise = np.random.default_rng(seed)
     noisy_accuracy = []
     for sigma in args.sigmas:
         noisy = x_test + sigma * noise.standard_normal(x_test.shape).astype("float32")
-        noisy_accuracy.append(
-            float(np.mean(logits_of(model, noisy, args.batch_size).argmax(-1) == y_test))
-        )
-    probabilities = softmax(logits.astype("float64"))
+        noisy_accuracy.append(float(np.mean(predict(noisy).argmax(-1) == y_test)))
+    probabilities = softmax(logits)
     return {
         "seed": seed,
         "last_epoch_train_loss": float(history["loss"][-1]),
@@ -198,9 +212,11 @@ def train_and_measure(smoothing, seed, data, args):
         "mean_logit_gap": float(np.mean(top2[:, 1] - top2[:, 0])),
         "train_mean_logit_gap": float(np.mean(train_top2[:, 1] - train_top2[:, 0])),
         "mean_confidence": float(np.mean(probabilities.max(-1))),
-        "initial_kernel_norm": initial_kernel_norm,
+        "initial_kernel_norm": kernel_norms[0],
         "final_kernel_norm": kernel_norm(model),
+        "kernel_norm_by_epoch": kernel_norms,
         "noisy_accuracy": noisy_accuracy,
+        "ece": calibration_of(logits, y_test, args.bins)["ece"],
     }, logits
 
 
@@ -215,7 +231,7 @@ def summarize(runs, keys):
 
 
 def plot(path, models, pooled, sigmas, optimal_gap, bins):
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 3, figsize=(19, 9))
     colors = {"no_smoothing": "C3", "smoothing": "C0"}
 
     ax = axes[0, 0]
@@ -280,8 +296,20 @@ def plot(path, models, pooled, sigmas, optimal_gap, bins):
         linewidth=1,
         label="smoothed-loss minimiser of the gap",
     )
+    ax.margins(y=0.12)
     ax.set_xticks(positions, [label for _, label in keys])
     ax.set_title("Logits and final-layer weights (mean ± std over seeds)")
+    ax.legend(fontsize=8)
+
+    ax = axes[0, 2]
+    for name, model in models.items():
+        curve = np.array([run["kernel_norm_by_epoch"] for run in model["runs"]])
+        mean, std = curve.mean(0), curve.std(0)
+        ax.plot(mean, color=colors[name], label=model["label"])
+        ax.fill_between(np.arange(len(mean)), mean - std, mean + std, color=colors[name], alpha=0.2)
+    ax.set_title("Final Dense kernel norm during training (mean ± std over seeds)")
+    ax.set_xlabel("epoch (0: initialisation)")
+    ax.set_ylabel("Frobenius norm")
     ax.legend(fontsize=8)
 
     ax = axes[1, 0]
@@ -303,15 +331,15 @@ def plot(path, models, pooled, sigmas, optimal_gap, bins):
         calibration = model["calibration"]
         ax.bar(
             centers + offset / bins,
-            calibration["accuracy"],
+            np.array(calibration["accuracy"], float),
             0.5 / bins,
             color=colors[name],
             label=f"{model['label']}: ECE {model['summary']['ece']['mean']:.3f} "
             f"± {model['summary']['ece']['std']:.3f} (seeds)",
         )
         ax.plot(
-            calibration["mean_confidence"],
-            calibration["accuracy"],
+            np.array(calibration["mean_confidence"], float),
+            np.array(calibration["accuracy"], float),
             "o",
             color=colors[name],
             markersize=4,
@@ -322,6 +350,22 @@ def plot(path, models, pooled, sigmas, optimal_gap, bins):
     ax.set_title(f"Reliability diagram ({bins} bins, all seeds pooled)")
     ax.set_xlabel("confidence (largest softmax probability)")
     ax.set_ylabel("accuracy in the bin")
+    ax.legend(fontsize=8, loc="upper left")
+
+    ax = axes[1, 2]
+    for offset, (name, model) in zip((-0.25, 0.25), models.items()):
+        counts = np.array(model["calibration"]["counts"])
+        ax.bar(
+            centers + offset / bins,
+            counts / counts.sum(),
+            0.5 / bins,
+            color=colors[name],
+            label=model["label"],
+        )
+    ax.set_xlim(1 / NUM_CLASSES - 0.05, 1.0)
+    ax.set_title(f"Confidence histogram ({bins} bins, all seeds pooled)")
+    ax.set_xlabel("confidence (largest softmax probability)")
+    ax.set_ylabel("fraction of test images")
     ax.legend(fontsize=8, loc="upper left")
     save_figure(fig, path)
 
@@ -343,6 +387,20 @@ def main(argv=None):
         "--sigmas", type=float, nargs="+", default=[0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1]
     )
     args = parse_claim_args(parser, argv, QUICK)
+    for name in (
+        "image_size",
+        "train_images",
+        "test_images",
+        "width",
+        "epochs",
+        "batch_size",
+        "seeds",
+        "bins",
+    ):
+        if getattr(args, name) < 1:
+            parser.error(
+                f"--{name.replace('_', '-')} must be at least 1. Received: {getattr(args, name)}"
+            )
     if not 0 < args.smoothing < 1:
         parser.error(f"--smoothing must be in (0, 1). Received: {args.smoothing}")
     if args.sigmas[0] != 0 or any(b <= a for a, b in zip(args.sigmas, args.sigmas[1:])):
@@ -360,13 +418,9 @@ def main(argv=None):
         runs, logits = [], []
         for seed in range(args.seeds):
             run, run_logits = train_and_measure(smoothing, seed, data, args)
-            probabilities = softmax(run_logits.astype("float64"))
-            correct = probabilities.argmax(-1) == y_test
-            run["ece"] = calibration_bins(probabilities.max(-1), correct, args.bins)["ece"]
             runs.append(run)
             logits.append(run_logits)
         pooled[name] = np.concatenate(logits)
-        probabilities = softmax(pooled[name].astype("float64"))
         models[name] = {
             "label": f"label smoothing {smoothing:g}",
             "label_smoothing": smoothing,
@@ -385,17 +439,12 @@ def main(argv=None):
                     "ece",
                 ],
             ),
-            "calibration": calibration_bins(
-                probabilities.max(-1),
-                probabilities.argmax(-1) == np.tile(y_test, args.seeds),
-                args.bins,
-            ),
+            "calibration": calibration_of(pooled[name], np.tile(y_test, args.seeds), args.bins),
         }
     all_runs = [run for model in models.values() for run in model["runs"]]
     results = {
         "backend": keras.backend.backend(),
         "settings": {key: value for key, value in vars(args).items() if key != "out"},
-        "sigmas": args.sigmas,
         "models": models,
     }
     # ECE of a hand-computed example: bin [0.9, 1) holds 0.95 twice, one right
@@ -406,6 +455,11 @@ def main(argv=None):
         "same_initial_weights_for_both_losses": all(
             math.isclose(a["initial_kernel_norm"], b["initial_kernel_norm"], rel_tol=1e-6)
             for a, b in zip(models["no_smoothing"]["runs"], models["smoothing"]["runs"])
+        ),
+        "kernel_norm_recorded_every_epoch": all(
+            len(r["kernel_norm_by_epoch"]) == args.epochs + 1
+            and r["kernel_norm_by_epoch"][-1] == r["final_kernel_norm"]
+            for r in all_runs
         ),
         "noise_free_accuracy_equals_clean_accuracy": all(
             r["noisy_accuracy"][0] == r["test_accuracy"] for r in all_runs
