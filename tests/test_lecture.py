@@ -67,7 +67,7 @@ def conv_macs(size, channels):
 
 
 def check_segmentation_rows(results, names):
-    # --quick: 4 test images, 4 classes.
+    # --quick: 4 test images, 4 classes, nothing trained.
     rows = {row["name"]: row for row in results["models"]}
     size = results["data"]["size"]
     for name in names:
@@ -76,7 +76,7 @@ def check_segmentation_rows(results, names):
         assert row["mean_iou"] == pytest.approx(row["keras_mean_iou"], abs=1e-5)
         assert 0 <= row["accuracy"] <= 1
         assert all(0 <= value <= 1 for value in row["band_iou"].values())
-        assert len(row["losses"]) == 1
+        assert row["losses"] == [] and row["train_images_per_s"] is None
     fractions = list(results["data"]["band_fraction_of_pixels"].values())
     assert 0 < fractions[0] < fractions[1] < fractions[2] < fractions[3] < 1
     return rows
@@ -84,14 +84,10 @@ def check_segmentation_rows(results, names):
 
 def test_per_pixel_vs_unet_counts(tmp_path):
     results = run("per_pixel_vs_unet", tmp_path / "out")
-    rows = check_segmentation_rows(results, ["per_pixel", "fcn8s", "unet"])
-    assert [row["name"] for row in results["models"]] == [
-        "per_pixel",
-        "per_pixel_unet_widths",
-        "fcn8s",
-        "unet",
-    ]
-    assert not rows["per_pixel_unet_widths"]["trained"]
+    # --quick leaves the FCN out.
+    rows = check_segmentation_rows(results, ["per_pixel", "unet"])
+    assert list(rows) == ["per_pixel", "per_pixel_unet_widths", "unet"]
+    assert not rows["per_pixel_unet_widths"]["scored"]
     # --quick: 32x32, U-Net depth 2 and 4 filters: 10 convolutions on the way through.
     s, f, head = 32, 4, 4 * 4 * 32 * 32
     assert rows["per_pixel"]["macs"] == conv_macs(s, [3] + [f] * 10) + head
@@ -114,7 +110,6 @@ def test_per_pixel_vs_unet_counts(tmp_path):
     assert results["macs_over_unet"]["per_pixel_unet_widths"] == pytest.approx(
         rows["per_pixel_unet_widths"]["macs"] / unet
     )
-    assert all(row["train_images_per_s"] > 0 for row in rows.values())
 
 
 def test_unet_skips_counts(tmp_path):
@@ -123,9 +118,8 @@ def test_unet_skips_counts(tmp_path):
         results, ["unet", "no_skips", "unet_bilinear", "unet_max_unpool"]
     )
     # --quick: 16x16, depth 2, 4 filters. The skips add the w input channels
-    # of decoder{l}_conv1: 9 w^2 weights at w = 4, 8, and their MACs.
+    # of decoder{l}_conv1: 9 w^2 weights at w = 4, 8.
     assert rows["unet"]["params"] - rows["no_skips"]["params"] == 9 * (4**2 + 8**2)
-    assert rows["unet"]["macs"] - rows["no_skips"]["macs"] == 9 * (4**2 * 16**2 + 8**2 * 8**2)
     # A 3x3 convolution (no bias) instead of the 2x2 transpose (with bias):
     # 16 -> 8 and 8 -> 4 channels.
     extra = (9 - 4) * (16 * 8 + 8 * 4) - (8 + 4)

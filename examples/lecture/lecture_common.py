@@ -92,7 +92,6 @@ from keras_cvlec.data import CLASS_NAMES, shapes_dataset  # noqa: E402
 from keras_cvlec.losses import SparseCategoricalCrossentropy  # noqa: E402
 from keras_cvlec.metrics import MeanIoU  # noqa: E402
 from keras_cvlec.training import RECIPES, resolve_recipe  # noqa: E402
-from keras_cvlec.utils import count_macs  # noqa: E402
 
 # Distances (pixels) to a label boundary at which IoU is scored.
 BAND_WIDTHS = (1, 2, 4, 8)
@@ -106,17 +105,14 @@ def add_segmentation_arguments(parser):
     parser.add_argument("--size", type=int, default=48, help="image height and width (px)")
     parser.add_argument("--train-images", type=int, default=1024)
     parser.add_argument("--test-images", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument(
+        "--epochs", type=int, default=12, help="0: score the untrained models (--quick)"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--filters", type=int, default=16, help="U-Net's first-level width")
     parser.add_argument("--depth", type=int, default=3, help="U-Net's down-sampling steps")
     parser.add_argument("--examples", type=int, default=3, help="test images drawn")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--run-eagerly",
-        action="store_true",
-        help="no tf.function / jit compilation (faster for --quick's one step)",
-    )
 
 
 def segmentation_data(args):
@@ -171,11 +167,11 @@ def mean_iou(truth, predicted, num_classes, where=None):
     return float(np.mean(intersection[present] / union[present]))
 
 
-def train_segmentation(model, images, masks, *, epochs, batch_size, run_eagerly=False):
+def train_segmentation(model, images, masks, *, epochs, batch_size):
     """Trains `model` (logits out) on `images` and integer `masks` with the
     package's segmentation recipe (`keras_cvlec.training.RECIPES["unet"]`:
     AdamW with warm-up and cosine decay, BatchNorm momentum for the run's
-    length) and a cross-entropy (`model.compile(run_eagerly=...)`); returns the loss of every epoch and the
+    length) and a cross-entropy; returns the loss of every epoch and the
     seconds it took."""
     run = resolve_recipe(
         RECIPES["unet"],
@@ -187,7 +183,6 @@ def train_segmentation(model, images, masks, *, epochs, batch_size, run_eagerly=
     model.compile(
         optimizer=run.optimizer(model),
         loss=SparseCategoricalCrossentropy(from_logits=True),
-        run_eagerly=run_eagerly,
     )
     start = time.perf_counter()
     history = model.fit(images, masks, batch_size=batch_size, epochs=epochs, verbose=0)
@@ -195,28 +190,24 @@ def train_segmentation(model, images, masks, *, epochs, batch_size, run_eagerly=
 
 
 def train_and_score(model, train, test, args):
-    """Trains `model` on `train` (`train_segmentation`) and scores it on
-    `test` (pixel accuracy, mean IoU, mean IoU within each of `BAND_WIDTHS`
-    pixels of a true boundary, and `keras_cvlec.metrics.MeanIoU` as a
-    cross-check).
+    """Trains `model` on `train` for `args.epochs` epochs
+    (`train_segmentation`; none under `--quick`) and scores it on `test`
+    (pixel accuracy, mean IoU, mean IoU within each of `BAND_WIDTHS` pixels
+    of a true boundary, and `keras_cvlec.metrics.MeanIoU` as a cross-check).
 
     Returns:
         `(row, predicted)`: the model's JSON row and its predicted masks.
     """
     test_images, test_masks = test
-    row = {
-        "params": int(model.count_params()),
-        "macs": int(count_macs(model)),
-        **train_segmentation(
-            model,
-            *train,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            run_eagerly=args.run_eagerly,
-        ),
-    }
-    row["train_images_per_s"] = args.train_images * args.epochs / row["train_seconds"]
-    scores = model.predict(test_images, batch_size=args.batch_size, verbose=0)
+    row = {"params": int(model.count_params())}
+    if args.epochs:
+        row.update(
+            train_segmentation(model, *train, epochs=args.epochs, batch_size=args.batch_size)
+        )
+        row["train_images_per_s"] = args.train_images * args.epochs / row["train_seconds"]
+    else:
+        row.update(losses=[], train_seconds=0.0, train_images_per_s=None)
+    scores = predict_scores(model, test_images, args.batch_size)
     predicted = np.argmax(scores, axis=-1)
     metric = MeanIoU(len(CLASS_NAMES), from_logits=True)
     metric.update_state(test_masks, scores)
@@ -233,6 +224,16 @@ def train_and_score(model, train, test, args):
         },
     )
     return row, predicted
+
+
+def predict_scores(model, images, batch_size):
+    """`model.predict`, except for one batch off JAX (`--quick`): a direct
+    call then skips the graph `predict` traces for each model (about a
+    second on TensorFlow), while JAX, which would compile a direct call op by
+    op, compiles the whole of `predict` at once."""
+    if len(images) <= batch_size and keras.backend.backend() != "jax":
+        return keras.ops.convert_to_numpy(model(images, training=False))
+    return model.predict(images, batch_size=batch_size, verbose=0)
 
 
 def segmentation_checks(rows, test_masks):

@@ -28,7 +28,9 @@ package's segmentation recipe), test pixel accuracy, mean IoU, and mean IoU
 restricted to pixels within 1, 2, 4 and 8 px of a true label boundary. The
 trained models' throughput is that of their whole training run; the
 untrained one's, of `--timing-steps` `train_on_batch` steps after one that
-compiles.
+compiles. `--quick` trains nothing, times nothing and leaves the FCN out
+(its ResNet-18 alone takes seconds to build on JAX): it checks the counts
+and the plumbing.
 
 Command:
 
@@ -78,15 +80,14 @@ QUICK = {
     "size": 32,
     "train_images": 4,
     "test_images": 4,
-    "epochs": 1,
+    "epochs": 0,
     "batch_size": 4,
     "filters": 4,
     "depth": 2,
     "examples": 1,
-    "timing_steps": 1,
-    "run_eagerly": True,
+    "timing_steps": 0,
+    "no_fcn": True,
 }
-NAMES = ("per_pixel", "fcn8s", "unet")
 
 
 def per_pixel_widths(filters, depth, unet_widths):
@@ -116,13 +117,12 @@ def per_pixel_macs(size, widths):
     return (convs + widths[-1] * len(CLASS_NAMES)) * size * size
 
 
-def train_images_per_second(model, images, masks, batch_size, steps, run_eagerly):
-    """Images a second of `steps` `train_on_batch` steps, after one that compiles."""
-    model.compile(
-        optimizer="adam",
-        loss=SparseCategoricalCrossentropy(from_logits=True),
-        run_eagerly=run_eagerly,
-    )
+def train_images_per_second(model, images, masks, batch_size, steps):
+    """Images a second of `steps` `train_on_batch` steps, after one that
+    compiles; None for 0 steps."""
+    if not steps:
+        return None
+    model.compile(optimizer="adam", loss=SparseCategoricalCrossentropy(from_logits=True))
     x, y = images[:batch_size], masks[:batch_size]
     model.train_on_batch(x, y)
     start = time.perf_counter()
@@ -133,7 +133,7 @@ def train_images_per_second(model, images, masks, batch_size, steps, run_eagerly
 
 def builders(args):
     shape = (args.size, args.size, 3)
-    return {
+    models = {
         "per_pixel": lambda: build_per_pixel(
             args.size, per_pixel_widths(args.filters, args.depth, False), "per_pixel"
         ),
@@ -147,6 +147,9 @@ def builders(args):
             input_shape=shape, num_classes=len(CLASS_NAMES), depth=args.depth, filters=args.filters
         ),
     }
+    if args.no_fcn:
+        del models["fcn8s"]
+    return models
 
 
 def plot(path, rows, examples, title):
@@ -159,18 +162,19 @@ def plot(path, rows, examples, title):
         (axes[0], "macs", "multiply-accumulates per image", True),
         (axes[1], "train_images_per_s", "train throughput (images/s)", False),
     ):
-        values = [row[key] for row in rows]
-        ax.bar(names, values, color=colors)
+        values = [row[key] or 0 for row in rows]
+        ax.bar(names, values, color=colors[: len(rows)])
         if log:
             ax.set_yscale("log")
         for i, value in enumerate(values):
-            ax.annotate(f"{value:.3g}", (i, value), ha="center", va="bottom", fontsize=8)
+            text = f"{value:.3g}" if value else "not measured"
+            ax.annotate(text, (i, value), ha="center", va="bottom", fontsize=8)
         ax.set_title(label)
         ax.set_ylabel(label)
         ax.tick_params(axis="x", labelsize=8)
-    plot_band_iou(axes[2], [row for row in rows if row["trained"]])
+    plot_band_iou(axes[2], [row for row in rows if row["scored"]])
     top.suptitle(title)
-    bottom.suptitle("test examples (per_pixel_unet_widths not trained)", fontsize=10)
+    bottom.suptitle("test examples (per_pixel_unet_widths not trained, not scored)", fontsize=10)
     plot_mask_examples(bottom, *examples)
     save_figure(fig, path)
 
@@ -178,7 +182,17 @@ def plot(path, rows, examples, title):
 def main(argv=None):
     parser = claim_parser(__doc__, CLAIM)
     add_segmentation_arguments(parser)
-    parser.add_argument("--timing-steps", type=int, default=3)
+    parser.add_argument(
+        "--timing-steps",
+        type=int,
+        default=3,
+        help="timed train steps of per_pixel_unet_widths (0: not timed, --quick)",
+    )
+    parser.add_argument(
+        "--no-fcn",
+        action="store_true",
+        help="leave FCN-8s out (its ResNet-18 is the slowest to build; --quick)",
+    )
     args = parse_claim_args(parser, argv, QUICK)
     if args.size < 32 or args.size % 2**args.depth:
         parser.error("--size must be at least 32 (FCN) and a multiple of 2**depth.")
@@ -188,16 +202,16 @@ def main(argv=None):
     rows, predictions = [], {}
     for name, build in builders(args).items():
         model = seeded(build, args.seed)
-        row = {"name": name, "trained": name in NAMES}
-        if row["trained"]:
+        row = {"name": name, "scored": name != "per_pixel_unet_widths"}
+        row["macs"] = int(count_macs(model))
+        if row["scored"]:
             scores, predictions[name] = train_and_score(model, train, test, args)
             row.update(scores)
         else:
             row.update(
                 params=int(model.count_params()),
-                macs=int(count_macs(model)),
                 train_images_per_s=train_images_per_second(
-                    model, *train, args.batch_size, args.timing_steps, args.run_eagerly
+                    model, *train, args.batch_size, args.timing_steps
                 ),
             )
         if name.startswith("per_pixel"):
@@ -208,7 +222,7 @@ def main(argv=None):
         print(f"  {name:22s} {row['macs']:>14,d} MACs", flush=True)
 
     by_name = {row["name"]: row for row in rows}
-    checks, band_fractions = segmentation_checks([by_name[n] for n in NAMES], test[1])
+    checks, band_fractions = segmentation_checks([row for row in rows if row["scored"]], test[1])
     checks["per_pixel_macs_match_formula"] = all(
         row["macs"] == row["macs_formula"] for row in rows if "macs_formula" in row
     )
@@ -230,7 +244,7 @@ def main(argv=None):
     plot(
         png_path,
         rows,
-        (test[0][:count], test[1][:count], {name: predictions[name][:count] for name in NAMES}),
+        (test[0][:count], test[1][:count], {name: p[:count] for name, p in predictions.items()}),
         f"Per-pixel classification vs FCN-8s vs U-Net: {args.size}x{args.size} shapes, "
         f"{args.train_images} images x {args.epochs} epochs, {results['backend']} backend",
     )
@@ -240,13 +254,14 @@ def main(argv=None):
         scores = (
             f" accuracy {row['accuracy']:.3f} mean IoU {row['mean_iou']:.3f} "
             f"IoU within 2 px of a boundary {row['band_iou']['2']:.3f}"
-            if row["trained"]
+            if row["scored"]
             else " (not trained)"
         )
+        speed = row["train_images_per_s"]
         print(
             f"{row['name']:22s} {row['macs'] / 1e6:9.1f} M MACs "
             f"(x{results['macs_over_unet'][row['name']]:.2f} U-Net) "
-            f"{row['train_images_per_s']:7.1f} train images/s{scores}"
+            f"{f'{speed:7.1f}' if speed else '    n/a'} train images/s{scores}"
         )
     return report_checks(results, png_path, json_path)
 
