@@ -74,7 +74,8 @@ def save_figure(fig, path):
     import matplotlib.pyplot as plt
 
     if fig.get_layout_engine() is None:
-        fig.tight_layout()
+        # Room for the suptitle: tight_layout misses it above images (square axes).
+        fig.tight_layout(rect=(0, 0, 1, 0.97) if fig.get_suptitle() else None)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
