@@ -19,10 +19,12 @@ CLAIMS = [
     "gelu",
     "label_smoothing",
     "pca_autoencoder",
+    "per_pixel_vs_unet",
     "residual",
     "residual_branch",
     "stochastic_depth",
     "transposed_conv",
+    "unet_skips",
     "unpooling",
 ]
 
@@ -285,6 +287,72 @@ def test_label_smoothing_refuses_bad_arguments(argv, message, tmp_path, capsys):
         load("label_smoothing").main([*argv, "--out", str(tmp_path / "out")])
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def conv_macs(size, channels):
+    """MACs of a chain of "same" 3x3 convolutions `channels[0] -> channels[1] -> ...`."""
+    return sum(9 * a * b for a, b in zip(channels, channels[1:])) * size * size
+
+
+def check_segmentation_rows(results, names):
+    # --quick: 4 test images, 4 classes, nothing trained.
+    rows = {row["name"]: row for row in results["models"]}
+    size = results["data"]["size"]
+    for name in names:
+        row = rows[name]
+        assert row["output_shape"] == [4, size, size, 4]
+        assert row["mean_iou"] == pytest.approx(row["keras_mean_iou"], abs=1e-5)
+        assert 0 <= row["accuracy"] <= 1
+        assert all(0 <= value <= 1 for value in row["band_iou"].values())
+        assert row["losses"] == [] and row["train_images_per_s"] is None
+    fractions = list(results["data"]["band_fraction_of_pixels"].values())
+    assert 0 < fractions[0] < fractions[1] < fractions[2] < fractions[3] < 1
+    return rows
+
+
+def test_per_pixel_vs_unet_counts(tmp_path):
+    results = run("per_pixel_vs_unet", tmp_path / "out")
+    # --quick leaves the FCN out.
+    rows = check_segmentation_rows(results, ["per_pixel", "unet"])
+    assert list(rows) == ["per_pixel", "per_pixel_unet_widths", "unet"]
+    assert not rows["per_pixel_unet_widths"]["scored"]
+    # --quick: 32x32, U-Net depth 2 and 4 filters: 10 convolutions on the way through.
+    s, f, head = 32, 4, 4 * 4 * 32 * 32
+    assert rows["per_pixel"]["macs"] == conv_macs(s, [3] + [f] * 10) + head
+    widths = [4, 4, 8, 8, 16, 16, 8, 8, 4, 4]
+    assert rows["per_pixel_unet_widths"]["macs"] == conv_macs(s, [3, *widths]) + head
+    assert rows["per_pixel"]["receptive_field_px"] == 21
+    # U-Net: encoder, bottleneck, decoders (2x2 stride-2 transpose, then the
+    # concatenated skip and up-sampled maps), head.
+    unet = (
+        conv_macs(32, [3, 4, 4])
+        + conv_macs(16, [4, 8, 8])
+        + conv_macs(8, [8, 16, 16])
+        + 8 * 8 * 16 * 4 * 8
+        + conv_macs(16, [16, 8, 8])
+        + 16 * 16 * 8 * 4 * 4
+        + conv_macs(32, [8, 4, 4])
+        + head
+    )
+    assert rows["unet"]["macs"] == unet
+    assert results["macs_over_unet"]["per_pixel_unet_widths"] == pytest.approx(
+        rows["per_pixel_unet_widths"]["macs"] / unet
+    )
+
+
+def test_unet_skips_counts(tmp_path):
+    results = run("unet_skips", tmp_path / "out")
+    rows = check_segmentation_rows(
+        results, ["unet", "no_skips", "unet_bilinear", "unet_max_unpool"]
+    )
+    # --quick: 16x16, depth 2, 4 filters. The skips add the w input channels
+    # of decoder{l}_conv1: 9 w^2 weights at w = 4, 8.
+    assert rows["unet"]["params"] - rows["no_skips"]["params"] == 9 * (4**2 + 8**2)
+    # A 3x3 convolution (no bias) instead of the 2x2 transpose (with bias):
+    # 16 -> 8 and 8 -> 4 channels.
+    extra = (9 - 4) * (16 * 8 + 8 * 4) - (8 + 4)
+    assert rows["unet_bilinear"]["params"] - rows["unet"]["params"] == extra
+    assert rows["unet_max_unpool"]["params"] == rows["unet_bilinear"]["params"]
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):

@@ -68,11 +68,14 @@ def parse_claim_args(parser, argv, quick):
 
 
 def save_figure(fig, path):
-    """Lays out `fig`, writes it to `path` as a PNG and closes it."""
+    """Lays out `fig` (unless it has a layout engine of its own, e.g.
+    `layout="constrained"` for sub-figures), writes it to `path` as a PNG
+    and closes it."""
     import matplotlib.pyplot as plt
 
-    # Room for the suptitle: tight_layout misses it above images (square axes).
-    fig.tight_layout(rect=(0, 0, 1, 0.97) if fig.get_suptitle() else None)
+    if fig.get_layout_engine() is None:
+        # Room for the suptitle: tight_layout misses it above images (square axes).
+        fig.tight_layout(rect=(0, 0, 1, 0.97) if fig.get_suptitle() else None)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
@@ -292,3 +295,228 @@ def fit_classifier(model, data, *, epochs, batch_size, learning_rate, eager=Fals
         x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=test, verbose=0
     )
     return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+# Segmentation (claims 8 and 12): the shapes data, the boundary band, training,
+# scores and figures. Imported here, not at the top, so that this section
+# stays one appended block.
+import math  # noqa: E402
+import time  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_cvlec.data import CLASS_NAMES  # noqa: E402
+from keras_cvlec.losses import SparseCategoricalCrossentropy  # noqa: E402
+from keras_cvlec.metrics import MeanIoU  # noqa: E402
+from keras_cvlec.training import RECIPES, resolve_recipe  # noqa: E402
+
+# Distances (pixels) to a label boundary at which IoU is scored.
+BAND_WIDTHS = (1, 2, 4, 8)
+# Background, circle, square, triangle (CLASS_NAMES).
+MASK_COLORS = ("#202020", "#e6550d", "#3182bd", "#31a354")
+
+
+def add_segmentation_arguments(parser):
+    """The options of the segmentation scripts: the data, the U-Net's size
+    and the training."""
+    parser.add_argument("--size", type=int, default=48, help="image height and width (px)")
+    parser.add_argument("--train-images", type=int, default=1024)
+    parser.add_argument("--test-images", type=int, default=256)
+    parser.add_argument(
+        "--epochs", type=int, default=12, help="0: score the untrained models (--quick)"
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--filters", type=int, default=16, help="U-Net's first-level width")
+    parser.add_argument("--depth", type=int, default=3, help="U-Net's down-sampling steps")
+    parser.add_argument("--examples", type=int, default=3, help="test images drawn")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def segmentation_data(args):
+    """`(train_images, train_masks), (test_images, test_masks)` of the
+    embedded shapes data at `args.size`."""
+    return tuple(
+        shapes_dataset(split, num_images=count, image_size=args.size)
+        for split, count in (("train", args.train_images), ("test", args.test_images))
+    )
+
+
+def boundary_band(masks, width):
+    """The pixels within `width` pixels of a label boundary.
+
+    A pixel is in the band when the `(2 * width + 1)`-pixel square window
+    around it holds more than one label, i.e. where a max filter and a min
+    filter of the mask differ. The image border is not a boundary.
+
+    Args:
+        masks: int array `(N, H, W)` of labels.
+        width: int >= 1, the distance (pixels, Chebyshev) to a boundary.
+
+    Returns:
+        A boolean array shaped like `masks`.
+    """
+
+    def window(reduce):
+        out = np.asarray(masks)
+        for axis in (1, 2):
+            pad = [(width, width) if a == axis else (0, 0) for a in range(out.ndim)]
+            padded = np.pad(out, pad, mode="edge")
+            windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * width + 1, axis=axis)
+            out = reduce(windows, axis=-1)
+        return out
+
+    return window(np.max) != window(np.min)
+
+
+def mean_iou(truth, predicted, num_classes, where=None):
+    """Mean over classes of |truth ∩ predicted| / |truth ∪ predicted|,
+    counted over the pixels `where` (all when None); classes absent from
+    both are left out (as `keras_cvlec.metrics.MeanIoU` does)."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    if where is not None:
+        truth, predicted = truth[where], predicted[where]
+    confusion = np.bincount(
+        num_classes * truth.ravel() + predicted.ravel(), minlength=num_classes**2
+    ).reshape(num_classes, num_classes)
+    intersection = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - intersection
+    present = union > 0
+    return float(np.mean(intersection[present] / union[present]))
+
+
+def train_segmentation(model, images, masks, *, epochs, batch_size):
+    """Trains `model` (logits out) on `images` and integer `masks` with the
+    package's segmentation recipe (`keras_cvlec.training.RECIPES["unet"]`:
+    AdamW with warm-up and cosine decay, BatchNorm momentum for the run's
+    length) and a cross-entropy; returns the loss of every epoch and the
+    seconds it took."""
+    run = resolve_recipe(
+        RECIPES["unet"],
+        batch_size=batch_size,
+        steps_per_epoch=math.ceil(len(images) / batch_size),
+        epochs=epochs,
+    )
+    run.set_norm_momentum(model)
+    model.compile(
+        optimizer=run.optimizer(model),
+        loss=SparseCategoricalCrossentropy(from_logits=True),
+    )
+    start = time.perf_counter()
+    history = model.fit(images, masks, batch_size=batch_size, epochs=epochs, verbose=0)
+    return {"losses": history.history["loss"], "train_seconds": time.perf_counter() - start}
+
+
+def train_and_score(model, train, test, args):
+    """Trains `model` on `train` for `args.epochs` epochs
+    (`train_segmentation`; none under `--quick`) and scores it on `test`
+    (pixel accuracy, mean IoU, mean IoU within each of `BAND_WIDTHS` pixels
+    of a true boundary, and `keras_cvlec.metrics.MeanIoU` as a cross-check).
+
+    Returns:
+        `(row, predicted)`: the model's JSON row and its predicted masks.
+    """
+    test_images, test_masks = test
+    row = {"params": int(model.count_params())}
+    if args.epochs:
+        row.update(
+            train_segmentation(model, *train, epochs=args.epochs, batch_size=args.batch_size)
+        )
+        row["train_images_per_s"] = args.train_images * args.epochs / row["train_seconds"]
+    else:
+        row.update(losses=[], train_seconds=0.0, train_images_per_s=None)
+    scores = predict_scores(model, test_images, args.batch_size)
+    predicted = np.argmax(scores, axis=-1)
+    metric = MeanIoU(len(CLASS_NAMES), from_logits=True)
+    metric.update_state(test_masks, scores)
+    row.update(
+        output_shape=list(scores.shape),
+        accuracy=float(np.mean(predicted == test_masks)),
+        mean_iou=mean_iou(test_masks, predicted, len(CLASS_NAMES)),
+        keras_mean_iou=float(metric.result()),
+        band_iou={
+            str(width): mean_iou(
+                test_masks, predicted, len(CLASS_NAMES), boundary_band(test_masks, width)
+            )
+            for width in BAND_WIDTHS
+        },
+    )
+    return row, predicted
+
+
+def predict_scores(model, images, batch_size):
+    """`model.predict`, except for one batch off JAX (`--quick`): a direct
+    call then skips the graph `predict` traces for each model (about a
+    second on TensorFlow), while JAX, which would compile a direct call op by
+    op, compiles the whole of `predict` at once."""
+    if len(images) <= batch_size and keras.backend.backend() != "jax":
+        return keras.ops.convert_to_numpy(model(images, training=False))
+    return model.predict(images, batch_size=batch_size, verbose=0)
+
+
+def segmentation_checks(rows, test_masks):
+    """The checks both segmentation scripts make of their trained `rows`."""
+    fractions = [float(boundary_band(test_masks, width).mean()) for width in BAND_WIDTHS]
+    return {
+        "outputs_have_the_input_size_and_classes": all(
+            row["output_shape"] == [*test_masks.shape, len(CLASS_NAMES)] for row in rows
+        ),
+        "numpy_mean_iou_matches_keras_metric": all(
+            abs(row["mean_iou"] - row["keras_mean_iou"]) < 1e-5 for row in rows
+        ),
+        "losses_finite": all(np.isfinite(row["losses"]).all() for row in rows),
+        "band_grows_with_width": 0 < fractions[0]
+        and all(a < b for a, b in zip(fractions, fractions[1:]))
+        and fractions[-1] < 1,
+    }, dict(zip(map(str, BAND_WIDTHS), fractions))
+
+
+def plot_band_iou(ax, rows):
+    """Mean IoU within 1, 2, 4, 8 pixels of a boundary and over all pixels,
+    one line a model (`rows` with `"name"`, `"band_iou"` and `"mean_iou"`)."""
+    labels = [f"≤ {width} px" for width in BAND_WIDTHS] + ["all pixels"]
+    for row in rows:
+        values = [row["band_iou"][str(width)] for width in BAND_WIDTHS] + [row["mean_iou"]]
+        ax.plot(labels, values, marker="o", label=row["name"])
+    ax.set_xlabel("pixels scored: distance to a true label boundary")
+    ax.set_ylabel("mean IoU (test)")
+    ax.set_title("IoU near boundaries and overall")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def plot_mask_examples(fig, images, masks, predictions):
+    """Fills `fig` (a figure or sub-figure with constrained layout) with one
+    row an example: the image, the true mask and every model's predicted
+    mask (`predictions`: `{title: masks}`), with a legend of the classes."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    cmap = ListedColormap(MASK_COLORS)
+    columns = {"image": images, "true mask": masks, **predictions}
+    axes = fig.subplots(len(images), len(columns), squeeze=False)
+    for row in range(len(images)):
+        for col, (title, arrays) in enumerate(columns.items()):
+            ax = axes[row, col]
+            if title == "image":
+                ax.imshow(arrays[row])
+            else:
+                ax.imshow(arrays[row], cmap=cmap, vmin=0, vmax=len(MASK_COLORS) - 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+    fig.legend(
+        handles=[Patch(color=c, label=n) for c, n in zip(MASK_COLORS, CLASS_NAMES)],
+        loc="outside lower center",
+        ncol=len(CLASS_NAMES),
+        fontsize=8,
+        frameon=False,
+    )
+
+
+def seeded(build, seed):
+    """`build()` after `keras.utils.set_random_seed(seed)`: every model
+    starts from the same seed whatever was built before it."""
+    keras.utils.set_random_seed(seed)
+    return build()
