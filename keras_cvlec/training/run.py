@@ -34,6 +34,7 @@ from keras_cvlec.training import callbacks as run_callbacks
 from keras_cvlec.training.distribution import (
     Distribution,
     check_distribution,
+    check_processes,
     resolve_distribution,
 )
 from keras_cvlec.training.files import check_output_folder, read_json, write_json
@@ -408,17 +409,17 @@ def prepare_training(
         "distribution": check_distribution(distribution),
     }
     args = _as_json(args)
-    spread = resolve_distribution(
-        args["distribution"],
-        job_addresses=job_addresses,
-        num_processes=num_processes,
-        process_id=process_id,
+    processes = dict(
+        job_addresses=job_addresses, num_processes=num_processes, process_id=process_id
     )
-    if spread.num_processes > 1 and args["seed"] is None:
-        raise ValueError(
-            "`seed` must be an int when several processes train: each builds the initial "
-            "weights and the order of the data from it, which must agree. Received: seed=None"
-        )
+    # Checked before the processes connect, which waits for all of them.
+    if args["seed"] is None and args["distribution"] != "none":
+        if check_processes(**processes)[1] > 1:
+            raise ValueError(
+                "`seed` must be an int when several processes train: each builds the initial "
+                "weights and the order of the data from it, which must agree. Received: seed=None"
+            )
+    spread = resolve_distribution(args["distribution"], **processes)
     if args["batch_size"] % spread.num_devices:
         raise ValueError(
             f"`batch_size` is the global batch, split evenly over the {spread.num_devices} "

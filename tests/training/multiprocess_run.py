@@ -1,41 +1,32 @@
-"""Run by tests/training/test_distribution.py: one process of a tiny
-data-parallel `train` run over several processes on this machine.
+"""Run by tests/training/test_distribution.py: one process of a `train` run
+over several processes on this machine; prints its metrics as JSON.
 
-Usage: KERAS_BACKEND=jax|tensorflow python multiprocess_run.py OUTPUT_DIR
-    JOB_ADDRESSES NUM_PROCESSES PROCESS_ID [--resume]
+Usage: KERAS_BACKEND=jax|tensorflow python multiprocess_run.py JOB_ADDRESSES
+    NUM_PROCESSES PROCESS_ID TRAIN_ARGUMENTS_JSON
 """
 
 import json
+import os
 import sys
 
-from keras_cvlec.training import train
+if os.environ["KERAS_BACKEND"] == "jax":
+    import jax
 
-# A model without BatchNormalization: its weights after a step on the global
-# batch do not depend on how the batch is split.
-TINY = dict(
-    epochs=1,
-    batch_size=8,
-    image_size=16,
-    num_images=16,
-    recipe_options={"augment": False},
-    model_options={"filters": 4, "depth": 1, "norm": None},
-    verbose=2,
-)
+    # As in tests/conftest.py: the initial weights of the test process (and
+    # faster compiles).
+    jax.config.update("jax_threefry_partitionable", False)
+
+from keras_cvlec.training import train  # noqa: E402
 
 
-def main(output_dir, job_addresses, num_processes, process_id, *options):
+def main(job_addresses, num_processes, process_id, arguments):
     metrics = train(
-        "unet",
-        "shapes",
-        output_dir=output_dir,
-        distribution="data-parallel",
         job_addresses=job_addresses,
         num_processes=int(num_processes),
         process_id=int(process_id),
-        resume="--resume" in options,
-        **TINY,
+        **json.loads(arguments),
     )
-    print(json.dumps({"process_id": int(process_id), "test_loss": metrics["test"]["loss"]}))
+    print(json.dumps(metrics["test"]))
 
 
 if __name__ == "__main__":
