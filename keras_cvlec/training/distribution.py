@@ -211,13 +211,14 @@ def check_processes(job_addresses=None, num_processes=None, process_id=None):
                 f"`job_addresses` must be 'host:port' addresses separated by commas. "
                 f"Received: job_addresses={job_addresses!r}"
             )
-    needed = (1, num_processes) if keras.backend.backend() == "jax" else (num_processes,)
+    # TensorFlow's workers each listen at their address; JAX's connect to process 0.
+    needed = (num_processes,) if keras.backend.backend() == "tensorflow" else (1, num_processes)
     if len(addresses) not in needed:
         raise ValueError(
             f"`job_addresses` must name {' or '.join(map(str, needed))} address(es) with "
-            f"num_processes={num_processes} on {keras.backend.backend()} (every process's, "
-            f"process 0's first{'; JAX needs only process 0' if len(needed) > 1 else ''}). "
-            f"Received: job_addresses={job_addresses!r}"
+            f"num_processes={num_processes} on {keras.backend.backend()}: every process's "
+            f"(or process 0's alone, off TensorFlow), process 0's first. Received: "
+            f"job_addresses={job_addresses!r}"
         )
     return addresses, num_processes, process_id
 
