@@ -609,11 +609,10 @@ def run_training(run, verbose="auto"):
     the metrics of `train`.
 
     With several processes, each calls this with its own run; only the
-    chief (process 0) writes the run folder and prints. The others train
-    the same way, writing their copies of the files into a temporary folder
-    that is removed at the end (the backends' checkpoints need no
-    collective step, but the reports do), and read the chief's folder when
-    they resume.
+    chief (process 0) writes the run folder and prints. The others run the
+    same steps (the evaluations after training are steps of every process)
+    and write their copies of the files into a temporary folder that is
+    removed at the end; when they resume, they copy the chief's backup.
 
     Args:
         run: a `TrainingRun` prepared with an `output_dir`.
@@ -774,8 +773,8 @@ def train(
         data_dir: tensorflow-datasets names only: the data directory (None:
             tensorflow-datasets' default).
         distribution: None or `"none"` (one device), `"data-parallel"`
-            (every local device, JAX and TensorFlow backends; `batch_size` is
-            the global batch) or `"auto"` (data-parallel when more than one
+            (every device of every process, JAX and TensorFlow backends;
+            `batch_size` is the global batch) or `"auto"` (data-parallel when more than one
             device is visible, or several processes take part), see
             `resolve_distribution`.
         job_addresses: several processes (machines): None (from the
