@@ -41,7 +41,7 @@ class _ShardedArrayDataset(keras.utils.PyDataset):
         self.dataset.on_epoch_end()
 
 
-def shard_batches(dataset, num_shards, index, *, multiple=1):
+def shard_batches(dataset, num_shards, index, *, multiple=None):
     """Shard `index` of every batch of `dataset`.
 
     Each batch is cut to a multiple of `multiple` rows (a batch of fewer is
@@ -54,8 +54,8 @@ def shard_batches(dataset, num_shards, index, *, multiple=1):
             `(images, targets)`.
         num_shards: int >= 1, the processes.
         index: this process's shard, `0` to `num_shards - 1`.
-        multiple: int >= 1, a multiple of `num_shards`: the devices over
-            which each batch is split.
+        multiple: None (`num_shards`) or a multiple of `num_shards`: the
+            devices over which each batch is split.
 
     Returns:
         A dataset of the same kind (a `keras.utils.PyDataset` for an
@@ -63,14 +63,14 @@ def shard_batches(dataset, num_shards, index, *, multiple=1):
 
     Example:
 
-    >>> x, y = np.zeros((10, 4, 4, 3), "float32"), np.arange(10)
+    >>> x, y = np.zeros((9, 4, 4, 3), "float32"), np.arange(9)
     >>> shard = shard_batches(ArrayDataset(x, y, batch_size=4), 2, 1)
-    >>> len(shard), shard[0][1]
-    (3, array([2, 3]))
+    >>> len(shard), shard[0][1]  # batches of 4, 4 and 1: the last is left out
+    (2, array([2, 3]))
     """
     num_shards = check_positive_int("num_shards", num_shards)
     index = check_positive_int("index", index, minimum=0)
-    multiple = check_positive_int("multiple", multiple)
+    multiple = num_shards if multiple is None else check_positive_int("multiple", multiple)
     if index >= num_shards or multiple % num_shards:
         raise ValueError(
             f"`index` must be in [0, {num_shards - 1}] and `multiple` a multiple of "

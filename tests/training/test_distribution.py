@@ -200,7 +200,7 @@ def test_shard_batches_splits_every_batch_between_processes():
     with pytest.raises(ValueError, match=r"`index` must be in \[0, 1\] and `multiple` a mult"):
         shard_batches(data, 2, 0, multiple=3)
     with pytest.raises(TypeError, match=r"`dataset` must be an ArrayDataset or a tf.data"):
-        shard_batches([images], 2, 0, multiple=2)
+        shard_batches([images], 2, 0)
 
 
 @pytest.mark.backend_independent
