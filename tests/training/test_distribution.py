@@ -84,6 +84,22 @@ def test_the_cli_passes_distribute(tmp_path, capsys):
     assert read_json(os.path.join(output, "run.json"))["args"]["distribution"] == "auto"
 
 
+def test_the_cli_passes_the_processes(tmp_path):
+    """--job-addresses, --num-processes and --process-id reach the checks,
+    which refuse them before anything is written or connects."""
+    command = ["train", "--model", "unet", "--dataset", "shapes", "--output",
+               str(tmp_path / "run"), "--job-addresses", "127.0.0.1:1"]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"Several processes train data-parallel"):
+        cli.main([*command, "--num-processes", "2", "--process-id", "1"])
+    if keras.backend.backend() == "torch":
+        message = r"needs the jax or tensorflow backend.*num_processes=2"
+    else:
+        message = r"`process_id` must be in \[0, 1\] with num_processes=2. Received: process_id=5"
+    with pytest.raises(SystemExit, match=message):
+        cli.main([*command, "--distribute", "auto", "--num-processes", "2", "--process-id", "5"])
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_data_parallel_on_two_devices(tmp_path):
     """JAX and TensorFlow: two SGD steps of global batch 8 split over 2
     devices give the weights of one device on batch 8, and `train` on 2
