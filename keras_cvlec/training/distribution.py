@@ -76,18 +76,21 @@ class Distribution:
         """What this process feeds to `fit` and `evaluate` of `dataset`
         (batches of the global batch size).
 
-        JAX data-parallel: every batch cut to a multiple of `num_devices`
-        (a last batch of fewer examples is dropped; JAX cannot split it
-        evenly), and this process's part of it. TensorFlow's strategies
-        split the batches themselves: `dataset` unchanged.
+        Data-parallel: every batch cut to a multiple of `num_devices` (a
+        last batch of fewer examples is left out: JAX cannot split it, and
+        TensorFlow fails on a device left without examples); on JAX, this
+        process's part of each (TensorFlow's strategies split the batches
+        themselves).
         """
-        if self.kind == "none" or keras.backend.backend() != "jax":
+        if self.kind == "none":
             return dataset
         from keras_cvlec.data import shard_batches
 
-        return shard_batches(
-            dataset, self.num_processes, self.process_id, multiple=self.num_devices
-        )
+        if keras.backend.backend() == "jax":
+            return shard_batches(
+                dataset, self.num_processes, self.process_id, multiple=self.num_devices
+            )
+        return shard_batches(dataset, 1, 0, multiple=self.num_devices)
 
     def scope(self):
         """A context manager in which models are built, compiled and fit on

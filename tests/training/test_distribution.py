@@ -103,7 +103,7 @@ def test_the_cli_passes_the_processes(tmp_path):
 def test_data_parallel_on_two_devices(tmp_path):
     """JAX and TensorFlow: two SGD steps of global batch 8 split over 2
     devices give the weights of one device on batch 8, and `train` on 2
-    devices (17 images a split: a last batch of 1, which JAX leaves out)
+    devices (17 images a split: a last batch of 1, which is left out)
     writes a complete run folder that records them. PyTorch: refused before
     anything is written, naming the backends that can."""
     output = str(tmp_path / "run")
