@@ -3,7 +3,8 @@ images, augmentation, and `load_dataset` over all of them.
 
 One module per source (`shapes`, `tfds`, `folders`), the options, info record
 and batch transforms they share in `options`, the `{name: loader}` table and
-`load_dataset` in `registry`.
+`load_dataset` in `registry`, and `shard_batches` (each process's part of
+every batch in a run over several processes) in `sharding`.
 """
 
 from keras_cvlec.data.augmentation import (
@@ -17,6 +18,7 @@ from keras_cvlec.data.options import DatasetInfo, LoaderOptions, map_batches
 from keras_cvlec.data.pydataset import ArrayDataset
 from keras_cvlec.data.registry import list_datasets, load_dataset
 from keras_cvlec.data.shapes import CLASS_NAMES, make_shapes, shapes_dataset
+from keras_cvlec.data.sharding import shard_batches
 from keras_cvlec.data.tfds import TFDS_DATASETS, DatasetUnavailableError, load_tfds
 
 __all__ = [
@@ -37,4 +39,5 @@ __all__ = [
     "map_batches",
     "segmentation_augmentation",
     "shapes_dataset",
+    "shard_batches",
 ]

@@ -4,12 +4,13 @@
 `prepare_training` sets a run up (data, recipe resolved for the run, model
 and optimizer); `run_training` trains it into a run folder, and `train` does
 both. `resolve_distribution` spreads a run, or a user's own `fit`, over the
-devices.
+devices and processes (`check_processes`).
 """
 
 from keras_cvlec.training.distribution import (
     DISTRIBUTIONS,
     Distribution,
+    check_processes,
     resolve_distribution,
 )
 from keras_cvlec.training.files import save_model_atomically
@@ -52,6 +53,7 @@ __all__ = [
     "TrainedModel",
     "TrainingRun",
     "augmentation_strength",
+    "check_processes",
     "compile_arguments",
     "cosine_schedule",
     "evaluate",

@@ -77,11 +77,16 @@ def _train(args):
         ignore_class=args.ignore_class,
         skip_bad_files=args.skip_bad_files,
         distribution=args.distribute,
+        job_addresses=args.job_addresses,
+        num_processes=args.num_processes,
+        process_id=args.process_id,
     )
     try:
         metrics = run_training(run, verbose=args.verbose)
     except TrainingDivergedError as error:
         raise SystemExit(f"keras-cvlec train: {error} Run folder: {args.output}") from None
+    if not run.distribution.is_chief:
+        return 0
     for split in ("validation", "test"):
         if metrics[split] is None:
             print(f"{split}: none ({metrics['note']})")
@@ -220,9 +225,22 @@ def add_commands(subparsers):
         choices=DISTRIBUTIONS,
         default="none",
         help="data-parallel: split each batch (--batch-size, the global batch) over "
-        "every local device (JAX, TensorFlow); auto: data-parallel when more than "
-        "one device is visible (default: none)",
+        "every device of every process (JAX, TensorFlow); auto: data-parallel when "
+        "more than one device or process is there (default: none)",
     )
+    processes = train.add_argument_group(
+        "several processes (machines)",
+        "every process runs the same command with its own --process-id; process 0 writes "
+        "the run folder (default: KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES and "
+        "_PROCESS_ID on JAX, TF_CONFIG on TensorFlow, else one process)",
+    )
+    processes.add_argument(
+        "--job-addresses",
+        metavar="HOST:PORT,...",
+        help="the processes' addresses, process 0's first (JAX needs only it)",
+    )
+    processes.add_argument("--num-processes", type=int, metavar="N")
+    processes.add_argument("--process-id", type=int, metavar="I", help="0 to N-1")
     train.add_argument("--output", required=True, metavar="DIR", help="the run folder")
     train.add_argument(
         "--resume", action="store_true", help="continue the unfinished run in --output"

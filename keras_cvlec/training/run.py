@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import warnings
 
 import keras
@@ -33,6 +34,7 @@ from keras_cvlec.training import callbacks as run_callbacks
 from keras_cvlec.training.distribution import (
     Distribution,
     check_distribution,
+    check_processes,
     resolve_distribution,
 )
 from keras_cvlec.training.files import check_output_folder, read_json, write_json
@@ -337,6 +339,9 @@ def prepare_training(
     skip_bad_files=False,
     data_dir=None,
     distribution=None,
+    job_addresses=None,
+    num_processes=None,
+    process_id=None,
 ):
     """Checks every argument, loads the data, resolves the recipe and builds
     and compiles the model: all that `train` does before training, and all
@@ -404,7 +409,17 @@ def prepare_training(
         "distribution": check_distribution(distribution),
     }
     args = _as_json(args)
-    spread = resolve_distribution(args["distribution"])
+    processes = dict(
+        job_addresses=job_addresses, num_processes=num_processes, process_id=process_id
+    )
+    # Checked before the processes connect, which waits for all of them.
+    if args["seed"] is None and args["distribution"] != "none":
+        if check_processes(**processes)[1] > 1:
+            raise ValueError(
+                "`seed` must be an int when several processes train: each builds the initial "
+                "weights and the order of the data from it, which must agree. Received: seed=None"
+            )
+    spread = resolve_distribution(args["distribution"], **processes)
     if args["batch_size"] % spread.num_devices:
         raise ValueError(
             f"`batch_size` is the global batch, split evenly over the {spread.num_devices} "
@@ -572,10 +587,13 @@ def _fit(run, verbose):
                 "keras_version": keras.__version__,
             },
         )
+    distribute = run.distribution.distribute_data
     try:
         run.model.fit(
-            run.data["train"],
-            validation_data=run.data["validation"],
+            distribute(run.data["train"]),
+            validation_data=None
+            if run.data["validation"] is None
+            else distribute(run.data["validation"]),
             epochs=run.epochs,
             callbacks=_callbacks(run),
             verbose=verbose,
@@ -589,6 +607,12 @@ def _fit(run, verbose):
 def run_training(run, verbose="auto"):
     """Trains a run from `prepare_training` and writes its folder; returns
     the metrics of `train`.
+
+    With several processes, each calls this with its own run; only the
+    chief (process 0) writes the run folder and prints. The others run the
+    same steps (the evaluations after training are steps of every process)
+    and write their copies of the files into a temporary folder that is
+    removed at the end; when they resume, they copy the chief's backup.
 
     Args:
         run: a `TrainingRun` prepared with an `output_dir`.
@@ -605,7 +629,27 @@ def run_training(run, verbose="auto"):
             "prepare_training(..., output_dir=...). Received: a run with output_dir=None"
         )
     with run.distribution.scope():
-        return _train_and_report(run, verbose)
+        if run.distribution.is_chief:
+            return _train_and_report(run, verbose)
+        with tempfile.TemporaryDirectory(prefix="keras_cvlec_process") as folder:
+            return _train_and_report(_in_folder(run, folder), verbose=0)
+
+
+# What a resumed run reads of its folder.
+_RESUME_STATE = (RUN_FILE, "log.csv", "backup", "best.keras", "last.keras")
+
+
+def _in_folder(run, folder):
+    """`run` writing into `folder`, which gets a copy of the state the run
+    resumes from."""
+    if run.resume:
+        for name in _RESUME_STATE:
+            source, copy = run.path(name), os.path.join(folder, name)
+            if os.path.isdir(source):
+                shutil.copytree(source, copy)
+            elif os.path.exists(source):
+                shutil.copy2(source, copy)
+    return dataclasses.replace(run, output_dir=folder)
 
 
 def _train_and_report(run, verbose):
@@ -628,7 +672,7 @@ def _train_and_report(run, verbose):
             split: {
                 name: float(value)
                 for name, value in run.model.evaluate(
-                    run.data[split], return_dict=True, verbose=0
+                    run.distribution.distribute_data(run.data[split]), return_dict=True, verbose=0
                 ).items()
             }
             for split in held_out
@@ -684,6 +728,9 @@ def train(
     skip_bad_files=False,
     data_dir=None,
     distribution=None,
+    job_addresses=None,
+    num_processes=None,
+    process_id=None,
     verbose="auto",
 ):
     """Trains a registered model on a data set and writes a run folder.
@@ -726,10 +773,22 @@ def train(
         data_dir: tensorflow-datasets names only: the data directory (None:
             tensorflow-datasets' default).
         distribution: None or `"none"` (one device), `"data-parallel"`
-            (every local device, JAX and TensorFlow backends; `batch_size` is
-            the global batch) or `"auto"` (data-parallel when more than one
-            device is visible), see `resolve_distribution`.
-        verbose: Keras's `fit` verbosity (`"auto"`: a progress bar).
+            (every device of every process, JAX and TensorFlow backends;
+            `batch_size` is the global batch) or `"auto"` (data-parallel when more than one
+            device is visible, or several processes take part), see
+            `resolve_distribution`.
+        job_addresses: several processes (machines): None (from the
+            environment, see `check_processes`) or `"host:port,..."`, process
+            0's first (JAX needs only it; TensorFlow every process's).
+        num_processes: None (from the environment, else 1) or the number of
+            processes, each running `train` with the same arguments but
+            its own `process_id`; the batches are split between them.
+            Process 0 (the chief) writes the run folder, which the others
+            read when resuming (a folder every process sees).
+        process_id: None (from the environment) or this process's number,
+            0 to `num_processes - 1`.
+        verbose: Keras's `fit` verbosity (`"auto"`: a progress bar); 0 on
+            every process but the chief.
 
     Returns:
         A dict `{"validation": {...}, "test": {...}, "model": "best.keras"}`:
@@ -768,6 +827,9 @@ def train(
         skip_bad_files=skip_bad_files,
         data_dir=data_dir,
         distribution=distribution,
+        job_addresses=job_addresses,
+        num_processes=num_processes,
+        process_id=process_id,
     )
     return run_training(run, verbose=verbose)
 

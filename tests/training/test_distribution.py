@@ -1,21 +1,35 @@
 """Data-parallel training (`train(..., distribution=...)`, `--distribute`):
-argument checks in this process, and two virtual CPU devices in a fresh one
-(they must be set up before the backend starts)."""
+argument checks in this process, two virtual CPU devices in a fresh one
+(they must be set up before the backend starts), and two processes on
+127.0.0.1."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from keras_cvlec import cli
-from keras_cvlec.training import train
-from keras_cvlec.training.distribution import check_distribution, resolve_distribution
+from keras_cvlec.data import ArrayDataset, shard_batches
+from keras_cvlec.training import TrainingRun, prepare_training, train
+from keras_cvlec.training.distribution import (
+    check_distribution,
+    check_processes,
+    resolve_distribution,
+)
 from keras_cvlec.training.files import read_json
+from keras_cvlec.training.run import _in_folder
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_run.py")
+MULTIPROCESS_SCRIPT = os.path.join(os.path.dirname(__file__), "multiprocess_run.py")
+RUN_FOLDER = [
+    "best.keras", "curves.png", "last.keras", "log.csv", "logs", "metrics.json",
+    "per_class.png", "predictions.png", "run.json",
+]  # fmt: skip
 TINY = dict(
     epochs=1,
     batch_size=8,
@@ -70,11 +84,28 @@ def test_the_cli_passes_distribute(tmp_path, capsys):
     assert read_json(os.path.join(output, "run.json"))["args"]["distribution"] == "auto"
 
 
+def test_the_cli_passes_the_processes(tmp_path):
+    """--job-addresses, --num-processes and --process-id reach the checks,
+    which refuse them before anything is written or connects."""
+    command = ["train", "--model", "unet", "--dataset", "shapes", "--output",
+               str(tmp_path / "run"), "--job-addresses", "127.0.0.1:1"]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"Several processes train data-parallel"):
+        cli.main([*command, "--num-processes", "2", "--process-id", "1"])
+    if keras.backend.backend() == "torch":
+        message = r"needs the jax or tensorflow backend.*num_processes=2"
+    else:
+        message = r"`process_id` must be in \[0, 1\] with num_processes=2. Received: process_id=5"
+    with pytest.raises(SystemExit, match=message):
+        cli.main([*command, "--distribute", "auto", "--num-processes", "2", "--process-id", "5"])
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_data_parallel_on_two_devices(tmp_path):
     """JAX and TensorFlow: two SGD steps of global batch 8 split over 2
     devices give the weights of one device on batch 8, and `train` on 2
-    devices writes a complete run folder that records them. PyTorch: refused
-    before anything is written, naming the backends that can."""
+    devices (17 images a split: a last batch of 1, which is left out)
+    writes a complete run folder that records them. PyTorch: refused before
+    anything is written, naming the backends that can."""
     output = str(tmp_path / "run")
     if keras.backend.backend() == "torch":
         with pytest.raises(ValueError, match=r"jax or tensorflow backend.*'data-parallel'"):
@@ -95,8 +126,205 @@ def test_data_parallel_on_two_devices(tmp_path):
     assert "must be a multiple of 2. Received: batch_size=7" in numbers["uneven_batch"]
     run = read_json(os.path.join(output, "run.json"))
     assert run["distribution"] == {"kind": "data-parallel", "num_devices": 2, "num_processes": 1}
-    assert sorted(os.listdir(output)) == [
-        "best.keras", "curves.png", "last.keras", "log.csv", "logs", "metrics.json",
-        "per_class.png", "predictions.png", "run.json",
-    ]  # fmt: skip
+    assert sorted(os.listdir(output)) == RUN_FOLDER
     assert len(read_json(os.path.join(output, "metrics.json"))["per_class"]["test"]) > 0
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize(
+    "processes, error, message",
+    [
+        (dict(num_processes=2, process_id=2, job_addresses="a:1,b:2"), ValueError,
+         r"`process_id` must be in \[0, 1\] with num_processes=2. Received: process_id=2"),
+        (dict(num_processes=2, process_id=-1, job_addresses="a:1"), ValueError,
+         r"`process_id` must be >= 0. Received: process_id=-1"),
+        (dict(num_processes=2), ValueError, r"`process_id` is needed with num_processes=2"),
+        (dict(num_processes="2", process_id=0), TypeError, r"`num_processes` must be an int"),
+        (dict(num_processes=2, process_id=0), ValueError,
+         r"`job_addresses` is needed with num_processes=2.*Received: job_addresses=None"),
+        (dict(num_processes=2, process_id=0, job_addresses="a:1,b"), ValueError,
+         r"'host:port' addresses separated by commas. Received: job_addresses='a:1,b'"),
+        (dict(num_processes=2, process_id=0, job_addresses="a:1,b:2,c:3"), ValueError,
+         r"`job_addresses` must name .*2 address\(es\) with num_processes=2"),
+    ],
+)  # fmt: skip
+def test_bad_processes_are_refused(processes, error, message):
+    with pytest.raises(error, match=message):
+        check_processes(**processes)
+
+
+def test_the_processes_default_to_the_environment(monkeypatch):
+    """KERAS_DISTRIBUTION_* (as `keras.distribution.initialize` reads them)
+    off TensorFlow, TF_CONFIG on it (chief first); arguments win."""
+    for name in ("TF_CONFIG", "KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        monkeypatch.delenv(name, raising=False)
+    assert check_processes() == ([], 1, 0)
+    if keras.backend.backend() == "tensorflow":
+        cluster = {"chief": ["a:1"], "worker": ["b:2", "c:3"]}
+        task = {"type": "worker", "index": 1}
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+        assert check_processes() == (["a:1", "b:2", "c:3"], 3, 2)
+        assert check_processes(process_id=0) == (["a:1", "b:2", "c:3"], 3, 0)
+        task = {"type": "ps", "index": 0}
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+        with pytest.raises(ValueError, match="TF_CONFIG's task must be a chief or worker task"):
+            check_processes()
+    else:
+        monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "a:1")
+        monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "3")
+        monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "2")
+        assert check_processes() == (["a:1"], 3, 2)
+        assert check_processes(job_addresses="d:4", process_id=0) == (["d:4"], 3, 0)
+
+
+def test_several_processes_need_a_seed_and_data_parallel(tmp_path):
+    """Refused before any process connects or writes."""
+    output = str(tmp_path / "run")
+    processes = dict(job_addresses="127.0.0.1:1,127.0.0.1:2", num_processes=2, process_id=1)
+    with pytest.raises(ValueError, match=r"`seed` must be an int when several processes train"):
+        train("unet", "shapes", output_dir=output, distribution="auto", seed=None,
+              **processes, **TINY)  # fmt: skip
+    with pytest.raises(ValueError, match=r"Several processes train data-parallel: pass distri"):
+        train("unet", "shapes", output_dir=output, distribution="none", **processes, **TINY)
+    assert not os.path.exists(output)
+
+
+@pytest.mark.backend_independent
+def test_shard_batches_splits_every_batch_between_processes():
+    """Two shards of batches 8, 8, 1 (devices: 4): the first two batches
+    split in halves of consecutive rows, the last (fewer rows than devices)
+    left out; the same for a tf.data.Dataset."""
+    import tensorflow as tf
+
+    images = np.arange(17 * 2, dtype="float32").reshape(17, 2, 1, 1)
+    targets = np.arange(17)
+    data = ArrayDataset(images, targets, batch_size=8, shuffle=True, seed=3)
+    shards = [shard_batches(data, 2, index, multiple=4) for index in (0, 1)]
+    assert [len(shard) for shard in shards] == [2, 2]
+    for batch in range(2):
+        parts = [shard[batch] for shard in shards]
+        assert [len(part[1]) for part in parts] == [4, 4]
+        np.testing.assert_array_equal(np.concatenate([part[0] for part in parts]), data[batch][0])
+        np.testing.assert_array_equal(np.concatenate([part[1] for part in parts]), data[batch][1])
+    # A last batch of 3 rows on 2 devices keeps 2, one a process.
+    uneven = shard_batches(ArrayDataset(images[:11], targets[:11], batch_size=8), 2, 1, multiple=2)
+    assert [batch[1].tolist() for batch in (uneven[0], uneven[1])] == [[4, 5, 6, 7], [9]]
+    batched = tf.data.Dataset.from_tensor_slices((images, targets)).batch(8)
+    assert [
+        targets.numpy().tolist() for _, targets in shard_batches(batched, 2, 1, multiple=4)
+    ] == [[4, 5, 6, 7], [12, 13, 14, 15]]
+    with pytest.raises(ValueError, match=r"`index` must be in \[0, 1\] and `multiple` a mult"):
+        shard_batches(data, 2, 0, multiple=3)
+    with pytest.raises(TypeError, match=r"`dataset` must be an ArrayDataset or a tf.data"):
+        shard_batches([images], 2, 0)
+
+
+@pytest.mark.backend_independent
+def test_a_resumed_run_gives_the_other_processes_its_state(tmp_path):
+    """The processes other than the chief write into a folder of their own,
+    which starts with what a resumed run reads of the chief's."""
+    chief = tmp_path / "run"
+    (chief / "backup").mkdir(parents=True)
+    (chief / "logs").mkdir()
+    for name in ("run.json", "log.csv", "best.keras", "last.keras", "backup/weights.h5"):
+        (chief / name).write_text(name)
+    run = TrainingRun("unet", "segmentation", {}, None, None, None, {}, True, str(chief), True)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert _in_folder(run, str(other)).output_dir == str(other)
+    assert sorted(os.listdir(other)) == [
+        "backup",
+        "best.keras",
+        "last.keras",
+        "log.csv",
+        "run.json",
+    ]
+    assert (other / "backup" / "weights.h5").read_text() == "backup/weights.h5"
+    assert run.output_dir == str(chief)
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _weights_of_one_process(arguments):
+    """Initial and trained weights of the run `arguments` on one device."""
+    run = prepare_training(**{key: value for key, value in arguments.items() if key != "verbose"})
+    initial = [keras.ops.convert_to_numpy(weight) for weight in run.model.weights]
+    run.model.fit(run.data["train"], epochs=run.epochs, verbose=0)
+    return initial, [keras.ops.convert_to_numpy(weight) for weight in run.model.weights]
+
+
+def test_two_processes_train_like_one(tmp_path):
+    """JAX and TensorFlow: two processes on 127.0.0.1 train the weights of
+    one process on the same global batch; only the chief writes the run
+    folder (complete, one log row) and prints; the other's temporary folder
+    is gone. PyTorch: refused before anything is written."""
+    output = str(tmp_path / "run")
+    arguments = dict(
+        model_name="unet",
+        dataset="shapes",
+        output_dir=output,
+        distribution="data-parallel",
+        **TINY,
+        recipe_options={"augment": False},
+    )
+    # Without BatchNormalization the step does not depend on the split.
+    arguments["model_options"] = {**TINY["model_options"], "norm": None}
+    arguments["verbose"] = 2
+    if keras.backend.backend() == "torch":
+        with pytest.raises(ValueError, match=r"jax or tensorflow backend.*num_processes=2"):
+            train(**arguments, job_addresses="127.0.0.1:1", num_processes=2, process_id=0)
+        assert not os.path.exists(output)
+        return
+    addresses = ",".join(f"127.0.0.1:{_free_port()}" for _ in range(2))
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TMPDIR": str(temporary)}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                MULTIPROCESS_SCRIPT,
+                addresses,
+                "2",
+                str(index),
+                json.dumps(arguments),
+            ],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for index in (0, 1)
+    ]
+    try:
+        initial, one_process = _weights_of_one_process(
+            {**arguments, "output_dir": None, "distribution": "none"}
+        )
+        outputs = [process.communicate(timeout=240) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (_, errors) in zip(processes, outputs):
+        assert process.returncode == 0, errors[-3000:]
+    chief, other = (stdout.strip().splitlines() for stdout, _ in outputs)
+    # Gloo (JAX's CPU collectives) prints a line on connecting.
+    chief, other = (
+        [line for line in lines if not line.startswith("[Gloo]")] for lines in (chief, other)
+    )
+    assert "recipe 'unet' resolved for this run" in chief[0] and chief[-2].startswith("2/2 ")
+    assert len(other) == 1 and json.loads(other[0]) == json.loads(chief[-1])  # no progress
+    assert sorted(os.listdir(output)) == RUN_FOLDER
+    assert len(read_json(os.path.join(output, "metrics.json"))["per_class"]["test"]) > 0
+    run = read_json(os.path.join(output, "run.json"))
+    assert run["distribution"] == {"kind": "data-parallel", "num_devices": 2, "num_processes": 2}
+    with open(os.path.join(output, "log.csv")) as log:
+        assert len(log.readlines()) == 2  # the header and epoch 0, once
+    assert not [name for name in os.listdir(temporary) if name.startswith("keras_cvlec")]
+    trained = keras.saving.load_model(os.path.join(output, "last.keras"), compile=False)
+    two_processes = [keras.ops.convert_to_numpy(weight) for weight in trained.weights]
+    assert max(float(abs(a - b).max()) for a, b in zip(initial, one_process)) > 1e-3
+    assert max(float(abs(a - b).max()) for a, b in zip(one_process, two_processes)) < 1e-5
