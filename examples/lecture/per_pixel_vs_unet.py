@@ -194,8 +194,8 @@ def main(argv=None):
         help="leave FCN-8s out (its ResNet-18 is the slowest to build; --quick)",
     )
     args = parse_claim_args(parser, argv, QUICK)
-    if args.size < 32 or args.size % 2**args.depth:
-        parser.error("--size must be at least 32 (FCN) and a multiple of 2**depth.")
+    if args.size % 2**args.depth or (args.size < 32 and not args.no_fcn):
+        parser.error("--size must be a multiple of 2**depth, and at least 32 with the FCN.")
     png_path, json_path = output_paths(args.out, CLAIM)
     train, test = segmentation_data(args)
 
