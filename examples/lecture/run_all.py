@@ -45,8 +45,9 @@ def main(argv=None):
             failed.append(claim)
         times[claim] = time.perf_counter() - start
     print("=== wall times ===")
+    width = max(map(len, times), default=0)
     for claim, seconds in times.items():
-        print(f"{claim:12s} {seconds:6.1f} s{'  FAILED' if claim in failed else ''}")
+        print(f"{claim:{width}s} {seconds:7.1f} s{'  FAILED' if claim in failed else ''}")
     return 1 if failed else 0
 
 
