@@ -211,7 +211,9 @@ def train_one(model_name, args, seed, macs, *, remove=None, model_options=None):
     )
     if remove == "cosine":
         constant_lr(run, jit_compile)
-    run.model.run_eagerly = args.run_eagerly
+    # Tracing a TensorFlow graph costs more than a few steps; JAX runs
+    # eagerly far slower than it compiles, and torch is eager anyway.
+    run.model.run_eagerly = args.run_eagerly and keras.backend.backend() == "tensorflow"
     start = time.perf_counter()
     run.model.fit(run.data["train"], epochs=run.epochs, verbose=0)
     seconds = time.perf_counter() - start
@@ -381,7 +383,7 @@ def main(argv=None):
     parser.add_argument(
         "--run-eagerly",
         action="store_true",
-        help="train without compiling a graph (faster for runs of a few steps)",
+        help="TensorFlow backend: train without tracing a graph (faster for a few steps)",
     )
     args = parse_claim_args(parser, argv, QUICK)
     ingredients = [name for name in args.ingredients.split(",") if name]
