@@ -226,11 +226,17 @@ def train_one(model_name, args, seed, macs, *, remove=None, model_options=None):
         ]
     )
     plan = run.plan
+    accuracy = float(np.mean(logits.argmax(-1) == labels))
+    print(
+        f"{model_name} seed {seed}, {INGREDIENTS[remove][0] if remove else 'full recipe'}: "
+        f"test accuracy {accuracy:.3f} (trained in {seconds:.0f} s)",
+        flush=True,
+    )
     return {
         "model": model_name,
         "removed": remove,
         "seed": seed,
-        "test_accuracy": float(np.mean(logits.argmax(-1) == labels)),
+        "test_accuracy": accuracy,
         "test_images": len(test.images),
         "macs": macs.setdefault(model_name, int(count_macs(run.model))),
         "params": int(run.model.count_params()),
