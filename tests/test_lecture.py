@@ -22,6 +22,7 @@ CLAIMS = [
     "per_pixel_vs_unet",
     "residual",
     "residual_branch",
+    "resnet_vs_convnext",
     "stochastic_depth",
     "transposed_conv",
     "unet_skips",
@@ -353,6 +354,70 @@ def test_unet_skips_counts(tmp_path):
     extra = (9 - 4) * (16 * 8 + 8 * 4) - (8 + 4)
     assert rows["unet_bilinear"]["params"] - rows["unet"]["params"] == extra
     assert rows["unet_max_unpool"]["params"] == rows["unet_bilinear"]["params"]
+
+
+def convnext_counts(width, depths, size, classes):
+    """Closed-form parameters and MACs of a ConvNeXt: 4x4 stem, blocks of a
+    7x7 depthwise conv and a 4x MLP (8C^2 + 58C parameters with norm, biases
+    and layer scale), 2x2 downsampling, norm and classifier."""
+    params = 48 * width + width + 2 * width + 16 * width + 8 * width * classes + classes
+    macs = (size // 4) ** 2 * 48 * width + 8 * width * classes
+    for stage, depth in enumerate(depths):
+        c, positions = width * 2**stage, (size // 4 // 2**stage) ** 2
+        if stage:
+            params += 2 * (c // 2) + 4 * (c // 2) * c + c
+            macs += positions * 4 * (c // 2) * c
+        params += depth * (8 * c * c + 58 * c)
+        macs += depth * positions * (49 * c + 8 * c * c)
+    return params, macs
+
+
+def resnet18_macs(filters, size, classes):
+    """Closed-form MACs of a ResNet-18: 7x7/2 stem, 3x3/2 pooling, two basic
+    blocks a stage (the first of stages 2-4 strided, with a 1x1 projection)."""
+    macs = (size // 2) ** 2 * 49 * 3 * filters + 8 * filters * classes
+    for stage in range(4):
+        c, positions = filters * 2**stage, (size // 4 // 2**stage) ** 2
+        convs = 4 * 9 * c * c
+        if stage:  # the first conv reads c / 2 channels; the projection
+            convs += -9 * c * c + 9 * (c // 2) * c + (c // 2) * c
+        macs += positions * convs
+    return macs
+
+
+def test_resnet_vs_convnext_counts_and_ablation(tmp_path):
+    results = run("resnet_vs_convnext", tmp_path / "out")
+    rows = {row["name"]: row for row in results["variants"]}
+    assert sorted(rows) == ["convnext_atto", "resnet18"]
+    # Parameters do not depend on the image size: torchvision's ResNet-18.
+    assert rows["resnet18"]["trainable_params"] == 11_689_512
+    assert rows["resnet18"]["macs"] == resnet18_macs(64, 32, 1000)
+    params, macs = convnext_counts(40, (2, 2, 6, 2), 32, 1000)
+    assert (rows["convnext_atto"]["params"], rows["convnext_atto"]["macs"]) == (params, macs)
+    # The tiny models trained on the 3 shapes classes, their MACs matched.
+    filters, matched = results["resnet_filters"], results["matched"]
+    atto_macs = convnext_counts(40, (2, 2, 6, 2), 32, 3)[1]
+    assert matched["convnext_atto"]["macs"] == atto_macs
+    assert matched["resnet18"]["macs"] == resnet18_macs(filters, 32, 3)
+    assert all(
+        abs(resnet18_macs(filters, 32, 3) - atto_macs) <= abs(resnet18_macs(f, 32, 3) - atto_macs)
+        for f in (filters - 1, filters + 1)
+    )
+    assert list(results["ablation"]) == ["full", "cosine"]
+    runs = {(r["model"], r["removed"]): r for r in results["runs"]}
+    assert len(runs) == len(results["runs"]) == 3
+    for r in runs.values():
+        assert r["updates"] == r["total_updates"] == 2  # 4 images in batches of 2
+        assert r["test_images"] == 4
+    # The recipes' learning rates; the ablated ResNet's cosine decays to 0,
+    # its constant-rate copy stays at the peak.
+    assert runs[("convnext_atto", None)]["peak_learning_rate"] == 4e-3
+    assert runs[("convnext_atto", None)]["drop_path_rate"] == 0.1
+    full, constant = runs[("resnet18", None)], runs[("resnet18", "cosine")]
+    assert full["peak_learning_rate"] == constant["peak_learning_rate"] == 8e-3
+    assert full["final_learning_rate"] == pytest.approx(0.0, abs=1e-9)
+    assert constant["final_learning_rate"] == pytest.approx(8e-3, rel=1e-6)
+    assert full["drop_path_rate"] == 0.05 and full["label_smoothing"] == 0.1
 
 
 def test_rerun_into_own_folder_is_allowed(tmp_path):
