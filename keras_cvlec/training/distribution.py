@@ -139,11 +139,13 @@ def _processes_from_environment():
     `..._PROCESS_ID` (those of `keras.distribution.initialize`); TensorFlow
     `TF_CONFIG` (its `chief` and `worker` tasks, the chief first)."""
     if keras.backend.backend() != "tensorflow":
-        values = [
-            os.environ.get(f"KERAS_DISTRIBUTION_{name}")
-            for name in ("JOB_ADDRESSES", "NUM_PROCESSES", "PROCESS_ID")
-        ]
-        return values[0], *(None if value is None else int(value) for value in values[1:])
+        values = [os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")]
+        for name in ("KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID"):
+            value = os.environ.get(name)
+            if value is not None and not value.strip().isdigit():
+                raise ValueError(f"{name} must be an int >= 0. Received: {name}={value!r}")
+            values.append(None if value is None else int(value))
+        return tuple(values)
     if not os.environ.get("TF_CONFIG"):
         return None, None, None
     config = json.loads(os.environ["TF_CONFIG"])

@@ -412,7 +412,10 @@ def prepare_training(
     processes = dict(
         job_addresses=job_addresses, num_processes=num_processes, process_id=process_id
     )
-    # Checked before the processes connect, which waits for all of them.
+    # Checked before the processes connect, which waits for all of them (and
+    # the chief writes the run folder only after that).
+    if output_dir is not None:
+        _check_run_folder(output_dir, args, resume)
     if args["seed"] is None and args["distribution"] != "none":
         if check_processes(**processes)[1] > 1:
             raise ValueError(
@@ -426,8 +429,6 @@ def prepare_training(
             f"devices of distribution={args['distribution']!r}: it must be a multiple of "
             f"{spread.num_devices}. Received: batch_size={args['batch_size']}"
         )
-    if output_dir is not None:
-        _check_run_folder(output_dir, args, resume)
     data, info, plan = _load_data(dataset, task, args, recipe)
     keras.utils.set_random_seed(args["seed"] or 0)
     # The channels from a split without augmentation (a first call of

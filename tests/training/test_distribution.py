@@ -175,6 +175,9 @@ def test_the_processes_default_to_the_environment(monkeypatch):
         monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "2")
         assert check_processes() == (["a:1"], 3, 2)
         assert check_processes(job_addresses="d:4", process_id=0) == (["d:4"], 3, 0)
+        monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "first")
+        with pytest.raises(ValueError, match=r"KERAS_DISTRIBUTION_PROCESS_ID must be an int"):
+            check_processes()
 
 
 def test_several_processes_need_a_seed_and_data_parallel(tmp_path):
