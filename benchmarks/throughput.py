@@ -10,8 +10,9 @@ Usage:
 For each installed backend (a process each, `KERAS_BACKEND` set) and each
 model, the candidates are trained with `train_on_batch` on random data, in
 turn, `--rounds` times `--steps` steps each, and the median images/s is
-reported with `ours ÷ this` and the fraction of a float32 2048² matmul's
-FLOP/s timed in the same process (MACs x 2 x 3 x images/s ÷ matmul FLOP/s):
+reported with `ours ÷ this` and the fraction of the FLOP/s of a float32
+2048² matmul timed in turn with them (MACs x 2 x 3 x images/s ÷ matmul
+FLOP/s; the median of the rounds, so that a loaded machine slows both):
 
 - ResNet-50: ours, keras.applications.ResNet50 (weights=None) and, on torch,
   a plain PyTorch ResNet-50 of the same v1 bottleneck blocks (torchvision's
@@ -184,7 +185,8 @@ def candidates(name, args):
 def make_rows(backend, name, macs, seconds, images, matmul):
     """The table rows of model `name`: `macs` and `seconds` map each
     implementation (ours first) to its MACs an image and its timed rounds of
-    `images` images each; `matmul` is the FLOP/s of the reference matmul."""
+    `images` images each; `matmul` is the FLOP/s of the reference matmul,
+    timed in turn with them."""
     rows = []
     for label, times in seconds.items():
         speed = images / statistics.median(times)
@@ -197,6 +199,7 @@ def make_rows(backend, name, macs, seconds, images, matmul):
                 "images_per_second": speed,
                 "ours_over_this": ours_speed / speed,
                 "macs_per_image": macs[label],
+                "matmul_flops_per_second": matmul,
                 "matmul_fraction": macs[label] * 2 * 3 * speed / matmul,
             }
         )
@@ -207,24 +210,24 @@ def run_backend(args):
     """Every model's candidates, alternating within a model; returns the rows."""
     import keras
 
-    matmul = timing.matmul_flops_per_second(256 if args.tiny else 2048)
+    matmul, flops = timing.matmul_step(256 if args.tiny else 2048)
     rows = []
     for name in args.models or tuple(timing.MODELS):
         found = candidates(name, args)
+        steps = {label: step for label, step, _ in found}
+        seconds = timing.alternate(
+            {**steps, "matmul": matmul}, args.steps, args.rounds, args.warmup
+        )
+        matmul_seconds = statistics.median(seconds.pop("matmul")) / args.steps
         rows += make_rows(
             keras.backend.backend(),
             name,
             {label: macs for label, _, macs in found},
-            timing.alternate(
-                {label: step for label, step, _ in found},
-                args.steps,
-                args.rounds,
-                args.warmup,
-            ),
+            seconds,
             args.batch_size * args.steps,
-            matmul,
+            flops / matmul_seconds,
         )
-    return {"device": timing.device_name(), "matmul_flops_per_second": matmul, "rows": rows}
+    return {"device": timing.device_name(), "rows": rows}
 
 
 def format_table(results):
@@ -270,9 +273,10 @@ def main(argv=None):
     )
     for result in results:
         if "device" in result:
+            matmul = [row["matmul_flops_per_second"] / 1e9 for row in result["rows"]]
             print(
                 f"{result['backend']}: {result['device']}, float32 matmul "
-                f"{result['matmul_flops_per_second'] / 1e9:.0f} GFLOP/s"
+                f"{min(matmul):.0f}-{max(matmul):.0f} GFLOP/s"
             )
     print()
     print(format_table(results))

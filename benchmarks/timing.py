@@ -69,9 +69,9 @@ def run_worker(script, backend, arguments):
             return json.load(file)
 
 
-def matmul_flops_per_second(size, dtype="float32", warmup=2, repeats=5):
-    """FLOP/s of a `size` x `size` matmul in `dtype` on the current backend's
-    default device (2 * size**3 FLOPs a call)."""
+def matmul_step(size, dtype="float32"):
+    """`(call, flops)`: a call of a `size` x `size` matmul in `dtype` on the
+    current backend's default device, and its FLOPs (2 * size**3)."""
     import keras
     import numpy as np
 
@@ -82,7 +82,13 @@ def matmul_flops_per_second(size, dtype="float32", warmup=2, repeats=5):
         # Reading one element back waits for the asynchronous backends.
         keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.matmul(a, b)[0, 0], "float32"))
 
-    return 2.0 * size**3 / median_seconds(call, warmup, repeats)
+    return call, 2.0 * size**3
+
+
+def matmul_flops_per_second(size, dtype="float32", warmup=2, repeats=5):
+    """FLOP/s of a `size` x `size` matmul in `dtype` (see `matmul_step`)."""
+    call, flops = matmul_step(size, dtype)
+    return flops / median_seconds(call, warmup, repeats)
 
 
 def train_images_per_second(model, x, y, steps, warmup=5, rounds=1):

@@ -6,6 +6,7 @@ expressions of the same numbers), timed in turn in one process.
 Usage:
 
     python benchmarks/xla_cpu_gap.py
+    python benchmarks/xla_cpu_gap.py pooling stride  # the cases named so
     XLA_FLAGS=--xla_cpu_use_onednn=true python benchmarks/xla_cpu_gap.py
 
 Every case is at the sizes a 64² image, batch 8 gives: the first U-Net
@@ -42,7 +43,7 @@ def tf_step(op, x, kernel, jit_compile=False):
             loss = tf.reduce_sum(tf.square(op(x, kernel)))
         return tape.gradient(loss, [x, kernel])
 
-    return lambda: [g.numpy() for g in step()]
+    return lambda: [g.numpy() for g in step() if g is not None]
 
 
 def jax_step(op, x, kernel):
@@ -51,12 +52,18 @@ def jax_step(op, x, kernel):
     return lambda: [np.asarray(g) for g in grad(x, kernel)]
 
 
-def keras_ops(module, name, **kwargs):
-    """`keras.src.backend.<module>.nn.<name>` (what a Keras layer calls on that
-    backend), NHWC, "same" padding."""
+def keras_function(module, name):
+    """`keras.src.backend.<module>.nn.<name>`: what a Keras layer calls on
+    that backend."""
     import importlib
 
-    op = getattr(importlib.import_module(f"keras.src.backend.{module}.nn"), name)
+    return getattr(importlib.import_module(f"keras.src.backend.{module}.nn"), name)
+
+
+def keras_ops(module, name, **kwargs):
+    """The Keras function `name` of backend `module` as `op(x, kernel)`,
+    NHWC, "same" padding."""
+    op = keras_function(module, name)
     return lambda x, k: op(x, k, padding="same", data_format="channels_last", **kwargs)
 
 
@@ -87,6 +94,11 @@ def cases(rng):
     def normal(*shape):
         return rng.standard_normal(shape).astype("float32")
 
+    def max_pool(module):
+        pool = keras_function(module, "max_pool")
+        # No kernel: its gradient is None (TF) / zero (JAX).
+        return lambda x, k: pool(x, 3, 2, padding="same", data_format="channels_last")
+
     transpose = {"strides": 2}
     return [
         (
@@ -102,6 +114,20 @@ def cases(rng):
             normal(1, 1, 256, 64),
             keras_ops("tensorflow", "conv"),
             {"Keras (conv_general_dilated)": keras_ops("jax", "conv")},
+        ),
+        (
+            "conv 1x1 stride 2, 256->128, 16²",
+            normal(BATCH, 16, 16, 256),
+            normal(1, 1, 256, 128),
+            keras_ops("tensorflow", "conv", strides=2),
+            {"Keras (conv_general_dilated)": keras_ops("jax", "conv", strides=2)},
+        ),
+        (
+            "max pooling 3x3 stride 2, 64 channels, 32²",
+            normal(BATCH, 32, 32, 64),
+            normal(1),
+            max_pool("tensorflow"),
+            {"Keras (reduce_window; its gradient select_and_scatter)": max_pool("jax")},
         ),
         (
             "depthwise 7x7, 96 channels, 16²",
@@ -135,6 +161,8 @@ def main():
     print("\n| operation | implementation | ms a step | TF graph ÷ this | same numbers |")
     print("|---|---|---|---|---|")
     for name, x, kernel, tf_op, jax_ops in cases(np.random.default_rng(0)):
+        if sys.argv[1:] and not any(word in name for word in sys.argv[1:]):
+            continue
         implementations = {
             "TF graph": tf_step(tf_op, x, kernel),
             "TF XLA": tf_step(tf_op, x, kernel, True),
