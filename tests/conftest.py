@@ -28,6 +28,9 @@ SLOW_MODULES = (
     "training/test_resume.py",
     "models/test_convnext.py",
     "test_benchmarks.py",
+    "test_lecture.py",
+    "training/test_distribution.py",
+    "test_throughput.py",
 )
 
 

@@ -1,9 +1,23 @@
-"""Shared by the lecture scripts: the command line, the output folder and
-the result files."""
+"""Shared by the lecture scripts: the command line, the output folder, the
+result files and figures, and the pieces two or more claims use (toy CNNs
+with optional skips for claims 1-3, segmentation data, training and scores
+for claims 8 and 12, annotated grids and a fixed smoothing filter for claims
+10 and 11)."""
 
 import argparse
 import json
+import math
 import os
+import time
+
+import keras
+import numpy as np
+
+from keras_cvlec.data import CLASS_NAMES, shapes_dataset
+from keras_cvlec.layers import DepthwiseConv2D, StochasticDepth
+from keras_cvlec.losses import SparseCategoricalCrossentropy
+from keras_cvlec.metrics import MeanIoU
+from keras_cvlec.training import RECIPES, resolve_recipe
 
 
 def output_paths(out_dir, claim):
@@ -93,7 +107,6 @@ def draw_grid(ax, values, title, fmt="{:g}", cmap="viridis", outline=None):
         outline: None, or a boolean array of `values`' shape: those cells get
             a red frame.
     """
-    import numpy as np
     from matplotlib.patches import Rectangle
 
     values = np.asarray(values)
@@ -134,10 +147,6 @@ def binomial_filter(x, gain=1.0):
         The filtered map ("valid": 2 rows and columns smaller), a 2D float64
         NumPy array.
     """
-    import keras
-    import numpy as np
-
-    from keras_cvlec.layers import DepthwiseConv2D
 
     kernel = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) * gain / 16.0
     layer = DepthwiseConv2D(3, padding="valid", use_bias=False)
@@ -148,12 +157,7 @@ def binomial_filter(x, gain=1.0):
 
 
 # Toy CNNs with optional skip connections, their data and their training
-# (claims 1-3: residual.py, residual_branch.py, stochastic_depth.py). Keras is
-# imported here rather than at the top so that this section stays appended.
-import keras  # noqa: E402
-
-from keras_cvlec.data import shapes_dataset  # noqa: E402
-from keras_cvlec.layers import StochasticDepth  # noqa: E402
+# (claims 1-3: residual.py, residual_branch.py, stochastic_depth.py).
 
 BRANCHES = ("preact", "conv_relu", "conv_relu_conv1x1")
 
@@ -298,18 +302,7 @@ def fit_classifier(model, data, *, epochs, batch_size, learning_rate, eager=Fals
 
 
 # Segmentation (claims 8 and 12): the shapes data, the boundary band, training,
-# scores and figures. Imported here, not at the top, so that this section
-# stays one appended block.
-import math  # noqa: E402
-import time  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from keras_cvlec.data import CLASS_NAMES  # noqa: E402
-from keras_cvlec.losses import SparseCategoricalCrossentropy  # noqa: E402
-from keras_cvlec.metrics import MeanIoU  # noqa: E402
-from keras_cvlec.training import RECIPES, resolve_recipe  # noqa: E402
+# scores and figures.
 
 # Distances (pixels) to a label boundary at which IoU is scored.
 BAND_WIDTHS = (1, 2, 4, 8)
