@@ -162,6 +162,23 @@ def binomial_filter(x, gain=1.0):
 BRANCHES = ("preact", "conv_relu", "conv_relu_conv1x1")
 
 
+def add_toy_training_arguments(parser, *, train_images, test_images, epochs, batch_size):
+    """Adds the options claims 1-3 share to `parser`: the toy CNN's width,
+    the shapes data's image size and split sizes, and the training (epochs,
+    batch size, Adam's learning rate, `--eager`). The per-claim defaults are
+    the keyword arguments."""
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--train-images", type=int, default=train_images)
+    parser.add_argument("--test-images", type=int, default=test_images)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument(
+        "--eager", action="store_true", help="train without compiling (faster for tiny sizes)"
+    )
+
+
 def shapes_classification(num_train, num_test, image_size, seed=0):
     """`((x_train, y_train), (x_test, y_test))`: the embedded shapes data's
     classification task (one shape an image, 3 classes)."""

@@ -41,6 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lecture_common import (  # noqa: E402
+    add_toy_training_arguments,
     claim_parser,
     fit_classifier,
     output_paths,
@@ -134,17 +135,8 @@ def plot(path, runs, title):
 def main(argv=None):
     parser = claim_parser(__doc__, CLAIM)
     parser.add_argument("--depths", type=int, nargs=2, default=[8, 32])
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--train-images", type=int, default=1024)
-    parser.add_argument("--test-images", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    add_toy_training_arguments(parser, train_images=1024, test_images=256, epochs=8, batch_size=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--eager", action="store_true", help="train without compiling (faster for tiny sizes)"
-    )
     args = parse_claim_args(parser, argv, QUICK)
     if not 0 < args.depths[0] < args.depths[1]:
         parser.error(f"--depths must be two increasing positive ints. Received: {args.depths}")

@@ -39,6 +39,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lecture_common import (  # noqa: E402
+    add_toy_training_arguments,
     claim_parser,
     fit_classifier,
     output_paths,
@@ -126,18 +127,9 @@ def plot(path, runs, depth, title):
 def main(argv=None):
     parser = claim_parser(__doc__, CLAIM)
     parser.add_argument("--depth", type=int, default=12)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--train-images", type=int, default=2048)
-    parser.add_argument("--test-images", type=int, default=512)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    add_toy_training_arguments(parser, train_images=2048, test_images=512, epochs=10, batch_size=16)
     parser.add_argument("--drop-path-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--eager", action="store_true", help="train without compiling (faster for tiny sizes)"
-    )
     args = parse_claim_args(parser, argv, QUICK)
     png_path, json_path = output_paths(args.out, CLAIM)
     data = shapes_classification(args.train_images, args.test_images, args.image_size)
