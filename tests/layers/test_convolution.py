@@ -8,11 +8,18 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 import keras_cvlec
 from keras_cvlec import layers as cvlec_layers
 from keras_cvlec.layers import bias_first_conv
-from tests.harness import assert_allclose, randomize_weights, run_layer_test, to_numpy
+from tests.harness import (
+    assert_allclose,
+    randomize_weights,
+    run_layer_test,
+    to_numpy,
+    value_and_gradient,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -115,6 +122,48 @@ def test_input_smaller_than_valid_kernel(layer_class, data_format):
     assert tuple(layer(np.zeros(big, "float32")).shape) == (
         (1, 1, 1, 2) if data_format == "channels_last" else (1, 2, 1, 1)
     )
+
+
+def _blocks_reference(x, kernel):
+    """NumPy: each input pixel times the kernel gives its own block of
+    output pixels (channels_last)."""
+    n, h, w, _ = x.shape
+    kh, kw, filters, _ = kernel.shape
+    return np.einsum("nhwc,ijoc->nhiwjo", x, kernel).reshape(n, h * kh, w * kw, filters)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_transpose_with_kernel_size_equal_to_stride(size, padding, data_format):
+    """A kernel that does not overlap itself (a matmul on JAX): the outputs
+    and the input gradient of NumPy's blocks and of `ops.conv_transpose`."""
+    layer = cvlec_layers.Conv2DTranspose(
+        5, size, strides=size, padding=padding, use_bias=False, data_format=data_format
+    )
+    x = RNG.normal(size=(2, 3, 4, 6)).astype("float32")
+    upstream = RNG.normal(size=(2, 3 * size, 4 * size, 5)).astype("float32")
+    to_layer = (
+        (lambda a: a) if data_format == "channels_last" else (lambda a: a.transpose(0, 3, 1, 2))
+    )
+    from_layer = (
+        (lambda a: a) if data_format == "channels_last" else (lambda a: a.transpose(0, 2, 3, 1))
+    )
+    layer.build(to_layer(x).shape)
+    kernel = RNG.normal(size=(size, size, 5, 6)).astype("float32")
+    layer.set_weights([kernel])
+    assert layer._is_matmul() == (keras.backend.backend() == "jax")
+    outputs, gradient = value_and_gradient(
+        lambda value: ops.multiply(layer(value), to_layer(upstream)), to_layer(x)
+    )
+    expected = _blocks_reference(x, kernel)
+    assert_allclose(from_layer(outputs), expected * upstream, atol=1e-5)
+    blocks = upstream.reshape(2, 3, size, 4, size, 5)
+    assert_allclose(from_layer(gradient), np.einsum("nhiwjo,ijoc->nhwc", blocks, kernel), atol=1e-5)
+    keras_op = ops.conv_transpose(
+        to_layer(x), kernel, strides=size, padding=padding, data_format=data_format
+    )
+    assert_allclose(from_layer(to_numpy(keras_op)), expected, atol=1e-5)
 
 
 # --------------------------------------------------------------------------
