@@ -1,6 +1,7 @@
 """Tests of keras_cvlec.layers.convolution (Conv2D, DepthwiseConv2D,
 Conv2DTranspose) and of their old names in keras_cvlec.layers.bias_first_conv."""
 
+import functools
 import json
 import os
 import zipfile
@@ -12,7 +13,7 @@ from keras import ops
 
 import keras_cvlec
 from keras_cvlec import layers as cvlec_layers
-from keras_cvlec.layers import bias_first_conv
+from keras_cvlec.layers import bias_first_conv, convolution
 from tests.harness import (
     assert_allclose,
     randomize_weights,
@@ -164,6 +165,52 @@ def test_transpose_with_kernel_size_equal_to_stride(size, padding, data_format):
         to_layer(x), kernel, strides=size, padding=padding, data_format=data_format
     )
     assert_allclose(from_layer(to_numpy(keras_op)), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding, dilation_rate, depth_multiplier",
+    [
+        (3, "same", 1, 1),
+        (7, "same", 1, 1),
+        (2, "same", 1, 2),
+        (3, "valid", 2, 1),
+        (4, "same", 2, 3),
+    ],
+)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_depthwise_of_stride_one(
+    kernel_size, padding, dilation_rate, depth_multiplier, data_format
+):
+    """A sum of shifted copies on JAX on a CPU: the outputs and gradients
+    (input, kernel) of `ops.depthwise_conv` (on JAX, XLA's grouped
+    convolution)."""
+    arguments = dict(padding=padding, dilation_rate=dilation_rate, data_format=data_format)
+    layer = cvlec_layers.DepthwiseConv2D(
+        kernel_size, depth_multiplier=depth_multiplier, use_bias=False, **arguments
+    )
+    shape = (2, 9, 8, 3) if data_format == "channels_last" else (2, 3, 9, 8)
+    x = RNG.normal(size=shape).astype("float32")
+    layer.build(shape)
+    kernel = RNG.normal(size=(kernel_size, kernel_size, 3, depth_multiplier)).astype("float32")
+    layer.set_weights([kernel])
+    assert layer._is_shifted_sum() == (keras.backend.backend() == "jax")
+    reference = functools.partial(ops.depthwise_conv, **arguments)
+    outputs, input_gradient = value_and_gradient(layer, x)
+    expected, expected_input_gradient = value_and_gradient(lambda a: reference(a, kernel), x)
+    assert np.std(expected) > 0.5
+    assert_allclose(outputs, expected, atol=2e-5)
+    assert_allclose(input_gradient, expected_input_gradient, atol=2e-5)
+    # The shifted sum itself, on every backend, as a function of the kernel.
+    shifted = functools.partial(
+        convolution._shifted_depthwise,
+        padding=padding,
+        dilation_rate=(dilation_rate, dilation_rate),
+        data_format=data_format,
+    )
+    sums, kernel_gradient = value_and_gradient(lambda k: shifted(x, k), kernel)
+    _, expected_kernel_gradient = value_and_gradient(lambda k: reference(x, k), kernel)
+    assert_allclose(sums, expected, atol=2e-5)
+    assert_allclose(kernel_gradient, expected_kernel_gradient, atol=1e-4)
 
 
 # --------------------------------------------------------------------------
