@@ -16,6 +16,14 @@ transposed convolution. Each step computes the gradients with respect to the
 input and the kernel. Printed: ms a step and TensorFlow's time ÷ this (above
 0.5 meets "JAX >= 0.5x TF"), and whether each alternative expression gives
 the numbers of Keras's within float32 rounding.
+
+The package adopts two of the alternatives on JAX (see
+keras_cvlec/layers/convolution.py): the transposed convolution as a matmul
+and the depthwise convolution as a sum of shifted products. The others are
+measured to show what does not help (nine shifted matmuls for a 3x3
+convolution) or was left (max pooling as the maximum of strided slices is
+faster, but its gradient splits ties where Keras's gives it to the first
+maximum, and pooling is a small part of any model's step).
 """
 
 import os
@@ -90,6 +98,38 @@ def jax_transpose_pixel_shuffle(x, kernel):
     return out.reshape(n, 2 * h, 2 * w, kernel.shape[2])
 
 
+def jax_pointwise_matmul(x, kernel):
+    """A 1x1 convolution as a matmul over the channels."""
+    return jnp.einsum("nhwc,co->nhwo", x, kernel[0, 0])
+
+
+def jax_conv_shifted_matmuls(x, kernel):
+    """A "same" 3x3 convolution as nine matmuls of shifted inputs, summed."""
+    size = kernel.shape[0]
+    pad = size // 2
+    height, width = x.shape[1:3]
+    padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    out = 0
+    for i in range(size):
+        for j in range(size):
+            window = padded[:, i : i + height, j : j + width, :]
+            out = out + jnp.einsum("nhwc,co->nhwo", window, kernel[i, j])
+    return out
+
+
+def jax_max_pool_slices(x, kernel):
+    """3x3 stride-2 "same" max pooling as the maximum of nine strided slices
+    (its gradient splits a tie between the tied inputs)."""
+    height, width = x.shape[1:3]
+    padded = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=-jnp.inf)
+    out = None
+    for i in range(3):
+        for j in range(3):
+            window = padded[:, i : i + height - 1 : 2, j : j + width - 1 : 2, :]
+            out = window if out is None else jnp.maximum(out, window)
+    return out
+
+
 def cases(rng):
     def normal(*shape):
         return rng.standard_normal(shape).astype("float32")
@@ -106,14 +146,20 @@ def cases(rng):
             normal(BATCH, 64, 64, 64),
             normal(3, 3, 64, 64),
             keras_ops("tensorflow", "conv"),
-            {"Keras (conv_general_dilated)": keras_ops("jax", "conv")},
+            {
+                "Keras (conv_general_dilated)": keras_ops("jax", "conv"),
+                "nine shifted matmuls": jax_conv_shifted_matmuls,
+            },
         ),
         (
             "conv 1x1, 256->64, 16²",
             normal(BATCH, 16, 16, 256),
             normal(1, 1, 256, 64),
             keras_ops("tensorflow", "conv"),
-            {"Keras (conv_general_dilated)": keras_ops("jax", "conv")},
+            {
+                "Keras (conv_general_dilated)": keras_ops("jax", "conv"),
+                "matmul": jax_pointwise_matmul,
+            },
         ),
         (
             "conv 1x1 stride 2, 256->128, 16²",
@@ -127,7 +173,10 @@ def cases(rng):
             normal(BATCH, 32, 32, 64),
             normal(1),
             max_pool("tensorflow"),
-            {"Keras (reduce_window; its gradient select_and_scatter)": max_pool("jax")},
+            {
+                "Keras (reduce_window; its gradient select_and_scatter)": max_pool("jax"),
+                "maximum of nine strided slices": jax_max_pool_slices,
+            },
         ),
         (
             "depthwise 7x7, 96 channels, 16²",
