@@ -19,7 +19,6 @@ A run lives in one folder:
 import dataclasses
 import importlib.util
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -28,6 +27,8 @@ import warnings
 import keras
 import numpy as np
 
+from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, shard_batches
+from keras_cvlec.data.options import resolve_transform
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.training import callbacks as run_callbacks
@@ -194,16 +195,24 @@ def _check_run_folder(output_dir, args, resume):
         )
 
 
-def _num_batches(dataset, info, batch_size, num_images):
-    """Batches per epoch of a training split, without running its pipeline
-    (decoding, augmentation): the dataset's length (an `ArrayDataset`'s, or
-    a `tf.data.Dataset`'s known cardinality), else `info.num_examples` in
-    batches of `batch_size`, else `num_images` in batches (the loader takes
-    at most that many). A split that tells none of them is refused."""
-    try:
-        return len(dataset)
-    except TypeError:  # a tf.data.Dataset of unknown cardinality
-        pass
+def _num_batches(dataset, info, batch_size, num_images, num_devices=1):
+    """Batches per epoch that `fit` gets of a training split, counted without
+    running its pipeline (decoding, augmentation).
+
+    An `ArrayDataset` counts its batches. A `tf.data.Dataset` counts
+    `info.num_examples`, else its known cardinality, else `num_images` (the
+    loader takes at most that many) in batches of `batch_size`; a split that
+    tells none of them is refused. On several devices a last batch of fewer
+    than `num_devices` examples is left out, as
+    `Distribution.distribute_data` does (a split that tells only its
+    cardinality is counted whole)."""
+    if isinstance(dataset, ArrayDataset):
+        return len(shard_batches(dataset, 1, 0, multiple=num_devices))
+    if num_devices == 1 or info.num_examples is None:
+        try:
+            return len(dataset)
+        except TypeError:  # a tf.data.Dataset of unknown cardinality
+            pass
     examples = info.num_examples if info.num_examples is not None else num_images
     if examples is None:
         raise ValueError(
@@ -211,7 +220,8 @@ def _num_batches(dataset, info, batch_size, num_images):
             f"cardinality and no DatasetInfo.num_examples), which the learning-rate "
             f"schedule needs. Pass num_images=... to bound it."
         )
-    return math.ceil(examples / batch_size)
+    full_batches, rest = divmod(examples, batch_size)
+    return full_batches + (rest >= num_devices)
 
 
 def _channels(dataset):
@@ -237,12 +247,10 @@ def _one_hot_targets(task, recipe):
     return task == "classification" and recipe.mixes_labels
 
 
-def _load_data(dataset, task, args, recipe):
+def _load_data(dataset, task, args, recipe, num_devices):
     """The train, validation and test splits (None for a split the data set
-    lacks), the data set's info and the recipe resolved for the run."""
-    from keras_cvlec.data import load_dataset, map_batches
-    from keras_cvlec.data.options import resolve_transform
-
+    lacks), the data set's info and the recipe resolved for the run, whose
+    steps are the batches `fit` gets on `num_devices` devices."""
     options = dict(
         task=task,
         image_size=args["image_size"],
@@ -259,7 +267,9 @@ def _load_data(dataset, task, args, recipe):
     plan = resolve_recipe(
         recipe,
         batch_size=args["batch_size"],
-        steps_per_epoch=_num_batches(train, info, args["batch_size"], args["num_images"]),
+        steps_per_epoch=_num_batches(
+            train, info, args["batch_size"], args["num_images"], num_devices
+        ),
         epochs=args["epochs"],
         learning_rate=args["learning_rate"],
     )
@@ -429,7 +439,7 @@ def prepare_training(
             f"devices of distribution={args['distribution']!r}: it must be a multiple of "
             f"{spread.num_devices}. Received: batch_size={args['batch_size']}"
         )
-    data, info, plan = _load_data(dataset, task, args, recipe)
+    data, info, plan = _load_data(dataset, task, args, recipe, spread.num_devices)
     keras.utils.set_random_seed(args["seed"] or 0)
     # The channels from a split without augmentation (a first call of
     # RandAugment traces for up to a minute off the TensorFlow backend).
@@ -871,8 +881,6 @@ def evaluate(
         trained on; pixels of the data set's `ignore_class` (255, "void", in
         folders) are left out.
     """
-    from keras_cvlec.data import load_dataset
-
     trained = load_trained_model(model_path)
     image_size = check_image_size(image_size, default=trained.image_size)
     data, info = load_dataset(

@@ -104,7 +104,8 @@ def test_data_parallel_on_two_devices(tmp_path):
     """JAX and TensorFlow: two SGD steps of global batch 8 split over 2
     devices give the weights of one device on batch 8, and `train` on 2
     devices (17 images a split: a last batch of 1, which is left out)
-    writes a complete run folder that records them. PyTorch: refused before
+    writes a complete run folder that records them, its learning-rate
+    schedule 2 steps an epoch. PyTorch: refused before
     anything is written, naming the backends that can."""
     output = str(tmp_path / "run")
     if keras.backend.backend() == "torch":
@@ -126,6 +127,8 @@ def test_data_parallel_on_two_devices(tmp_path):
     assert "must be a multiple of 2. Received: batch_size=7" in numbers["uneven_batch"]
     run = read_json(os.path.join(output, "run.json"))
     assert run["distribution"] == {"kind": "data-parallel", "num_devices": 2, "num_processes": 1}
+    # The schedule counts the 2 batches `fit` gets, not the left-out third.
+    assert run["resolved_recipe"]["steps_per_epoch"] == run["resolved_recipe"]["total_steps"] == 2
     assert sorted(os.listdir(output)) == RUN_FOLDER
     assert len(read_json(os.path.join(output, "metrics.json"))["per_class"]["test"]) > 0
 
