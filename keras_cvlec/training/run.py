@@ -18,6 +18,7 @@ A run lives in one folder:
 
 import dataclasses
 import importlib.util
+import inspect
 import json
 import os
 import shutil
@@ -154,8 +155,87 @@ def _check_model(model_name):
     return task
 
 
+def _run_args(
+    model_name,
+    dataset,
+    recipe,
+    *,
+    epochs,
+    batch_size,
+    image_size,
+    learning_rate,
+    jit_compile,
+    mixed_precision,
+    seed,
+    num_images,
+    model_options,
+    backup_every,
+    ignore_class,
+    skip_bad_files,
+    data_dir,
+    distribution,
+):
+    """The checked arguments of a run of `recipe` (a `Recipe`), as
+    `run.json` records them."""
+    return _as_json(
+        {
+            "model_name": model_name,
+            "dataset": dataset,
+            "epochs": recipe.epochs if epochs is None else check_positive_int("epochs", epochs),
+            "batch_size": check_positive_int("batch_size", batch_size),
+            "image_size": check_image_size(image_size),
+            "recipe": dataclasses.asdict(recipe),
+            "learning_rate": None
+            if learning_rate is None
+            else check_float("learning_rate", learning_rate, 0.0, inclusive=False),
+            "jit_compile": check_choice("jit_compile", jit_compile, (True, False, "auto")),
+            "mixed_precision": _check_mixed_precision(mixed_precision),
+            "seed": check_seed("seed", seed),
+            "num_images": None
+            if num_images is None
+            else check_positive_int("num_images", num_images),
+            "model_options": _check_model_options(model_options),
+            "backup_every": None
+            if backup_every is None
+            else check_positive_int("backup_every", backup_every),
+            "ignore_class": ignore_class,
+            "skip_bad_files": check_bool("skip_bad_files", skip_bad_files),
+            "data_dir": None if data_dir is None else check_path("data_dir", data_dir),
+            "distribution": check_distribution(distribution),
+        }
+    )
+
+
+def _unspecified_args(model_name, dataset):
+    """The arguments `run.json` records for a run of `model_name` on
+    `dataset` that sets no other option (`prepare_training`'s defaults)."""
+    defaults = inspect.signature(prepare_training).parameters
+    options = {
+        name: defaults[name].default
+        for name, parameter in inspect.signature(_run_args).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    return _run_args(model_name, dataset, recipe_for(model_name), **options)
+
+
+def _stored_args(stored, model_name, dataset):
+    """`run.json`'s arguments of a run of `model_name` on `dataset`, with
+    what a run stored before an option or a `Recipe` field existed lacks
+    filled in: the value stored for an option that is not set, the field's
+    default."""
+    args = {**_unspecified_args(model_name, dataset), **stored}
+    recipe = dict(args["recipe"])
+    for field in dataclasses.fields(Recipe):
+        if field.default_factory is not dataclasses.MISSING:
+            recipe.setdefault(field.name, field.default_factory())
+        elif field.default is not dataclasses.MISSING:
+            recipe.setdefault(field.name, field.default)
+    return {**args, "recipe": _as_json(recipe)}
+
+
 def _check_run_folder(output_dir, args, resume):
-    """Refuses to overwrite a run, or to resume one of other settings."""
+    """Refuses to overwrite a run, or to resume one of other settings (an
+    option or recipe field the run's `run.json` lacks is at its default)."""
     run_file = os.path.join(output_dir, RUN_FILE)
     check_output_folder("output_dir", output_dir)
     if not resume:
@@ -177,16 +257,16 @@ def _check_run_folder(output_dir, args, resume):
         raise ValueError(
             f"resume=True but `output_dir` {output_dir!r} holds no run (no {RUN_FILE})."
         )
-    stored = read_json(run_file)["args"]
+    stored = _stored_args(read_json(run_file)["args"], args["model_name"], args["dataset"])
     if os.path.exists(os.path.join(output_dir, METRICS_FILE)):
         raise ValueError(
             f"The run in {output_dir!r} has finished ({METRICS_FILE} exists): nothing "
             f"to resume. Choose another output_dir for a new run."
         )
     differences = [
-        f"{key}={args[key]!r} (the run has {stored.get(key)!r})"
+        f"{key}={args[key]!r} (the run has {stored[key]!r})"
         for key in args
-        if key not in _RESUME_FREE_ARGS and stored.get(key) != args[key]
+        if key not in _RESUME_FREE_ARGS and stored[key] != args[key]
     ]
     if differences:
         raise ValueError(
@@ -395,30 +475,25 @@ def prepare_training(
             )
     else:
         output_dir = check_path("output_dir", output_dir)
-    args = {
-        "model_name": model_name,
-        "dataset": dataset,
-        "epochs": recipe.epochs if epochs is None else check_positive_int("epochs", epochs),
-        "batch_size": check_positive_int("batch_size", batch_size),
-        "image_size": check_image_size(image_size),
-        "recipe": dataclasses.asdict(recipe),
-        "learning_rate": None
-        if learning_rate is None
-        else check_float("learning_rate", learning_rate, 0.0, inclusive=False),
-        "jit_compile": check_choice("jit_compile", jit_compile, (True, False, "auto")),
-        "mixed_precision": _check_mixed_precision(mixed_precision),
-        "seed": check_seed("seed", seed),
-        "num_images": None if num_images is None else check_positive_int("num_images", num_images),
-        "model_options": _check_model_options(model_options),
-        "backup_every": None
-        if backup_every is None
-        else check_positive_int("backup_every", backup_every),
-        "ignore_class": ignore_class,
-        "skip_bad_files": check_bool("skip_bad_files", skip_bad_files),
-        "data_dir": None if data_dir is None else check_path("data_dir", data_dir),
-        "distribution": check_distribution(distribution),
-    }
-    args = _as_json(args)
+    args = _run_args(
+        model_name,
+        dataset,
+        recipe,
+        epochs=epochs,
+        batch_size=batch_size,
+        image_size=image_size,
+        learning_rate=learning_rate,
+        jit_compile=jit_compile,
+        mixed_precision=mixed_precision,
+        seed=seed,
+        num_images=num_images,
+        model_options=model_options,
+        backup_every=backup_every,
+        ignore_class=ignore_class,
+        skip_bad_files=skip_bad_files,
+        data_dir=data_dir,
+        distribution=distribution,
+    )
     processes = dict(
         job_addresses=job_addresses, num_processes=num_processes, process_id=process_id
     )
