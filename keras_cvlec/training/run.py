@@ -673,6 +673,9 @@ def _fit(run, verbose):
                 "keras_version": keras.__version__,
             },
         )
+    if run.resume and isinstance(run.data["train"], ArrayDataset):
+        # The order of the epoch the backup restarts at, as in a run not stopped.
+        run.data["train"].set_epoch(run_callbacks.backup_epoch(run.path("backup")))
     distribute = run.distribution.distribute_data
     try:
         run.model.fit(
@@ -683,6 +686,10 @@ def _fit(run, verbose):
             epochs=run.epochs,
             callbacks=_callbacks(run),
             verbose=verbose,
+            # The training split reshuffles itself at every epoch, by seed;
+            # Keras's shuffle of the batch order draws from the process's
+            # global random state, which a resumed run does not continue.
+            shuffle=False,
         )
     except BaseException:
         if not run.resume and not run_callbacks.read_log(run.path("log.csv")):
