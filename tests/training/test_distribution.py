@@ -338,7 +338,7 @@ def _wait_for_files(paths, processes, folder, timeout=240):
     while not all(os.path.exists(path) for path in paths):
         for index, process in enumerate(processes):
             assert process.poll() is None, (folder / f"{index}.err").read_text()[-3000:]
-        assert time.monotonic() < deadline, f"none of {paths} after {timeout} s"
+        assert time.monotonic() < deadline, f"not all of {paths} after {timeout} s"
         time.sleep(0.05)
 
 
