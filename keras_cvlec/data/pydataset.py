@@ -79,6 +79,11 @@ class ArrayDataset(keras.utils.PyDataset):
             targets = keras.ops.convert_to_numpy(targets)
         return images, targets
 
-    def on_epoch_end(self):
-        self.epoch += 1
+    def set_epoch(self, epoch):
+        """Orders the examples as in epoch `epoch` (0: the first), e.g. for
+        a run that resumes there."""
+        self.epoch = check_positive_int("epoch", epoch, minimum=0)
         self._order = self._permutation()
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)

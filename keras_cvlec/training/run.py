@@ -18,8 +18,8 @@ A run lives in one folder:
 
 import dataclasses
 import importlib.util
+import inspect
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -28,6 +28,8 @@ import warnings
 import keras
 import numpy as np
 
+from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, shard_batches
+from keras_cvlec.data.options import resolve_transform
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.training import callbacks as run_callbacks
@@ -153,8 +155,87 @@ def _check_model(model_name):
     return task
 
 
+def _run_args(
+    model_name,
+    dataset,
+    recipe,
+    *,
+    epochs,
+    batch_size,
+    image_size,
+    learning_rate,
+    jit_compile,
+    mixed_precision,
+    seed,
+    num_images,
+    model_options,
+    backup_every,
+    ignore_class,
+    skip_bad_files,
+    data_dir,
+    distribution,
+):
+    """The checked arguments of a run of `recipe` (a `Recipe`), as
+    `run.json` records them."""
+    return _as_json(
+        {
+            "model_name": model_name,
+            "dataset": dataset,
+            "epochs": recipe.epochs if epochs is None else check_positive_int("epochs", epochs),
+            "batch_size": check_positive_int("batch_size", batch_size),
+            "image_size": check_image_size(image_size),
+            "recipe": dataclasses.asdict(recipe),
+            "learning_rate": None
+            if learning_rate is None
+            else check_float("learning_rate", learning_rate, 0.0, inclusive=False),
+            "jit_compile": check_choice("jit_compile", jit_compile, (True, False, "auto")),
+            "mixed_precision": _check_mixed_precision(mixed_precision),
+            "seed": check_seed("seed", seed),
+            "num_images": None
+            if num_images is None
+            else check_positive_int("num_images", num_images),
+            "model_options": _check_model_options(model_options),
+            "backup_every": None
+            if backup_every is None
+            else check_positive_int("backup_every", backup_every),
+            "ignore_class": ignore_class,
+            "skip_bad_files": check_bool("skip_bad_files", skip_bad_files),
+            "data_dir": None if data_dir is None else check_path("data_dir", data_dir),
+            "distribution": check_distribution(distribution),
+        }
+    )
+
+
+def _unspecified_args(model_name, dataset):
+    """The arguments `run.json` records for a run of `model_name` on
+    `dataset` that sets no other option (`prepare_training`'s defaults)."""
+    defaults = inspect.signature(prepare_training).parameters
+    options = {
+        name: defaults[name].default
+        for name, parameter in inspect.signature(_run_args).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    return _run_args(model_name, dataset, recipe_for(model_name), **options)
+
+
+def _stored_args(stored, model_name, dataset):
+    """`run.json`'s arguments of a run of `model_name` on `dataset`, with
+    what a run stored before an option or a `Recipe` field existed lacks
+    filled in: the value stored for an option that is not set, the field's
+    default."""
+    args = {**_unspecified_args(model_name, dataset), **stored}
+    recipe = dict(args["recipe"])
+    for field in dataclasses.fields(Recipe):
+        if field.default_factory is not dataclasses.MISSING:
+            recipe.setdefault(field.name, field.default_factory())
+        elif field.default is not dataclasses.MISSING:
+            recipe.setdefault(field.name, field.default)
+    return {**args, "recipe": _as_json(recipe)}
+
+
 def _check_run_folder(output_dir, args, resume):
-    """Refuses to overwrite a run, or to resume one of other settings."""
+    """Refuses to overwrite a run, or to resume one of other settings (an
+    option or recipe field the run's `run.json` lacks is at its default)."""
     run_file = os.path.join(output_dir, RUN_FILE)
     check_output_folder("output_dir", output_dir)
     if not resume:
@@ -176,16 +257,16 @@ def _check_run_folder(output_dir, args, resume):
         raise ValueError(
             f"resume=True but `output_dir` {output_dir!r} holds no run (no {RUN_FILE})."
         )
-    stored = read_json(run_file)["args"]
+    stored = _stored_args(read_json(run_file)["args"], args["model_name"], args["dataset"])
     if os.path.exists(os.path.join(output_dir, METRICS_FILE)):
         raise ValueError(
             f"The run in {output_dir!r} has finished ({METRICS_FILE} exists): nothing "
             f"to resume. Choose another output_dir for a new run."
         )
     differences = [
-        f"{key}={args[key]!r} (the run has {stored.get(key)!r})"
+        f"{key}={args[key]!r} (the run has {stored[key]!r})"
         for key in args
-        if key not in _RESUME_FREE_ARGS and stored.get(key) != args[key]
+        if key not in _RESUME_FREE_ARGS and stored[key] != args[key]
     ]
     if differences:
         raise ValueError(
@@ -194,16 +275,24 @@ def _check_run_folder(output_dir, args, resume):
         )
 
 
-def _num_batches(dataset, info, batch_size, num_images):
-    """Batches per epoch of a training split, without running its pipeline
-    (decoding, augmentation): the dataset's length (an `ArrayDataset`'s, or
-    a `tf.data.Dataset`'s known cardinality), else `info.num_examples` in
-    batches of `batch_size`, else `num_images` in batches (the loader takes
-    at most that many). A split that tells none of them is refused."""
-    try:
-        return len(dataset)
-    except TypeError:  # a tf.data.Dataset of unknown cardinality
-        pass
+def _num_batches(dataset, info, batch_size, num_images, num_devices=1):
+    """Batches per epoch that `fit` gets of a training split, counted without
+    running its pipeline (decoding, augmentation).
+
+    An `ArrayDataset` counts its batches. A `tf.data.Dataset` counts
+    `info.num_examples`, else its known cardinality, else `num_images` (the
+    loader takes at most that many) in batches of `batch_size`; a split that
+    tells none of them is refused. On several devices a last batch of fewer
+    than `num_devices` examples is left out, as
+    `Distribution.distribute_data` does (a split that tells only its
+    cardinality is counted whole)."""
+    if isinstance(dataset, ArrayDataset):
+        return len(shard_batches(dataset, 1, 0, multiple=num_devices))
+    if num_devices == 1 or info.num_examples is None:
+        try:
+            return len(dataset)
+        except TypeError:  # a tf.data.Dataset of unknown cardinality
+            pass
     examples = info.num_examples if info.num_examples is not None else num_images
     if examples is None:
         raise ValueError(
@@ -211,7 +300,8 @@ def _num_batches(dataset, info, batch_size, num_images):
             f"cardinality and no DatasetInfo.num_examples), which the learning-rate "
             f"schedule needs. Pass num_images=... to bound it."
         )
-    return math.ceil(examples / batch_size)
+    full_batches, rest = divmod(examples, batch_size)
+    return full_batches + (rest >= num_devices)
 
 
 def _channels(dataset):
@@ -237,12 +327,10 @@ def _one_hot_targets(task, recipe):
     return task == "classification" and recipe.mixes_labels
 
 
-def _load_data(dataset, task, args, recipe):
+def _load_data(dataset, task, args, recipe, num_devices):
     """The train, validation and test splits (None for a split the data set
-    lacks), the data set's info and the recipe resolved for the run."""
-    from keras_cvlec.data import load_dataset, map_batches
-    from keras_cvlec.data.options import resolve_transform
-
+    lacks), the data set's info and the recipe resolved for the run, whose
+    steps are the batches `fit` gets on `num_devices` devices."""
     options = dict(
         task=task,
         image_size=args["image_size"],
@@ -259,7 +347,9 @@ def _load_data(dataset, task, args, recipe):
     plan = resolve_recipe(
         recipe,
         batch_size=args["batch_size"],
-        steps_per_epoch=_num_batches(train, info, args["batch_size"], args["num_images"]),
+        steps_per_epoch=_num_batches(
+            train, info, args["batch_size"], args["num_images"], num_devices
+        ),
         epochs=args["epochs"],
         learning_rate=args["learning_rate"],
     )
@@ -385,30 +475,25 @@ def prepare_training(
             )
     else:
         output_dir = check_path("output_dir", output_dir)
-    args = {
-        "model_name": model_name,
-        "dataset": dataset,
-        "epochs": recipe.epochs if epochs is None else check_positive_int("epochs", epochs),
-        "batch_size": check_positive_int("batch_size", batch_size),
-        "image_size": check_image_size(image_size),
-        "recipe": dataclasses.asdict(recipe),
-        "learning_rate": None
-        if learning_rate is None
-        else check_float("learning_rate", learning_rate, 0.0, inclusive=False),
-        "jit_compile": check_choice("jit_compile", jit_compile, (True, False, "auto")),
-        "mixed_precision": _check_mixed_precision(mixed_precision),
-        "seed": check_seed("seed", seed),
-        "num_images": None if num_images is None else check_positive_int("num_images", num_images),
-        "model_options": _check_model_options(model_options),
-        "backup_every": None
-        if backup_every is None
-        else check_positive_int("backup_every", backup_every),
-        "ignore_class": ignore_class,
-        "skip_bad_files": check_bool("skip_bad_files", skip_bad_files),
-        "data_dir": None if data_dir is None else check_path("data_dir", data_dir),
-        "distribution": check_distribution(distribution),
-    }
-    args = _as_json(args)
+    args = _run_args(
+        model_name,
+        dataset,
+        recipe,
+        epochs=epochs,
+        batch_size=batch_size,
+        image_size=image_size,
+        learning_rate=learning_rate,
+        jit_compile=jit_compile,
+        mixed_precision=mixed_precision,
+        seed=seed,
+        num_images=num_images,
+        model_options=model_options,
+        backup_every=backup_every,
+        ignore_class=ignore_class,
+        skip_bad_files=skip_bad_files,
+        data_dir=data_dir,
+        distribution=distribution,
+    )
     processes = dict(
         job_addresses=job_addresses, num_processes=num_processes, process_id=process_id
     )
@@ -429,7 +514,7 @@ def prepare_training(
             f"devices of distribution={args['distribution']!r}: it must be a multiple of "
             f"{spread.num_devices}. Received: batch_size={args['batch_size']}"
         )
-    data, info, plan = _load_data(dataset, task, args, recipe)
+    data, info, plan = _load_data(dataset, task, args, recipe, spread.num_devices)
     keras.utils.set_random_seed(args["seed"] or 0)
     # The channels from a split without augmentation (a first call of
     # RandAugment traces for up to a minute off the TensorFlow backend).
@@ -588,6 +673,9 @@ def _fit(run, verbose):
                 "keras_version": keras.__version__,
             },
         )
+    if run.resume and isinstance(run.data["train"], ArrayDataset):
+        # The order of the epoch the backup restarts at, as in a run not stopped.
+        run.data["train"].set_epoch(run_callbacks.backup_epoch(run.path("backup")))
     distribute = run.distribution.distribute_data
     try:
         run.model.fit(
@@ -598,6 +686,10 @@ def _fit(run, verbose):
             epochs=run.epochs,
             callbacks=_callbacks(run),
             verbose=verbose,
+            # The training split reshuffles itself at every epoch, by seed;
+            # Keras's shuffle of the batch order draws from the process's
+            # global random state, which a resumed run does not continue.
+            shuffle=False,
         )
     except BaseException:
         if not run.resume and not run_callbacks.read_log(run.path("log.csv")):
@@ -871,8 +963,6 @@ def evaluate(
         trained on; pixels of the data set's `ignore_class` (255, "void", in
         folders) are left out.
     """
-    from keras_cvlec.data import load_dataset
-
     trained = load_trained_model(model_path)
     image_size = check_image_size(image_size, default=trained.image_size)
     data, info = load_dataset(

@@ -1,5 +1,5 @@
-"""`ArrayDataset`: batches, per-epoch shuffling by seed, and unseeded
-shuffling with seed=None."""
+"""`ArrayDataset`: batches, per-epoch shuffling by seed (from any epoch),
+and unseeded shuffling with seed=None."""
 
 import numpy as np
 import pytest
@@ -23,6 +23,12 @@ def test_seeded_shuffle_repeats_and_unseeded_does_not():
     ]
     assert seeded[0] == seeded[1] and seeded[0][0] != seeded[0][1]
     assert sorted(seeded[0][0]) == list(range(20))
+    # A resumed run starts at the order of the epoch it resumes at.
+    resumed = ArrayDataset(images, labels, batch_size=6, shuffle=True, seed=3)
+    resumed.set_epoch(1)
+    assert first_epochs(resumed, 1) == seeded[0][1:]
+    with pytest.raises(ValueError, match=r"`epoch` must be >= 0. Received: epoch=-1"):
+        resumed.set_epoch(-1)
     # Two unseeded orders of 20 examples agree with probability 1/20!.
     unseeded = [
         first_epochs(ArrayDataset(images, labels, batch_size=6, shuffle=True, seed=None))

@@ -3,11 +3,13 @@ argument checks in this process, two virtual CPU devices in a fresh one
 (they must be set up before the backend starts), and two processes on
 127.0.0.1."""
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 from keras_cvlec import cli
 from keras_cvlec.data import ArrayDataset, shard_batches
 from keras_cvlec.training import TrainingRun, prepare_training, train
+from keras_cvlec.training.callbacks import backup_epoch, read_log
 from keras_cvlec.training.distribution import (
     check_distribution,
     check_processes,
@@ -104,7 +107,8 @@ def test_data_parallel_on_two_devices(tmp_path):
     """JAX and TensorFlow: two SGD steps of global batch 8 split over 2
     devices give the weights of one device on batch 8, and `train` on 2
     devices (17 images a split: a last batch of 1, which is left out)
-    writes a complete run folder that records them. PyTorch: refused before
+    writes a complete run folder that records them, its learning-rate
+    schedule 2 steps an epoch. PyTorch: refused before
     anything is written, naming the backends that can."""
     output = str(tmp_path / "run")
     if keras.backend.backend() == "torch":
@@ -126,6 +130,8 @@ def test_data_parallel_on_two_devices(tmp_path):
     assert "must be a multiple of 2. Received: batch_size=7" in numbers["uneven_batch"]
     run = read_json(os.path.join(output, "run.json"))
     assert run["distribution"] == {"kind": "data-parallel", "num_devices": 2, "num_processes": 1}
+    # The schedule counts the 2 batches `fit` gets, not the left-out third.
+    assert run["resolved_recipe"]["steps_per_epoch"] == run["resolved_recipe"]["total_steps"] == 2
     assert sorted(os.listdir(output)) == RUN_FOLDER
     assert len(read_json(os.path.join(output, "metrics.json"))["per_class"]["test"]) > 0
 
@@ -256,8 +262,84 @@ def _weights_of_one_process(arguments):
     """Initial and trained weights of the run `arguments` on one device."""
     run = prepare_training(**{key: value for key, value in arguments.items() if key != "verbose"})
     initial = [keras.ops.convert_to_numpy(weight) for weight in run.model.weights]
-    run.model.fit(run.data["train"], epochs=run.epochs, verbose=0)
+    run.model.fit(run.data["train"], epochs=run.epochs, shuffle=False, verbose=0)  # as `train`
     return initial, [keras.ops.convert_to_numpy(weight) for weight in run.model.weights]
+
+
+def _saved_weights(path):
+    model = keras.saving.load_model(path, compile=False)
+    return [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+
+
+def _largest_difference(weights, others):
+    return max(float(abs(a - b).max()) for a, b in zip(weights, others))
+
+
+def _two_process_arguments(output, epochs):
+    """`train` arguments of a tiny run of 2 processes whose steps are those
+    of one process: no BatchNormalization (its statistics depend on the
+    split) and no augmentation."""
+    return {
+        **TINY,
+        "model_name": "unet",
+        "dataset": "shapes",
+        "output_dir": output,
+        "distribution": "data-parallel",
+        "epochs": epochs,
+        "verbose": 2,
+        "recipe_options": {"augment": False},
+        "model_options": {**TINY["model_options"], "norm": None},
+    }
+
+
+@contextlib.contextmanager
+def _two_processes(arguments, folder, stop_file=None):
+    """The 2 processes of the run `arguments` on 127.0.0.1, killed on exit.
+
+    `folder` is their temporary folder and holds what they print (files, not
+    pipes, which a process could fill and wait on); `stop_file`: see
+    `MULTIPROCESS_SCRIPT`.
+    """
+    addresses = ",".join(f"127.0.0.1:{_free_port()}" for _ in range(2))
+    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TMPDIR": str(folder)}
+    processes = []
+    for index in (0, 1):
+        command = [sys.executable, MULTIPROCESS_SCRIPT, addresses, "2", str(index)]
+        command += [json.dumps(arguments)] + ([] if stop_file is None else [stop_file])
+        with open(folder / f"{index}.out", "w") as out, open(folder / f"{index}.err", "w") as err:
+            processes.append(subprocess.Popen(command, env=environment, stdout=out, stderr=err))
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def _printed_lines(processes, folder):
+    """What each process printed, once all have exited 0; less the line
+    Gloo (JAX's CPU collectives) prints on connecting."""
+    for index, process in enumerate(processes):
+        process.wait(timeout=240)
+        assert process.returncode == 0, (folder / f"{index}.err").read_text()[-3000:]
+    return [
+        [
+            line
+            for line in (folder / f"{index}.out").read_text().splitlines()
+            if not line.startswith("[Gloo]")
+        ]
+        for index in (0, 1)
+    ]
+
+
+def _wait_for_files(paths, processes, folder, timeout=240):
+    """Waits until every path exists, failing if a process exits first."""
+    deadline = time.monotonic() + timeout
+    while not all(os.path.exists(path) for path in paths):
+        for index, process in enumerate(processes):
+            assert process.poll() is None, (folder / f"{index}.err").read_text()[-3000:]
+        assert time.monotonic() < deadline, f"not all of {paths} after {timeout} s"
+        time.sleep(0.05)
 
 
 def test_two_processes_train_like_one(tmp_path):
@@ -266,58 +348,19 @@ def test_two_processes_train_like_one(tmp_path):
     folder (complete, one log row) and prints; the other's temporary folder
     is gone. PyTorch: refused before anything is written."""
     output = str(tmp_path / "run")
-    arguments = dict(
-        model_name="unet",
-        dataset="shapes",
-        output_dir=output,
-        distribution="data-parallel",
-        **TINY,
-        recipe_options={"augment": False},
-    )
-    # Without BatchNormalization the step does not depend on the split.
-    arguments["model_options"] = {**TINY["model_options"], "norm": None}
-    arguments["verbose"] = 2
+    arguments = _two_process_arguments(output, epochs=1)
     if keras.backend.backend() == "torch":
         with pytest.raises(ValueError, match=r"jax or tensorflow backend.*num_processes=2"):
             train(**arguments, job_addresses="127.0.0.1:1", num_processes=2, process_id=0)
         assert not os.path.exists(output)
         return
-    addresses = ",".join(f"127.0.0.1:{_free_port()}" for _ in range(2))
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TMPDIR": str(temporary)}
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                MULTIPROCESS_SCRIPT,
-                addresses,
-                "2",
-                str(index),
-                json.dumps(arguments),
-            ],
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in (0, 1)
-    ]
-    try:
+    with _two_processes(arguments, temporary) as processes:
         initial, one_process = _weights_of_one_process(
             {**arguments, "output_dir": None, "distribution": "none"}
         )
-        outputs = [process.communicate(timeout=240) for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    for process, (_, errors) in zip(processes, outputs):
-        assert process.returncode == 0, errors[-3000:]
-    chief, other = (stdout.strip().splitlines() for stdout, _ in outputs)
-    # Gloo (JAX's CPU collectives) prints a line on connecting.
-    chief, other = (
-        [line for line in lines if not line.startswith("[Gloo]")] for lines in (chief, other)
-    )
+        chief, other = _printed_lines(processes, temporary)
     assert "recipe 'unet' resolved for this run" in chief[0] and chief[-2].startswith("2/2 ")
     assert len(other) == 1 and json.loads(other[0]) == json.loads(chief[-1])  # no progress
     assert sorted(os.listdir(output)) == RUN_FOLDER
@@ -327,7 +370,40 @@ def test_two_processes_train_like_one(tmp_path):
     with open(os.path.join(output, "log.csv")) as log:
         assert len(log.readlines()) == 2  # the header and epoch 0, once
     assert not [name for name in os.listdir(temporary) if name.startswith("keras_cvlec")]
-    trained = keras.saving.load_model(os.path.join(output, "last.keras"), compile=False)
-    two_processes = [keras.ops.convert_to_numpy(weight) for weight in trained.weights]
-    assert max(float(abs(a - b).max()) for a, b in zip(initial, one_process)) > 1e-3
-    assert max(float(abs(a - b).max()) for a, b in zip(one_process, two_processes)) < 1e-5
+    two_processes = _saved_weights(os.path.join(output, "last.keras"))
+    assert _largest_difference(initial, one_process) > 1e-3
+    assert _largest_difference(one_process, two_processes) < 1e-5
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras has no multi-process fit on torch: test_two_processes_train_like_one "
+    "tests that it is refused",
+)
+def test_two_processes_killed_after_an_epoch_resume(tmp_path):
+    """JAX and TensorFlow: both processes of a 2-epoch run killed (SIGKILL)
+    once the first epoch has ended, then started again with resume=True,
+    train the weights of one process's uninterrupted run; the log has each
+    epoch once."""
+    output = str(tmp_path / "run")
+    arguments = _two_process_arguments(output, epochs=2)
+    killed, resumed = tmp_path / "killed", tmp_path / "resumed"
+    killed.mkdir()
+    resumed.mkdir()
+    stop_file = str(killed / "first_epoch_ended")
+    with _two_processes(arguments, killed, stop_file) as processes:
+        initial, one_process = _weights_of_one_process(
+            {**arguments, "output_dir": None, "distribution": "none"}
+        )
+        _wait_for_files([f"{stop_file}.{index}" for index in (0, 1)], processes, killed)
+    # Killed with the first epoch logged and backed up, the second not begun.
+    assert [row["epoch"] for row in read_log(os.path.join(output, "log.csv"))] == [0]
+    assert backup_epoch(os.path.join(output, "backup")) == 1
+    with _two_processes({**arguments, "resume": True}, resumed) as processes:
+        chief, _ = _printed_lines(processes, resumed)
+    assert "Epoch 2/2" in chief and "Epoch 1/2" not in chief  # continued from the backup
+    assert [row["epoch"] for row in read_log(os.path.join(output, "log.csv"))] == [0, 1]
+    assert sorted(os.listdir(output)) == RUN_FOLDER
+    two_processes = _saved_weights(os.path.join(output, "last.keras"))
+    assert _largest_difference(initial, one_process) > 1e-3
+    assert _largest_difference(one_process, two_processes) < 1e-5

@@ -6,6 +6,7 @@ import pytest
 
 from keras_cvlec.data import ArrayDataset, DatasetInfo
 from keras_cvlec.training import TrainingRun, prepare_training, run_training
+from keras_cvlec.training.distribution import Distribution
 from keras_cvlec.training.run import _num_batches
 
 UNET = {"filters": 4, "depth": 2}
@@ -53,6 +54,25 @@ def test_steps_are_counted_without_decoding_or_augmenting():
     )
     assert _num_batches(arrays, _info(None), 8, None) == 3
     assert transformed == []
+
+
+def test_steps_on_several_devices_are_the_batches_fit_gets():
+    """A last batch of fewer examples than devices is left out of what `fit`
+    gets (`Distribution.distribute_data`), so the schedule does not count
+    it; one of at least as many is counted."""
+    tf = pytest.importorskip("tensorflow")
+    for examples, devices, batches in [(17, 1, 3), (17, 2, 2), (18, 2, 3), (19, 4, 2)]:
+        images, targets = np.zeros((examples, 4, 4, 3), "float32"), np.zeros(examples, "int32")
+        arrays = ArrayDataset(images, targets, batch_size=8)
+        batched = tf.data.Dataset.from_tensor_slices((images, targets)).batch(8)
+        unknown = batched.filter(lambda images, targets: True)  # only info tells the size
+        assert _num_batches(arrays, _info(None), 8, None, devices) == batches
+        assert _num_batches(batched, _info(examples), 8, None, devices) == batches
+        assert _num_batches(unknown, _info(examples), 8, None, devices) == batches
+        assert _num_batches(unknown, _info(None), 8, examples, devices) == batches
+        distribution = Distribution("data-parallel", num_devices=devices)
+        assert len(distribution.distribute_data(arrays)) == batches
+        assert len(list(distribution.distribute_data(batched))) == batches
 
 
 def test_a_run_without_a_folder_is_compiled_for_its_output_activation():

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL mid-training finishes with `--resume`."""
+"""A run killed with SIGKILL mid-training finishes with `--resume`, also
+one stored before an option existed."""
 
 import os
 import subprocess
@@ -6,13 +7,16 @@ import sys
 import time
 
 import keras
+import pytest
 
+from keras_cvlec.training import train
 from keras_cvlec.training.callbacks import (
     AtomicModelCheckpoint,
     backup_epoch,
     read_log,
     remove_partial_checkpoints,
 )
+from keras_cvlec.training.files import read_json, write_json
 
 EPOCHS = 2
 
@@ -108,3 +112,46 @@ def test_a_checkpoint_killed_while_saving_leaves_the_previous_file(tmp_path, mon
     assert path.read_bytes() == saved  # the previous checkpoint, whole
     assert remove_partial_checkpoints(str(tmp_path)) == [f"last.tmp{os.getpid()}.keras"]
     assert os.listdir(tmp_path) == ["last.keras"]
+
+
+def test_a_run_stored_before_an_option_existed_resumes(tmp_path):
+    """A `run.json` without an option or recipe field that a later version
+    added stands for its default: the run resumes. Another value of it is
+    still refused."""
+    output_dir = str(tmp_path / "run")
+    arguments = dict(
+        output_dir=output_dir,
+        epochs=1,
+        batch_size=8,
+        image_size=16,
+        num_images=16,
+        model_options={"filters": 4, "depth": 1},
+        verbose=0,
+    )
+    metrics = train("unet", "shapes", **arguments)
+    os.remove(os.path.join(output_dir, "metrics.json"))  # killed after its last epoch
+    run_file = os.path.join(output_dir, "run.json")
+    stored = read_json(run_file)
+    del stored["args"]["skip_bad_files"]
+    del stored["args"]["recipe"]["gradient_accumulation_steps"]
+    del stored["resolved_recipe"]["gradient_accumulation_steps"]
+    write_json(run_file, stored)
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot resume the run in .* with other settings: "
+        r"skip_bad_files=True \(the run has False\)\.$",
+    ):
+        train("unet", "shapes", resume=True, skip_bad_files=True, **arguments)
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot resume .*: recipe=\{.*'gradient_accumulation_steps': 2\} "
+        r"\(the run has \{.*'gradient_accumulation_steps': 1\}\)\.$",
+    ):
+        train(
+            "unet",
+            "shapes",
+            resume=True,
+            recipe_options={"gradient_accumulation_steps": 2},
+            **arguments,
+        )
+    assert train("unet", "shapes", resume=True, **arguments) == metrics
