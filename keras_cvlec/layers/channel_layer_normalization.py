@@ -72,7 +72,8 @@ class ChannelLayerNormalization(keras.layers.Layer):
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
         if self.data_format == "channels_last":
-            x = ops.layer_normalization(x, self.gamma, self.beta, axis=-1, epsilon=self.epsilon)
+            gamma, beta = (ops.cast(weight, "float32") for weight in (self.gamma, self.beta))
+            x = ops.layer_normalization(x, gamma, beta, axis=-1, epsilon=self.epsilon)
             return ops.cast(x, self.compute_dtype)
         mean, variance = ops.moments(x, axes=[1], keepdims=True)
         gamma = ops.reshape(self.gamma, (1, -1, 1, 1))

@@ -2,7 +2,7 @@
 
 `Conv2D`, `DepthwiseConv2D` and `Conv2DTranspose` are drop-in replacements
 of the Keras layers of the same names: same arguments, weights (`kernel`,
-`bias`) and config. They differ in two ways:
+`bias`) and config. They differ in two ways, and in speed on JAX:
 
 - The bias is added as `bias + outputs`, a plain broadcasting add. Keras
   3.15's TensorFlow backend turns the `ops.add(outputs, bias)` of Keras's own
@@ -14,17 +14,22 @@ of the Keras layers of the same names: same arguments, weights (`kernel`,
 - A `"valid"` convolution of an input smaller than its (dilated) kernel
   raises a `ValueError` naming the layer and both sizes, where the backends
   fail later with an unrelated shape error.
-- On JAX, a `Conv2DTranspose` whose kernel does not overlap itself
-  (`kernel_size == strides`, as U-Net's 2x2 stride-2 up-convolution) is
-  computed as one matmul whose outputs are laid out pixel by pixel: the same
-  numbers, 20-70x faster than XLA's transposed convolution on a CPU
-  (benchmarks/xla_cpu_gap.py). TensorFlow and PyTorch run their own, which
-  are as fast as the matmul.
-- On JAX on a CPU, a `DepthwiseConv2D` of stride 1 is computed as a sum of
-  shifted, scaled copies of its input, which XLA fuses into one loop: 2.3x
-  the training speed of ConvNeXt-T (64², batch 8) over XLA's grouped
-  convolution, whose CPU code is 10-20x slower than TensorFlow's. The sums
-  are in another order: outputs differ by float32 rounding (about 1e-6).
+
+On JAX on a CPU they compute some convolutions as matmuls or fused
+element-wise sums, which XLA's CPU code runs far faster than its
+convolutions (benchmarks/xla_cpu_gap.py; TensorFlow and PyTorch, and JAX on
+an accelerator, run the backend's convolution). The numbers are the same
+within float32 rounding (the sums are in another order):
+
+- `Conv2DTranspose` whose kernel does not overlap itself (`kernel_size ==
+  strides`, U-Net's 2x2 stride-2 up-convolution): one matmul whose outputs
+  are laid out pixel by pixel, 20-70x faster.
+- `DepthwiseConv2D` of stride 1: a sum of shifted, scaled copies of the
+  input, fused into one loop; ConvNeXt-T trains 2.3x faster (64², batch 8).
+- `Conv2D` with a 1x1 kernel: a matmul (1.3-2.6x faster); a stride-1 kernel
+  with at most 64 output pixels: a matmul of the shifted windows side by
+  side (im2col; 2-3x faster below 8x8, where XLA's 3x3 convolution at 2x2
+  is 10x slower than at 3x3 and dominated ResNet-50's step at 64²).
 
 Until issue 14 these layers were called `BiasFirstConv2D`,
 `BiasFirstDepthwiseConv2D` and `BiasFirstConv2DTranspose`; files saved with
@@ -85,7 +90,31 @@ class Conv2D(_BroadcastBias, keras.layers.Conv2D):
     """
 
     def _convolve(self, inputs):
+        if self._is_matmul(inputs.shape):
+            return _convolution_as_matmul(
+                inputs,
+                self.kernel,
+                self.strides,
+                self.padding,
+                self.dilation_rate,
+                self.data_format,
+            )
         return self.convolution_op(inputs, self.kernel)
+
+    def _is_matmul(self, input_shape):
+        """Whether `_convolve` is a matmul (see the module docstring): on JAX
+        on a CPU, a 1x1 kernel, or a stride-1 kernel whose output has at most
+        64 pixels (at 2x2, XLA's 3x3 convolution is 10x slower than at 3x3)."""
+        if not _on_jax_cpu() or self.groups != 1:
+            return False
+        if tuple(self.kernel_size) == (1, 1):
+            return True
+        size = [input_shape[axis] for axis in spatial_axes(self.data_format)]
+        if None in size or tuple(self.strides) != (1, 1):
+            return False
+        if self.padding == "valid":
+            size = [s - (k - 1) * d for s, k, d in zip(size, self.kernel_size, self.dilation_rate)]
+        return size[0] * size[1] <= 64
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
@@ -117,13 +146,8 @@ class DepthwiseConv2D(_BroadcastBias, keras.layers.DepthwiseConv2D):
 
     def _is_shifted_sum(self):
         """Whether `_convolve` is a sum of shifted copies (see the module
-        docstring): stride 1, on JAX on a CPU (XLA's convolution on an
-        accelerator is cuDNN's or the TPU's, and was not measured)."""
-        return (
-            keras.backend.backend() == "jax"
-            and tuple(self.strides) == (1, 1)
-            and all(device.startswith("cpu") for device in keras.distribution.list_devices())
-        )
+        docstring): stride 1, on JAX on a CPU."""
+        return _on_jax_cpu() and tuple(self.strides) == (1, 1)
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
@@ -154,14 +178,45 @@ class Conv2DTranspose(_BroadcastBias, keras.layers.Conv2DTranspose):
 
     def _is_matmul(self):
         """Whether `_convolve` is a matmul (see the module docstring): a
-        kernel that does not overlap itself, on JAX. `"same"` and `"valid"`
-        padding agree when the kernel size is the stride."""
+        kernel that does not overlap itself, on JAX on a CPU. `"same"` and
+        `"valid"` padding agree when the kernel size is the stride."""
         return (
-            keras.backend.backend() == "jax"
+            _on_jax_cpu()
             and tuple(self.kernel_size) == tuple(self.strides)
             and tuple(self.dilation_rate) == (1, 1)
             and self.output_padding is None
         )
+
+
+def _on_jax_cpu():
+    """Whether the layers run on JAX on CPUs, where XLA's convolutions are
+    slow (see the module docstring); on an accelerator XLA calls cuDNN's or
+    the TPU's, which were not measured."""
+    return keras.backend.backend() == "jax" and all(
+        device.startswith("cpu") for device in keras.distribution.list_devices()
+    )
+
+
+def _shifted_windows(inputs, kernel_size, padding, dilation_rate, data_format):
+    """The inputs under each kernel tap `(i, j)` of a stride-1 convolution,
+    in the kernel's row-major order: a window of the output's size."""
+    size_axes = spatial_axes(data_format)
+    if padding == "same":
+        pads = [(0, 0)] * 4
+        for axis, size, step in zip(size_axes, kernel_size, dilation_rate):
+            total = (size - 1) * step
+            pads[axis] = (total // 2, total - total // 2)
+        inputs = ops.pad(inputs, pads)
+    padded = [ops.shape(inputs)[axis] for axis in size_axes]
+    output_size = [p - (k - 1) * d for p, k, d in zip(padded, kernel_size, dilation_rate)]
+    windows = []
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            window = [slice(None)] * 4
+            for axis, tap, step, size in zip(size_axes, (i, j), dilation_rate, output_size):
+                window[axis] = slice(tap * step, tap * step + size)
+            windows.append(inputs[tuple(window)])
+    return windows
 
 
 def _shifted_depthwise(inputs, kernel, padding, dilation_rate, data_format):
@@ -169,32 +224,39 @@ def _shifted_depthwise(inputs, kernel, padding, dilation_rate, data_format):
     inputs shifted by (i, j) * kernel[i, j]`."""
     inputs = ops.convert_to_tensor(inputs)
     kernel_height, kernel_width, channels, multiplier = kernel.shape
-    (row_step, column_step), size_axes = dilation_rate, spatial_axes(data_format)
-    if padding == "same":
-        pads = [(0, 0)] * 4
-        for axis, size, step in zip(size_axes, (kernel_height, kernel_width), dilation_rate):
-            total = (size - 1) * step
-            pads[axis] = (total // 2, total - total // 2)
-        inputs = ops.pad(inputs, pads)
     axis = channel_axis(data_format)
     if multiplier > 1:  # output channel c * multiplier + m reads input channel c
         inputs = ops.repeat(inputs, multiplier, axis=axis)
-    kernel = ops.reshape(kernel, (kernel_height, kernel_width, channels * multiplier))
-    padded_height, padded_width = (ops.shape(inputs)[size_axis] for size_axis in size_axes)
-    height = padded_height - (kernel_height - 1) * row_step
-    width = padded_width - (kernel_width - 1) * column_step
+    weights = ops.reshape(kernel, (kernel_height * kernel_width, channels * multiplier))
     weight_shape = [1, 1, 1, 1]
     weight_shape[axis] = channels * multiplier
+    windows = _shifted_windows(
+        inputs, (kernel_height, kernel_width), padding, dilation_rate, data_format
+    )
     outputs = 0
-    for i in range(kernel_height):
-        for j in range(kernel_width):
-            rows = slice(i * row_step, i * row_step + height)
-            columns = slice(j * column_step, j * column_step + width)
-            window = [slice(None)] * 4
-            window[size_axes[0]], window[size_axes[1]] = rows, columns
-            weight = ops.reshape(kernel[i, j], weight_shape)
-            outputs = outputs + inputs[tuple(window)] * weight
+    for tap, window in enumerate(windows):
+        outputs = outputs + window * ops.reshape(weights[tap], weight_shape)
     return outputs
+
+
+def _convolution_as_matmul(inputs, kernel, strides, padding, dilation_rate, data_format):
+    """A convolution as one matmul: a 1x1 kernel's of the strided inputs, a
+    larger (stride-1) kernel's of its shifted windows side by side along the
+    channels (im2col)."""
+    inputs = ops.convert_to_tensor(inputs)
+    kernel_height, kernel_width, channels, filters = kernel.shape
+    pattern = "nhwk,ko->nhwo" if data_format == "channels_last" else "nkhw,ko->nohw"
+    if (kernel_height, kernel_width) == (1, 1):
+        window = [slice(None)] * 4
+        for axis, stride in zip(spatial_axes(data_format), strides):
+            window[axis] = slice(None, None, stride)
+        return ops.einsum(pattern, inputs[tuple(window)], ops.reshape(kernel, (channels, filters)))
+    windows = _shifted_windows(
+        inputs, (kernel_height, kernel_width), padding, dilation_rate, data_format
+    )
+    columns = ops.concatenate(windows, axis=channel_axis(data_format))
+    weights = ops.reshape(kernel, (kernel_height * kernel_width * channels, filters))
+    return ops.einsum(pattern, columns, weights)
 
 
 def _non_overlapping_transpose(inputs, kernel, data_format):

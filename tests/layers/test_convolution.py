@@ -168,6 +168,57 @@ def test_transpose_with_kernel_size_equal_to_stride(size, padding, data_format):
 
 
 @pytest.mark.parametrize(
+    "kernel_size, strides, padding, dilation_rate, size, is_matmul",
+    [
+        (1, 1, "valid", 1, (5, 6), True),
+        (1, 2, "same", 1, (5, 6), True),
+        (1, 2, "valid", 1, (5, 6), True),
+        (3, 1, "same", 1, (8, 8), True),
+        (3, 1, "valid", 1, (6, 7), True),
+        (2, 1, "same", 1, (5, 5), True),
+        (3, 1, "same", 2, (6, 6), True),
+        (3, 1, "same", 1, (9, 8), False),  # 72 output pixels
+        (3, 2, "same", 1, (6, 6), False),
+    ],
+)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_conv_as_matmul(kernel_size, strides, padding, dilation_rate, size, is_matmul, data_format):
+    """A 1x1 kernel, or a stride-1 kernel of at most 64 output pixels, is a
+    matmul on JAX on a CPU: the outputs and gradients (input, kernel) of
+    `ops.conv`."""
+    arguments = dict(
+        strides=strides, padding=padding, dilation_rate=dilation_rate, data_format=data_format
+    )
+    layer = cvlec_layers.Conv2D(4, kernel_size, use_bias=False, **arguments)
+    shape = (2, *size, 3) if data_format == "channels_last" else (2, 3, *size)
+    x = RNG.normal(size=shape).astype("float32")
+    layer.build(shape)
+    kernel = RNG.normal(size=(kernel_size, kernel_size, 3, 4)).astype("float32")
+    layer.set_weights([kernel])
+    assert layer._is_matmul(shape) == (is_matmul and keras.backend.backend() == "jax")
+    reference = functools.partial(ops.conv, **arguments)
+    outputs, input_gradient = value_and_gradient(layer, x)
+    expected, expected_input_gradient = value_and_gradient(lambda a: reference(a, kernel), x)
+    assert np.std(expected) > 0.5
+    assert_allclose(outputs, expected, atol=2e-5)
+    assert_allclose(input_gradient, expected_input_gradient, atol=2e-5)
+    if not is_matmul:
+        return
+    # The matmul itself, on every backend, as a function of the kernel.
+    matmul = functools.partial(
+        convolution._convolution_as_matmul,
+        strides=(strides, strides),
+        padding=padding,
+        dilation_rate=(dilation_rate, dilation_rate),
+        data_format=data_format,
+    )
+    products, kernel_gradient = value_and_gradient(lambda k: matmul(x, k), kernel)
+    _, expected_kernel_gradient = value_and_gradient(lambda k: reference(x, k), kernel)
+    assert_allclose(products, expected, atol=2e-5)
+    assert_allclose(kernel_gradient, expected_kernel_gradient, atol=1e-4)
+
+
+@pytest.mark.parametrize(
     "kernel_size, padding, dilation_rate, depth_multiplier",
     [
         (3, "same", 1, 1),
