@@ -167,6 +167,23 @@ def test_transpose_with_kernel_size_equal_to_stride(size, padding, data_format):
     assert_allclose(from_layer(to_numpy(keras_op)), expected, atol=1e-5)
 
 
+def _assert_as_reference(layer, formula, reference, x, kernel):
+    """`layer(x)` and its input gradient equal `reference(x, kernel)`'s;
+    `formula(x, kernel)` (None: not checked), the layer's JAX-on-CPU
+    expression run on this backend, and its kernel gradient too."""
+    outputs, input_gradient = value_and_gradient(layer, x)
+    expected, expected_input_gradient = value_and_gradient(lambda a: reference(a, kernel), x)
+    assert np.std(expected) > 0.5
+    assert_allclose(outputs, expected, atol=2e-5)
+    assert_allclose(input_gradient, expected_input_gradient, atol=2e-5)
+    if formula is None:
+        return
+    values, kernel_gradient = value_and_gradient(lambda k: formula(x, k), kernel)
+    _, expected_kernel_gradient = value_and_gradient(lambda k: reference(x, k), kernel)
+    assert_allclose(values, expected, atol=2e-5)
+    assert_allclose(kernel_gradient, expected_kernel_gradient, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "kernel_size, strides, padding, dilation_rate, size, is_matmul",
     [
@@ -196,15 +213,6 @@ def test_conv_as_matmul(kernel_size, strides, padding, dilation_rate, size, is_m
     kernel = RNG.normal(size=(kernel_size, kernel_size, 3, 4)).astype("float32")
     layer.set_weights([kernel])
     assert layer._is_matmul(shape) == (is_matmul and keras.backend.backend() == "jax")
-    reference = functools.partial(ops.conv, **arguments)
-    outputs, input_gradient = value_and_gradient(layer, x)
-    expected, expected_input_gradient = value_and_gradient(lambda a: reference(a, kernel), x)
-    assert np.std(expected) > 0.5
-    assert_allclose(outputs, expected, atol=2e-5)
-    assert_allclose(input_gradient, expected_input_gradient, atol=2e-5)
-    if not is_matmul:
-        return
-    # The matmul itself, on every backend, as a function of the kernel.
     matmul = functools.partial(
         convolution._convolution_as_matmul,
         strides=(strides, strides),
@@ -212,10 +220,9 @@ def test_conv_as_matmul(kernel_size, strides, padding, dilation_rate, size, is_m
         dilation_rate=(dilation_rate, dilation_rate),
         data_format=data_format,
     )
-    products, kernel_gradient = value_and_gradient(lambda k: matmul(x, k), kernel)
-    _, expected_kernel_gradient = value_and_gradient(lambda k: reference(x, k), kernel)
-    assert_allclose(products, expected, atol=2e-5)
-    assert_allclose(kernel_gradient, expected_kernel_gradient, atol=1e-4)
+    _assert_as_reference(
+        layer, matmul if is_matmul else None, functools.partial(ops.conv, **arguments), x, kernel
+    )
 
 
 @pytest.mark.parametrize(
@@ -245,23 +252,15 @@ def test_depthwise_of_stride_one(
     kernel = RNG.normal(size=(kernel_size, kernel_size, 3, depth_multiplier)).astype("float32")
     layer.set_weights([kernel])
     assert layer._is_shifted_sum() == (keras.backend.backend() == "jax")
-    reference = functools.partial(ops.depthwise_conv, **arguments)
-    outputs, input_gradient = value_and_gradient(layer, x)
-    expected, expected_input_gradient = value_and_gradient(lambda a: reference(a, kernel), x)
-    assert np.std(expected) > 0.5
-    assert_allclose(outputs, expected, atol=2e-5)
-    assert_allclose(input_gradient, expected_input_gradient, atol=2e-5)
-    # The shifted sum itself, on every backend, as a function of the kernel.
     shifted = functools.partial(
         convolution._shifted_depthwise,
         padding=padding,
         dilation_rate=(dilation_rate, dilation_rate),
         data_format=data_format,
     )
-    sums, kernel_gradient = value_and_gradient(lambda k: shifted(x, k), kernel)
-    _, expected_kernel_gradient = value_and_gradient(lambda k: reference(x, k), kernel)
-    assert_allclose(sums, expected, atol=2e-5)
-    assert_allclose(kernel_gradient, expected_kernel_gradient, atol=1e-4)
+    _assert_as_reference(
+        layer, shifted, functools.partial(ops.depthwise_conv, **arguments), x, kernel
+    )
 
 
 # --------------------------------------------------------------------------
