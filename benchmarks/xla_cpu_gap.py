@@ -10,20 +10,20 @@ Usage:
     XLA_FLAGS=--xla_cpu_use_onednn=true python benchmarks/xla_cpu_gap.py
 
 Every case is at the sizes a 64² image, batch 8 gives: the first U-Net
-level's 3x3 convolution, a ResNet-50 bottleneck's 1x1 convolution,
-ConvNeXt-T's 7x7 depthwise convolution and the U-Net's 2x2 stride-2
-transposed convolution. Each step computes the gradients with respect to the
-input and the kernel. Printed: ms a step and TensorFlow's time ÷ this (above
-0.5 meets "JAX >= 0.5x TF"), and whether each alternative expression gives
-the numbers of Keras's within float32 rounding.
+level's 3x3 convolution, ResNet-50's last-stage 3x3 convolution (2x2 map), a
+bottleneck's 1x1 convolution, ConvNeXt-T's 7x7 depthwise convolution and
+the U-Net's 2x2 stride-2 transposed convolution. Each step computes the
+gradients with respect to the input and the kernel. Printed: ms a step and
+TensorFlow's time ÷ this (above 0.5 meets "JAX >= 0.5x TF"), and whether
+each alternative expression gives the numbers of Keras's within float32
+rounding.
 
-The package adopts two of the alternatives on JAX (see
-keras_cvlec/layers/convolution.py): the transposed convolution as a matmul
-and the depthwise convolution as a sum of shifted products. The others are
-measured to show what does not help (nine shifted matmuls for a 3x3
-convolution) or was left (max pooling as the maximum of strided slices is
-faster, but its gradient splits ties where Keras's gives it to the first
-maximum, and pooling is a small part of any model's step).
+The rows marked "(ours)" are the expressions keras_cvlec.layers.convolution
+uses on JAX on a CPU, called from the package. The others show what does
+not help (nine shifted matmuls for a 3x3 convolution, im2col on a large map)
+or was left (max pooling as the maximum of strided slices is faster, but its
+gradient splits ties where Keras's gives it to the first maximum, and
+pooling is a small part of any model's step).
 """
 
 import os
@@ -31,6 +31,8 @@ import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# keras.ops on JAX: the package's expressions below run as JAX code.
+os.environ["KERAS_BACKEND"] = "jax"
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -75,32 +77,18 @@ def keras_ops(module, name, **kwargs):
     return lambda x, k: op(x, k, padding="same", data_format="channels_last", **kwargs)
 
 
-def jax_depthwise_shifts(x, kernel):
-    """The depthwise convolution as a sum of shifted, scaled copies of `x`
-    (XLA fuses them into one loop)."""
-    size = kernel.shape[0]
-    pad = size // 2
-    height, width = x.shape[1:3]
-    padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    out = 0
-    for i in range(size):
-        for j in range(size):
-            out = out + padded[:, i : i + height, j : j + width, :] * kernel[i, j, :, 0]
-    return out
+def package(name):
+    """The JAX-on-CPU expression `name` of keras_cvlec.layers.convolution as
+    `op(x, kernel)`: NHWC, stride 1, "same" padding."""
+    from keras_cvlec.layers import convolution
 
-
-def jax_transpose_pixel_shuffle(x, kernel):
-    """A 2x2 stride-2 transposed convolution as one matmul to 2x2xC_out
-    values a pixel, each written to its own output pixel (the kernel,
-    (2, 2, C_out, C_in) as Keras stores it, does not overlap itself)."""
-    n, h, w, _ = x.shape
-    out = jnp.einsum("nhwc,ijoc->nhiwjo", x, kernel)
-    return out.reshape(n, 2 * h, 2 * w, kernel.shape[2])
-
-
-def jax_pointwise_matmul(x, kernel):
-    """A 1x1 convolution as a matmul over the channels."""
-    return jnp.einsum("nhwc,co->nhwo", x, kernel[0, 0])
+    arguments = {
+        "_convolution_as_matmul": dict(strides=(1, 1), padding="same", dilation_rate=(1, 1)),
+        "_shifted_depthwise": dict(padding="same", dilation_rate=(1, 1)),
+        "_non_overlapping_transpose": {},
+    }[name]
+    function = getattr(convolution, name)
+    return lambda x, k: function(x, k, data_format="channels_last", **arguments)
 
 
 def jax_conv_shifted_matmuls(x, kernel):
@@ -149,6 +137,17 @@ def cases(rng):
             {
                 "Keras (conv_general_dilated)": keras_ops("jax", "conv"),
                 "nine shifted matmuls": jax_conv_shifted_matmuls,
+                "im2col (ours at <= 64 output pixels)": package("_convolution_as_matmul"),
+            },
+        ),
+        (
+            "conv 3x3, 512->512, 2²",
+            normal(BATCH, 2, 2, 512),
+            normal(3, 3, 512, 512),
+            keras_ops("tensorflow", "conv"),
+            {
+                "Keras (conv_general_dilated)": keras_ops("jax", "conv"),
+                "im2col (ours)": package("_convolution_as_matmul"),
             },
         ),
         (
@@ -158,7 +157,7 @@ def cases(rng):
             keras_ops("tensorflow", "conv"),
             {
                 "Keras (conv_general_dilated)": keras_ops("jax", "conv"),
-                "matmul": jax_pointwise_matmul,
+                "matmul (ours)": package("_convolution_as_matmul"),
             },
         ),
         (
@@ -185,7 +184,7 @@ def cases(rng):
             keras_ops("tensorflow", "depthwise_conv"),
             {
                 "Keras (grouped conv_general_dilated)": keras_ops("jax", "depthwise_conv"),
-                "sum of 49 shifted products": jax_depthwise_shifts,
+                "sum of 49 shifted products (ours)": package("_shifted_depthwise"),
             },
         ),
         (
@@ -195,7 +194,7 @@ def cases(rng):
             keras_ops("tensorflow", "conv_transpose", **transpose),
             {
                 "Keras (conv_transpose)": keras_ops("jax", "conv_transpose", **transpose),
-                "matmul + pixel shuffle": jax_transpose_pixel_shuffle,
+                "matmul + pixel shuffle (ours)": package("_non_overlapping_transpose"),
             },
         ),
     ]
