@@ -37,6 +37,7 @@ those names still load (see `keras_cvlec.layers.bias_first_conv`).
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_cvlec.utils.validation import channel_axis, spatial_axes
@@ -197,16 +198,32 @@ def _on_jax_cpu():
     )
 
 
-def _shifted_windows(inputs, kernel_size, padding, dilation_rate, data_format):
-    """The inputs under each kernel tap `(i, j)` of a stride-1 convolution,
-    in the kernel's row-major order: a window of the output's size."""
+def _same_pads(padding, kernel_size, dilation_rate):
+    """The `(before, after)` padding of each spatial axis of a stride-1
+    convolution (`"same"`: the extra pixel of an even kernel after)."""
+    if padding == "valid":
+        return [(0, 0), (0, 0)]
+    totals = [(size - 1) * step for size, step in zip(kernel_size, dilation_rate)]
+    return [(total // 2, total - total // 2) for total in totals]
+
+
+def _pad_spatial(inputs, pads, data_format):
+    """`inputs` padded with zeros by `pads`, a `(before, after)` pair for
+    each spatial axis."""
+    if all(pad == (0, 0) for pad in pads):
+        return inputs
+    full = [(0, 0)] * 4
+    for axis, pad in zip(spatial_axes(data_format), pads):
+        full[axis] = pad
+    return ops.pad(inputs, full)
+
+
+def _shifted_windows(inputs, kernel_size, pads, dilation_rate, data_format):
+    """The inputs under each kernel tap `(i, j)` of a stride-1 convolution
+    with padding `pads`, in the kernel's row-major order: a window of the
+    output's size."""
     size_axes = spatial_axes(data_format)
-    if padding == "same":
-        pads = [(0, 0)] * 4
-        for axis, size, step in zip(size_axes, kernel_size, dilation_rate):
-            total = (size - 1) * step
-            pads[axis] = (total // 2, total - total // 2)
-        inputs = ops.pad(inputs, pads)
+    inputs = _pad_spatial(inputs, pads, data_format)
     padded = [ops.shape(inputs)[axis] for axis in size_axes]
     output_size = [p - (k - 1) * d for p, k, d in zip(padded, kernel_size, dilation_rate)]
     windows = []
@@ -220,9 +237,32 @@ def _shifted_windows(inputs, kernel_size, padding, dilation_rate, data_format):
 
 
 def _shifted_depthwise(inputs, kernel, padding, dilation_rate, data_format):
-    """The depthwise convolution of stride 1 as `sum over (i, j) of
-    inputs shifted by (i, j) * kernel[i, j]`."""
-    inputs = ops.convert_to_tensor(inputs)
+    """The depthwise convolution of stride 1 as `sum over (i, j) of inputs
+    shifted by (i, j) * kernel[i, j]`. Its gradients are expressed so too
+    (autodiff's would be slices and reductions XLA runs one by one): the
+    input's is the same sum over the upstream gradient with the kernel
+    flipped, the kernel's a matmul per channel (`_depthwise_kernel_gradient`)."""
+    pads = _same_pads(padding, kernel.shape[:2], dilation_rate)
+
+    @ops.custom_gradient
+    def convolve(inputs, kernel):
+        def gradients(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            return (
+                _depthwise_input_gradient(upstream, kernel, pads, dilation_rate, data_format),
+                _depthwise_kernel_gradient(
+                    inputs, upstream, kernel.shape, pads, dilation_rate, data_format
+                ),
+            )
+
+        return _shifted_sum(inputs, kernel, pads, dilation_rate, data_format), gradients
+
+    return convolve(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))
+
+
+def _shifted_sum(inputs, kernel, pads, dilation_rate, data_format):
+    """The stride-1 depthwise convolution with padding `pads`, as a sum of
+    shifted copies of `inputs` times the kernel's taps."""
     kernel_height, kernel_width, channels, multiplier = kernel.shape
     axis = channel_axis(data_format)
     if multiplier > 1:  # output channel c * multiplier + m reads input channel c
@@ -231,12 +271,72 @@ def _shifted_depthwise(inputs, kernel, padding, dilation_rate, data_format):
     weight_shape = [1, 1, 1, 1]
     weight_shape[axis] = channels * multiplier
     windows = _shifted_windows(
-        inputs, (kernel_height, kernel_width), padding, dilation_rate, data_format
+        inputs, (kernel_height, kernel_width), pads, dilation_rate, data_format
     )
     outputs = 0
     for tap, window in enumerate(windows):
         outputs = outputs + window * ops.reshape(weights[tap], weight_shape)
     return outputs
+
+
+def _depthwise_input_gradient(upstream, kernel, pads, dilation_rate, data_format):
+    """The input gradient of `_shifted_sum`: the upstream gradient, padded
+    by what the forward padding leaves of a "full" padding, convolved with
+    the flipped kernel, each input channel summing its `multiplier`
+    output channels."""
+    kernel_height, kernel_width, channels, multiplier = kernel.shape
+    flipped = ops.flip(
+        ops.reshape(kernel, (kernel_height, kernel_width, channels * multiplier, 1)), axis=(0, 1)
+    )
+    back_pads = [
+        ((size - 1) * step - before, (size - 1) * step - after)
+        for (before, after), size, step in zip(pads, kernel.shape[:2], dilation_rate)
+    ]
+    gradient = _shifted_sum(upstream, flipped, back_pads, dilation_rate, data_format)
+    if multiplier == 1:
+        return gradient
+    shape = list(ops.shape(gradient))
+    axis = channel_axis(data_format) % 4
+    shape[axis : axis + 1] = [channels, multiplier]
+    return ops.sum(ops.reshape(gradient, shape), axis=axis + 1)
+
+
+def _depthwise_kernel_gradient(inputs, upstream, kernel_shape, pads, dilation_rate, data_format):
+    """The kernel gradient of `_shifted_sum`, `sum over (n, h, w) of the
+    window of tap (i, j) times the upstream gradient`, per channel.
+
+    With each channel's images as rows of pixels, kernel row `i` is one
+    matmul per channel, `(padded width, n * h) @ (n * h, w)`, whose
+    diagonals `v = w + j * dilation` are the taps `(i, j)`: far fewer
+    passes over memory than a reduction per tap.
+    """
+    kernel_height, kernel_width, channels, multiplier = kernel_shape
+    if multiplier > 1:
+        inputs = ops.repeat(inputs, multiplier, axis=channel_axis(data_format))
+    inputs = _pad_spatial(inputs, pads, data_format)
+    channel_major = (3, 1, 0, 2) if data_format == "channels_last" else (1, 2, 0, 3)
+    inputs = ops.transpose(inputs, channel_major)  # (c, padded h, n, padded w)
+    upstream = ops.transpose(upstream, channel_major)  # (c, h, n, w)
+    _, height, batch, width = upstream.shape
+    padded_width = inputs.shape[3]
+    rows = ops.stack(
+        [
+            ops.reshape(
+                inputs[:, i * dilation_rate[0] : i * dilation_rate[0] + height],
+                (-1, height * batch, padded_width),
+            )
+            for i in range(kernel_height)
+        ],
+        axis=1,
+    )
+    products = ops.einsum(
+        "cimv,cmw->civw", rows, ops.reshape(upstream, (-1, height * batch, width))
+    )
+    diagonals = np.arange(padded_width)[None, :, None] == (
+        np.arange(width)[None, None, :] + dilation_rate[1] * np.arange(kernel_width)[:, None, None]
+    )
+    gradient = ops.einsum("civw,jvw->ijc", products, ops.cast(diagonals, products.dtype))
+    return ops.reshape(gradient, kernel_shape)
 
 
 def _convolution_as_matmul(inputs, kernel, strides, padding, dilation_rate, data_format):
@@ -252,7 +352,11 @@ def _convolution_as_matmul(inputs, kernel, strides, padding, dilation_rate, data
             window[axis] = slice(None, None, stride)
         return ops.einsum(pattern, inputs[tuple(window)], ops.reshape(kernel, (channels, filters)))
     windows = _shifted_windows(
-        inputs, (kernel_height, kernel_width), padding, dilation_rate, data_format
+        inputs,
+        (kernel_height, kernel_width),
+        _same_pads(padding, (kernel_height, kernel_width), dilation_rate),
+        dilation_rate,
+        data_format,
     )
     columns = ops.concatenate(windows, axis=channel_axis(data_format))
     weights = ops.reshape(kernel, (kernel_height * kernel_width * channels, filters))

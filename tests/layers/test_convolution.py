@@ -170,17 +170,27 @@ def test_transpose_with_kernel_size_equal_to_stride(size, padding, data_format):
 def _assert_as_reference(layer, formula, reference, x, kernel):
     """`layer(x)` and its input gradient equal `reference(x, kernel)`'s;
     `formula(x, kernel)` (None: not checked), the layer's JAX-on-CPU
-    expression run on this backend, and its kernel gradient too."""
-    outputs, input_gradient = value_and_gradient(layer, x)
-    expected, expected_input_gradient = value_and_gradient(lambda a: reference(a, kernel), x)
+    expression run on this backend, and its input and kernel gradients too.
+    The gradients are those of the outputs times a random upstream
+    gradient."""
+    expected = to_numpy(reference(x, kernel))
     assert np.std(expected) > 0.5
-    assert_allclose(outputs, expected, atol=2e-5)
+    upstream = RNG.normal(size=expected.shape).astype("float32")
+
+    def weighted(function):
+        return lambda value: ops.multiply(function(value), upstream)
+
+    outputs, input_gradient = value_and_gradient(weighted(layer), x)
+    _, expected_input_gradient = value_and_gradient(weighted(lambda a: reference(a, kernel)), x)
+    assert_allclose(outputs, expected * upstream, atol=2e-5)
     assert_allclose(input_gradient, expected_input_gradient, atol=2e-5)
     if formula is None:
         return
-    values, kernel_gradient = value_and_gradient(lambda k: formula(x, k), kernel)
-    _, expected_kernel_gradient = value_and_gradient(lambda k: reference(x, k), kernel)
-    assert_allclose(values, expected, atol=2e-5)
+    values, kernel_gradient = value_and_gradient(weighted(lambda k: formula(x, k)), kernel)
+    _, formula_input_gradient = value_and_gradient(weighted(lambda a: formula(a, kernel)), x)
+    _, expected_kernel_gradient = value_and_gradient(weighted(lambda k: reference(x, k)), kernel)
+    assert_allclose(values, expected * upstream, atol=2e-5)
+    assert_allclose(formula_input_gradient, expected_input_gradient, atol=2e-5)
     assert_allclose(kernel_gradient, expected_kernel_gradient, atol=1e-4)
 
 
