@@ -26,15 +26,25 @@ within float32 rounding (the sums are in another order):
   are laid out pixel by pixel, 20-70x faster.
 - `DepthwiseConv2D` of stride 1: a sum of shifted, scaled copies of the
   input, fused into one loop; ConvNeXt-T trains 2.3x faster (64², batch 8).
+  Its gradients are given by hand (`ops.custom_gradient`), as autodiff's
+  are 49 slices and reductions that XLA runs one by one: the input's is the
+  same sum over the upstream gradient with the kernel flipped, the
+  kernel's one matmul per channel and kernel row (1.5-3.4x faster
+  backward; ConvNeXt-T 1.6x faster at 128², batch 16).
 - `Conv2D` with a 1x1 kernel: a matmul (1.3-2.6x faster); a stride-1 kernel
   with at most 64 output pixels: a matmul of the shifted windows side by
   side (im2col; 2-3x faster below 8x8, where XLA's 3x3 convolution at 2x2
-  is 10x slower than at 3x3 and dominated ResNet-50's step at 64²).
+  is 10x slower than at 3x3 and dominated ResNet-50's step at 64²). A
+  stride-1 kernel with at least 32x32 output pixels keeps XLA's forward
+  convolution, but its kernel gradient is a matmul per tap, where XLA's
+  runs at a tenth of TensorFlow's speed on large maps.
 
 Until issue 14 these layers were called `BiasFirstConv2D`,
 `BiasFirstDepthwiseConv2D` and `BiasFirstConv2DTranspose`; files saved with
 those names still load (see `keras_cvlec.layers.bias_first_conv`).
 """
+
+import functools
 
 import keras
 import numpy as np
@@ -91,31 +101,38 @@ class Conv2D(_BroadcastBias, keras.layers.Conv2D):
     """
 
     def _convolve(self, inputs):
+        arguments = (self.padding, self.dilation_rate, self.data_format)
         if self._is_matmul(inputs.shape):
-            return _convolution_as_matmul(
-                inputs,
-                self.kernel,
-                self.strides,
-                self.padding,
-                self.dilation_rate,
-                self.data_format,
-            )
+            return _convolution_as_matmul(inputs, self.kernel, self.strides, *arguments)
+        if self._has_matmul_kernel_gradient(inputs.shape):
+            return _convolution_with_matmul_kernel_gradient(inputs, self.kernel, *arguments)
         return self.convolution_op(inputs, self.kernel)
 
     def _is_matmul(self, input_shape):
         """Whether `_convolve` is a matmul (see the module docstring): on JAX
         on a CPU, a 1x1 kernel, or a stride-1 kernel whose output has at most
         64 pixels (at 2x2, XLA's 3x3 convolution is 10x slower than at 3x3)."""
-        if not _on_jax_cpu() or self.groups != 1:
-            return False
         if tuple(self.kernel_size) == (1, 1):
-            return True
+            return _on_jax_cpu() and self.groups == 1
+        pixels = self._stride_one_output_pixels(input_shape)
+        return pixels is not None and pixels <= 64
+
+    def _has_matmul_kernel_gradient(self, input_shape):
+        """Whether `_convolve`'s kernel gradient is a matmul per tap (see
+        the module docstring): a stride-1 kernel whose output has at least
+        32x32 pixels, on JAX on a CPU."""
+        pixels = self._stride_one_output_pixels(input_shape)
+        return pixels is not None and pixels >= 32 * 32
+
+    def _stride_one_output_pixels(self, input_shape):
+        """The number of output pixels of a stride-1, ungrouped convolution
+        of a known size on JAX on a CPU; None for any other."""
         size = [input_shape[axis] for axis in spatial_axes(self.data_format)]
-        if None in size or tuple(self.strides) != (1, 1):
-            return False
+        if not _on_jax_cpu() or self.groups != 1 or tuple(self.strides) != (1, 1) or None in size:
+            return None
         if self.padding == "valid":
             size = [s - (k - 1) * d for s, k, d in zip(size, self.kernel_size, self.dilation_rate)]
-        return size[0] * size[1] <= 64
+        return size[0] * size[1]
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
@@ -236,28 +253,65 @@ def _shifted_windows(inputs, kernel_size, pads, dilation_rate, data_format):
     return windows
 
 
+def _with_gradients(forward, input_gradient, kernel_gradient, inputs, kernel):
+    """`forward(inputs, kernel)`, whose gradients are
+    `input_gradient(upstream, kernel)` and
+    `kernel_gradient(upstream, inputs)`."""
+
+    @ops.custom_gradient
+    def convolve(inputs, kernel):
+        def gradients(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            return input_gradient(upstream, kernel), kernel_gradient(upstream, inputs)
+
+        return forward(inputs, kernel), gradients
+
+    return convolve(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))
+
+
+def _back_pads(pads, kernel_size, dilation_rate):
+    """The padding of the upstream gradient whose stride-1 convolution with
+    the flipped kernel is the input gradient of a convolution padded by
+    `pads`: what the forward padding leaves of a "full" one."""
+    return [
+        ((size - 1) * step - before, (size - 1) * step - after)
+        for (before, after), size, step in zip(pads, kernel_size, dilation_rate)
+    ]
+
+
 def _shifted_depthwise(inputs, kernel, padding, dilation_rate, data_format):
     """The depthwise convolution of stride 1 as `sum over (i, j) of inputs
     shifted by (i, j) * kernel[i, j]`. Its gradients are expressed so too
     (autodiff's would be slices and reductions XLA runs one by one): the
     input's is the same sum over the upstream gradient with the kernel
     flipped, the kernel's a matmul per channel (`_depthwise_kernel_gradient`)."""
-    pads = _same_pads(padding, kernel.shape[:2], dilation_rate)
+    kernel_height, kernel_width, channels, multiplier = kernel.shape
+    pads = _same_pads(padding, (kernel_height, kernel_width), dilation_rate)
+    back_pads = _back_pads(pads, (kernel_height, kernel_width), dilation_rate)
 
-    @ops.custom_gradient
-    def convolve(inputs, kernel):
-        def gradients(*args, upstream=None):
-            upstream = args[0] if upstream is None else upstream
-            return (
-                _depthwise_input_gradient(upstream, kernel, pads, dilation_rate, data_format),
-                _depthwise_kernel_gradient(
-                    inputs, upstream, kernel.shape, pads, dilation_rate, data_format
-                ),
-            )
+    def input_gradient(upstream, kernel):
+        """Each input channel sums its `multiplier` output channels."""
+        flipped = ops.flip(
+            ops.reshape(kernel, (kernel_height, kernel_width, channels * multiplier, 1)),
+            axis=(0, 1),
+        )
+        gradient = _shifted_sum(upstream, flipped, back_pads, dilation_rate, data_format)
+        if multiplier == 1:
+            return gradient
+        shape = list(ops.shape(gradient))
+        axis = channel_axis(data_format) % 4
+        shape[axis : axis + 1] = [channels, multiplier]
+        return ops.sum(ops.reshape(gradient, shape), axis=axis + 1)
 
-        return _shifted_sum(inputs, kernel, pads, dilation_rate, data_format), gradients
-
-    return convolve(ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel))
+    return _with_gradients(
+        lambda inputs, kernel: _shifted_sum(inputs, kernel, pads, dilation_rate, data_format),
+        input_gradient,
+        lambda upstream, inputs: _depthwise_kernel_gradient(
+            inputs, upstream, kernel.shape, pads, dilation_rate, data_format
+        ),
+        inputs,
+        kernel,
+    )
 
 
 def _shifted_sum(inputs, kernel, pads, dilation_rate, data_format):
@@ -277,28 +331,6 @@ def _shifted_sum(inputs, kernel, pads, dilation_rate, data_format):
     for tap, window in enumerate(windows):
         outputs = outputs + window * ops.reshape(weights[tap], weight_shape)
     return outputs
-
-
-def _depthwise_input_gradient(upstream, kernel, pads, dilation_rate, data_format):
-    """The input gradient of `_shifted_sum`: the upstream gradient, padded
-    by what the forward padding leaves of a "full" padding, convolved with
-    the flipped kernel, each input channel summing its `multiplier`
-    output channels."""
-    kernel_height, kernel_width, channels, multiplier = kernel.shape
-    flipped = ops.flip(
-        ops.reshape(kernel, (kernel_height, kernel_width, channels * multiplier, 1)), axis=(0, 1)
-    )
-    back_pads = [
-        ((size - 1) * step - before, (size - 1) * step - after)
-        for (before, after), size, step in zip(pads, kernel.shape[:2], dilation_rate)
-    ]
-    gradient = _shifted_sum(upstream, flipped, back_pads, dilation_rate, data_format)
-    if multiplier == 1:
-        return gradient
-    shape = list(ops.shape(gradient))
-    axis = channel_axis(data_format) % 4
-    shape[axis : axis + 1] = [channels, multiplier]
-    return ops.sum(ops.reshape(gradient, shape), axis=axis + 1)
 
 
 def _depthwise_kernel_gradient(inputs, upstream, kernel_shape, pads, dilation_rate, data_format):
@@ -361,6 +393,49 @@ def _convolution_as_matmul(inputs, kernel, strides, padding, dilation_rate, data
     columns = ops.concatenate(windows, axis=channel_axis(data_format))
     weights = ops.reshape(kernel, (kernel_height * kernel_width * channels, filters))
     return ops.einsum(pattern, columns, weights)
+
+
+def _convolution_with_matmul_kernel_gradient(inputs, kernel, padding, dilation_rate, data_format):
+    """A stride-1 convolution (Keras's op) whose kernel gradient is a
+    matmul per tap, `window(i, j)^T @ upstream` over every pixel, where
+    XLA's (a convolution with the upstream gradient as its kernel) runs at
+    a tenth of TensorFlow's speed on large maps; the input gradient is the
+    convolution of the upstream gradient with the flipped kernel."""
+    kernel_height, kernel_width, channels, filters = kernel.shape
+    pads = _same_pads(padding, (kernel_height, kernel_width), dilation_rate)
+    back_pads = _back_pads(pads, (kernel_height, kernel_width), dilation_rate)
+    arguments = dict(strides=1, dilation_rate=dilation_rate, data_format=data_format)
+    if data_format == "channels_first":  # the windows' pixels as rows
+        channels_last = functools.partial(ops.transpose, axes=(0, 2, 3, 1))
+    else:
+        channels_last = ops.convert_to_tensor
+
+    def input_gradient(upstream, kernel):
+        flipped = ops.transpose(ops.flip(kernel, axis=(0, 1)), (0, 1, 3, 2))
+        upstream = _pad_spatial(upstream, back_pads, data_format)
+        return ops.conv(upstream, flipped, padding="valid", **arguments)
+
+    def kernel_gradient(upstream, inputs):
+        upstream = ops.reshape(channels_last(upstream), (-1, filters))
+        windows = _shifted_windows(
+            channels_last(inputs),
+            (kernel_height, kernel_width),
+            pads,
+            dilation_rate,
+            "channels_last",
+        )
+        taps = [
+            ops.matmul(ops.transpose(ops.reshape(w, (-1, channels))), upstream) for w in windows
+        ]
+        return ops.reshape(ops.stack(taps), kernel.shape)
+
+    return _with_gradients(
+        lambda inputs, kernel: ops.conv(inputs, kernel, padding=padding, **arguments),
+        input_gradient,
+        kernel_gradient,
+        inputs,
+        kernel,
+    )
 
 
 def _non_overlapping_transpose(inputs, kernel, data_format):
