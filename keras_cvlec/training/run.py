@@ -28,7 +28,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, shard_batches
+from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, set_epoch, shard_batches
 from keras_cvlec.data.options import resolve_transform
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.tasks import TRAINABLE_TASKS
@@ -569,6 +569,11 @@ def _callbacks(run):
         ]
         best_so_far = max(values) if values else None
     callbacks = [
+        # Epoch `e` takes the examples in the order of `(seed, e)`: a resumed
+        # run in the order of a run not stopped.
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: set_epoch(run.data["train"], epoch)
+        ),
         run_callbacks.StopOnNonFiniteLoss(),
         # The log before the backup: a run killed between the two repeats
         # the epoch, whose row `truncate_log` removes on resume.
@@ -673,9 +678,6 @@ def _fit(run, verbose):
                 "keras_version": keras.__version__,
             },
         )
-    if run.resume and isinstance(run.data["train"], ArrayDataset):
-        # The order of the epoch the backup restarts at, as in a run not stopped.
-        run.data["train"].set_epoch(run_callbacks.backup_epoch(run.path("backup")))
     distribute = run.distribution.distribute_data
     try:
         run.model.fit(
