@@ -21,11 +21,9 @@ def keep_epoch_variable(dataset, source):
 
 
 def _shuffled_by_epoch(dataset, seed, epoch):
-    """`dataset` shuffled in an order drawn from `seed` and the epoch.
-
-    The epoch is the value of the variable `epoch` when an iterator starts
-    reading; reading moves the variable on to the next epoch.
-    """
+    """`dataset` shuffled in an order drawn from `seed` and the epoch: the
+    value of the variable `epoch` when an iterator starts reading, which
+    moves it on by one."""
     import tensorflow as tf
 
     specs = tf.nest.flatten(dataset.element_spec)
@@ -46,8 +44,8 @@ def _shuffled_by_epoch(dataset, seed, epoch):
         return tf.data.experimental.from_variant(variant, dataset.element_spec)
 
     # `flat_map` builds the shuffle when an iterator starts reading, not when
-    # it is made: `fit` makes the next epoch's iterator before that epoch's
-    # callbacks have set the epoch.
+    # it is made: on TensorFlow and torch `fit` also makes an iterator at the
+    # end of every epoch that it drops unread.
     result = tf.data.Dataset.range(1).flat_map(shuffled)
     cardinality = int(dataset.cardinality())
     if cardinality >= 0:  # known to `dataset`, lost by `flat_map`
@@ -63,10 +61,9 @@ def batch_tf_dataset(dataset, batch_size, *, shuffle, seed, augment):
             target)` examples, already resized.
         batch_size: examples per batch.
         shuffle: reshuffle every epoch (a buffer of `SHUFFLE_BUFFER`
-            examples). With a seed, epoch `e` is ordered by `(seed, e)`:
-            the epoch starts at 0 and moves on at every pass over the
-            dataset, and `keras_cvlec.data.set_epoch` sets it (a resumed
-            run takes the order of a run not stopped).
+            examples). With a seed, pass `e` over the dataset is ordered by
+            `(seed, e)`; `keras_cvlec.data.set_epoch` sets the next pass's
+            `e` (a resumed run takes the order of a run not stopped).
         seed: None (unseeded) or an int, the seed of the shuffling.
         augment: None or a callable `(images, targets) -> (images, targets)`
             applied to every batch.

@@ -272,14 +272,14 @@ def map_batches(dataset, transform):
 
 
 def set_epoch(dataset, epoch):
-    """Orders a loader's dataset as in epoch `epoch` (0: the first) from its
-    next epoch on, e.g. for a run that resumes there.
+    """Orders the next pass over a loader's dataset as pass `epoch` (0: the
+    first) of one loaded afresh, e.g. for a run that resumes there.
 
-    A shuffled split with a seed orders epoch `e` by `(seed, e)` and moves
-    on one epoch at every pass over it; without a seed (or without
-    shuffling) the epoch changes nothing. `train` sets the epoch at the
-    start of every epoch, so a resumed run takes the examples in the order
-    of a run not stopped, on every backend and distribution.
+    A shuffled split with a seed orders pass `e` by `(seed, e)` and moves on
+    one epoch at every pass over it; without a seed (or without shuffling)
+    the epoch changes nothing. A resumed `train` sets the epoch its backup
+    restarts at, so it takes the examples in the order of a run not stopped,
+    on every backend and distribution.
 
     Args:
         dataset: an `ArrayDataset`, or a `tf.data.Dataset` from a loader

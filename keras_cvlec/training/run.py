@@ -569,11 +569,6 @@ def _callbacks(run):
         ]
         best_so_far = max(values) if values else None
     callbacks = [
-        # Epoch `e` takes the examples in the order of `(seed, e)`: a resumed
-        # run in the order of a run not stopped.
-        keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda epoch, logs: set_epoch(run.data["train"], epoch)
-        ),
         run_callbacks.StopOnNonFiniteLoss(),
         # The log before the backup: a run killed between the two repeats
         # the epoch, whose row `truncate_log` removes on resume.
@@ -678,6 +673,10 @@ def _fit(run, verbose):
                 "keras_version": keras.__version__,
             },
         )
+    if run.resume:
+        # The order of the epoch the backup restarts at, as in a run not stopped:
+        # the training split moves on one epoch at every pass over it.
+        set_epoch(run.data["train"], run_callbacks.backup_epoch(run.path("backup")))
     distribute = run.distribution.distribute_data
     try:
         run.model.fit(
