@@ -1,7 +1,7 @@
 """What every loader shares: the options it takes (`LoaderOptions`), the
-record it returns (`DatasetInfo`), and the per-batch transform (one-hot
+record it returns (`DatasetInfo`), the per-batch transform (one-hot
 labels, then augmentation) it maps over its batches (`resolve_transform`,
-`map_batches`).
+`map_batches`), and the epoch its shuffling is at (`set_epoch`).
 
 Every loader yields `(images, targets)` batches: float32 channels-last images
 in `[0, 1]` and int32 labels `(B,)` or masks `(B, H, W)` with values in
@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from keras_cvlec.data._tf_pipeline import epoch_variable, keep_epoch_variable
 from keras_cvlec.data.augmentation import default_augmentation, is_tf_tensor
 from keras_cvlec.data.pydataset import ArrayDataset
 from keras_cvlec.tasks import TRAINABLE_TASKS
@@ -24,7 +25,14 @@ from keras_cvlec.utils.validation import (
     check_seed,
 )
 
-__all__ = ["SPLITS", "DatasetInfo", "LoaderOptions", "map_batches", "resolve_transform"]
+__all__ = [
+    "SPLITS",
+    "DatasetInfo",
+    "LoaderOptions",
+    "map_batches",
+    "resolve_transform",
+    "set_epoch",
+]
 
 SPLITS = ("train", "validation", "test")
 
@@ -243,7 +251,7 @@ def map_batches(dataset, transform):
     Returns:
         A dataset of the same kind: an `ArrayDataset` whose transform runs
         `transform` after its own, or the `tf.data.Dataset` mapped and
-        prefetched.
+        prefetched (its epoch, see `set_epoch`, is that of `dataset`).
     """
     if not callable(transform):
         raise TypeError(f"`transform` must be a callable. Received: transform={transform!r}")
@@ -259,4 +267,42 @@ def map_batches(dataset, transform):
         )
     import tensorflow as tf
 
-    return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    mapped = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    return keep_epoch_variable(mapped.prefetch(tf.data.AUTOTUNE), dataset)
+
+
+def set_epoch(dataset, epoch):
+    """Orders the next pass over a loader's dataset as pass `epoch` (0: the
+    first) of one loaded afresh, e.g. for a run that resumes there.
+
+    A shuffled split with a seed orders pass `e` by `(seed, e)` and moves on
+    one epoch at every pass over it; without a seed (or without shuffling)
+    the epoch changes nothing. A resumed `train` sets the epoch its backup
+    restarts at, so it takes the examples in the order of a run not stopped,
+    on every backend and distribution.
+
+    Args:
+        dataset: an `ArrayDataset`, or a `tf.data.Dataset` from a loader
+            (tensorflow-datasets or a folder), also after `map_batches`.
+        epoch: int >= 0.
+
+    Example:
+
+    >>> x, y = np.zeros((4, 2, 2, 3), "float32"), np.arange(4)
+    >>> dataset = ArrayDataset(x, y, batch_size=4, shuffle=True)
+    >>> set_epoch(dataset, 1)
+    >>> dataset.epoch
+    1
+    """
+    epoch = check_positive_int("epoch", epoch, minimum=0)
+    if isinstance(dataset, ArrayDataset):
+        dataset.set_epoch(epoch)
+        return
+    variable = epoch_variable(dataset)
+    if variable is None:
+        raise TypeError(
+            "`dataset` must be an ArrayDataset or a tf.data.Dataset from a keras_cvlec "
+            "loader (or `map_batches` of one): another dataset has no epoch to set. "
+            f"Received: dataset of type {type(dataset).__name__}"
+        )
+    variable.assign(epoch)

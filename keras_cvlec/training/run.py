@@ -28,7 +28,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, shard_batches
+from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, set_epoch, shard_batches
 from keras_cvlec.data.options import resolve_transform
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.tasks import TRAINABLE_TASKS
@@ -673,9 +673,10 @@ def _fit(run, verbose):
                 "keras_version": keras.__version__,
             },
         )
-    if run.resume and isinstance(run.data["train"], ArrayDataset):
-        # The order of the epoch the backup restarts at, as in a run not stopped.
-        run.data["train"].set_epoch(run_callbacks.backup_epoch(run.path("backup")))
+    if run.resume:
+        # The order of the epoch the backup restarts at, as in a run not stopped:
+        # the training split moves on one epoch at every pass over it.
+        set_epoch(run.data["train"], run_callbacks.backup_epoch(run.path("backup")))
     distribute = run.distribution.distribute_data
     try:
         run.model.fit(

@@ -8,7 +8,14 @@ import warnings
 import numpy as np
 import pytest
 
-from keras_cvlec.data import folders, load_dataset, load_folder
+from keras_cvlec.data import (
+    ArrayDataset,
+    folders,
+    load_dataset,
+    load_folder,
+    map_batches,
+    set_epoch,
+)
 
 pytestmark = pytest.mark.backend_independent
 
@@ -456,6 +463,43 @@ def test_seed_none_shuffles_anew(tmp_path):
     assert sorted(first) == sorted(second) and first != second
     seeded = [order(load_folder(tmp_path, image_size=4, seed=0)[0]) for _ in range(2)]
     assert seeded[0] == seeded[1]
+
+
+def test_a_split_set_to_an_epoch_takes_the_order_of_that_epoch(tmp_path):
+    """A seeded training split orders epoch `e` by `(seed, e)`, whatever the
+    global TensorFlow seed: one loaded afresh and set to epoch 2 (a resumed
+    run's) takes the order of the third pass over another, then moves on to
+    the fourth; `map_batches` keeps the epoch."""
+    import tensorflow as tf
+
+    write_classes(tmp_path, {"a": 10, "b": 10})
+    passes = load_folder(tmp_path, image_size=4, batch_size=4, seed=3)[0]
+    orders = [order(passes) for _ in range(4)]
+    assert len(set(map(tuple, orders))) == 4 and sorted(orders[0]) == sorted(orders[3])
+    tf.random.set_seed(123)
+    resumed = map_batches(
+        load_folder(tmp_path, image_size=4, batch_size=4, seed=3)[0],
+        lambda images, labels: (images, labels),
+    )
+    set_epoch(resumed, 2)
+    assert [order(resumed) for _ in range(2)] == orders[2:]
+    set_epoch(resumed, 0)
+    assert order(resumed) == orders[0]
+    # Unseeded or not shuffled: the epoch changes nothing, and is accepted.
+    set_epoch(load_folder(tmp_path, image_size=4, seed=None)[0], 1)
+    set_epoch(load_folder(tmp_path, "validation", image_size=4)[0], 1)
+
+
+def test_set_epoch_refuses_bad_arguments(tmp_path):
+    import tensorflow as tf
+
+    with pytest.raises(TypeError, match=r"from a keras_cvlec loader .* Received: dataset of type"):
+        set_epoch(tf.data.Dataset.range(3), 1)
+    data = ArrayDataset(np.zeros((2, 2, 2, 3)), np.arange(2), shuffle=True)
+    with pytest.raises(ValueError, match=r"`epoch` must be >= 0. Received: epoch=-1"):
+        set_epoch(data, -1)
+    with pytest.raises(TypeError, match=r"`epoch` must be an int >= 0. Received: epoch=1.0"):
+        set_epoch(data, 1.0)
 
 
 def test_seed_none_carves_one_validation_share_per_process(tmp_path, monkeypatch):

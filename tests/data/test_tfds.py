@@ -10,7 +10,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from keras_cvlec.data import TFDS_DATASETS, load_dataset, load_tfds
+from keras_cvlec.data import TFDS_DATASETS, load_dataset, load_tfds, set_epoch
 from keras_cvlec.data.tfds import DatasetUnavailableError, tfds_split
 
 tf = pytest.importorskip("tensorflow")
@@ -118,6 +118,25 @@ def test_classification_batches(name):
         one_hot = np.concatenate([y for _, y in batches(one_hot)])
     assert one_hot.dtype == np.float32
     np.testing.assert_array_equal(one_hot, np.eye(info.num_classes)[labels])
+
+
+@pytest.mark.backend_independent
+def test_a_training_split_set_to_an_epoch_takes_the_order_of_that_epoch():
+    """Epoch `e` of a seeded training split is ordered by `(seed, e)`: one
+    loaded afresh and set to epoch 2 takes the order of the third pass over
+    another (as a folder's, tests/data/test_folders.py)."""
+
+    def order(dataset):
+        return [image.tobytes() for images, _ in batches(dataset) for image in images]
+
+    with tfds.testing.mock_data(num_examples=12):
+        passes, resumed = (
+            load_dataset("cifar10", image_size=4, batch_size=4, seed=1)[0] for _ in range(2)
+        )
+        orders = [order(passes) for _ in range(3)]
+        set_epoch(resumed, 2)
+        assert order(resumed) == orders[2]
+    assert orders[0] != orders[2] and sorted(orders[0]) == sorted(orders[2])
 
 
 @pytest.mark.backend_independent

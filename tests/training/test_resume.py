@@ -1,5 +1,6 @@
 """A run killed with SIGKILL mid-training finishes with `--resume`, also
-one stored before an option existed."""
+one stored before an option existed; a resumed run on a `tf.data` split
+trains the weights of a run not stopped."""
 
 import os
 import subprocess
@@ -7,8 +8,10 @@ import sys
 import time
 
 import keras
+import numpy as np
 import pytest
 
+from keras_cvlec.training import run as training_run
 from keras_cvlec.training import train
 from keras_cvlec.training.callbacks import (
     AtomicModelCheckpoint,
@@ -155,3 +158,65 @@ def test_a_run_stored_before_an_option_existed_resumes(tmp_path):
             **arguments,
         )
     assert train("unet", "shapes", resume=True, **arguments) == metrics
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Stops the run once its first epoch is logged and backed up (after the
+    run's own callbacks)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise _Stopped
+
+
+def _last_weights(output_dir):
+    model = keras.saving.load_model(os.path.join(output_dir, "last.keras"), compile=False)
+    return [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+
+
+def test_a_resumed_run_on_a_tf_data_split_trains_the_weights_of_a_run_not_stopped(
+    tmp_path, monkeypatch
+):
+    """A folder of images is a `tf.data` split, reshuffled at every epoch:
+    a run stopped after its first epoch and resumed takes the examples of
+    its second epoch in the order of a run not stopped, and ends with its
+    weights (no augmentation: Keras's augmentation layers draw from a
+    random state that the backup does not hold)."""
+    image = pytest.importorskip("PIL.Image")
+    folder = tmp_path / "images"
+    for name in ("images", "masks"):
+        (folder / name).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(16):
+        pixels = rng.integers(0, 256, (16, 16, 3), dtype="uint8")
+        image.fromarray(pixels).save(folder / "images" / f"{index}.png")
+        image.fromarray((pixels[..., 0] > 127).astype("uint8")).save(
+            folder / "masks" / f"{index}.png"
+        )
+    arguments = dict(
+        epochs=2,
+        batch_size=4,
+        recipe_options={"augment": False},
+        model_options={"filters": 4, "depth": 1},
+        verbose=0,
+    )
+    train("unet", str(folder), output_dir=str(tmp_path / "not_stopped"), **arguments)
+    stopped = str(tmp_path / "stopped")
+    with monkeypatch.context() as patch:
+        callbacks = training_run._callbacks
+        patch.setattr(
+            training_run, "_callbacks", lambda run: [*callbacks(run), _StopAfterFirstEpoch()]
+        )
+        with pytest.raises(_Stopped):
+            train("unet", str(folder), output_dir=stopped, **arguments)
+    assert backup_epoch(os.path.join(stopped, "backup")) == 1
+    train("unet", str(folder), output_dir=stopped, resume=True, **arguments)
+    assert [row["epoch"] for row in read_log(os.path.join(stopped, "log.csv"))] == [0, 1]
+    difference = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(_last_weights(stopped), _last_weights(str(tmp_path / "not_stopped")))
+    )
+    assert difference < 1e-5
