@@ -19,10 +19,12 @@ each alternative expression gives the numbers of Keras's within float32
 rounding.
 
 The rows marked "(ours)" are the expressions keras_cvlec.layers.convolution
-uses on JAX on a CPU, called from the package. The others show what does
-not help (nine shifted matmuls for a 3x3 convolution, im2col on a large map)
-or was left (max pooling as the maximum of strided slices is faster, but its
-gradient splits ties where Keras's gives it to the first maximum, and
+uses on JAX on a CPU, called from the package (the depthwise sum and the
+large-map convolution with the gradients it gives them by hand). The
+others show what does not help (nine shifted matmuls for a 3x3
+convolution, im2col on a large map) or was left (max pooling as the
+maximum of strided slices is faster, but its gradient splits ties where
+Keras's gives it to the first maximum, and
 pooling is a small part of any model's step).
 """
 
@@ -84,6 +86,7 @@ def package(name):
 
     arguments = {
         "_convolution_as_matmul": dict(strides=(1, 1), padding="same", dilation_rate=(1, 1)),
+        "_convolution_with_matmul_kernel_gradient": dict(padding="same", dilation_rate=(1, 1)),
         "_shifted_depthwise": dict(padding="same", dilation_rate=(1, 1)),
         "_non_overlapping_transpose": {},
     }[name]
@@ -138,6 +141,9 @@ def cases(rng):
                 "Keras (conv_general_dilated)": keras_ops("jax", "conv"),
                 "nine shifted matmuls": jax_conv_shifted_matmuls,
                 "im2col (ours at <= 64 output pixels)": package("_convolution_as_matmul"),
+                "XLA's, kernel gradient a matmul a tap (ours at >= 32x32 output pixels)": package(
+                    "_convolution_with_matmul_kernel_gradient"
+                ),
             },
         ),
         (
@@ -184,7 +190,9 @@ def cases(rng):
             keras_ops("tensorflow", "depthwise_conv"),
             {
                 "Keras (grouped conv_general_dilated)": keras_ops("jax", "depthwise_conv"),
-                "sum of 49 shifted products (ours)": package("_shifted_depthwise"),
+                "sum of 49 shifted products, gradients by hand (ours)": package(
+                    "_shifted_depthwise"
+                ),
             },
         ),
         (
