@@ -17,9 +17,11 @@ of the Keras layers of the same names: same arguments, weights (`kernel`,
 
 On JAX on a CPU they compute some convolutions as matmuls or fused
 element-wise sums, which XLA's CPU code runs far faster than its
-convolutions (benchmarks/xla_cpu_gap.py; TensorFlow and PyTorch, and JAX on
-an accelerator, run the backend's convolution). The numbers are the same
-within float32 rounding (the sums are in another order):
+convolutions (benchmarks/xla_cpu_gap.py); on torch on a CPU, `Conv2D`'s
+matmuls too, as Keras-torch copies (permutes) every kernel it convolves,
+forward and backward (benchmarks/torch_gap.py). TensorFlow, and JAX and
+torch on an accelerator, run the backend's convolution. The numbers are
+the same within float32 rounding (the sums are in another order):
 
 - `Conv2DTranspose` whose kernel does not overlap itself (`kernel_size ==
   strides`, U-Net's 2x2 stride-2 up-convolution): one matmul whose outputs
@@ -34,8 +36,10 @@ within float32 rounding (the sums are in another order):
 - `Conv2D` with a 1x1 kernel: a matmul (1.3-2.6x faster); a stride-1 kernel
   with at most 64 output pixels: a matmul of the shifted windows side by
   side (im2col; 2-3x faster below 8x8, where XLA's 3x3 convolution at 2x2
-  is 10x slower than at 3x3 and dominated ResNet-50's step at 64²). A
-  stride-1 kernel with at least 32x32 output pixels keeps XLA's forward
+  is 10x slower than at 3x3 and dominated ResNet-50's step at 64²). Both
+  on JAX and torch; on torch the kernel copies were 30 % of ResNet-50's
+  step, which now trains 1.7x faster at 64², batch 8 (1.2x at 128²). On
+  JAX only, a stride-1 kernel with at least 32x32 output pixels keeps XLA's forward
   convolution, but its kernel gradient is a matmul per tap, where XLA's
   runs at a tenth of TensorFlow's speed on large maps.
 
@@ -109,11 +113,14 @@ class Conv2D(_BroadcastBias, keras.layers.Conv2D):
         return self.convolution_op(inputs, self.kernel)
 
     def _is_matmul(self, input_shape):
-        """Whether `_convolve` is a matmul (see the module docstring): on JAX
-        on a CPU, a 1x1 kernel, or a stride-1 kernel whose output has at most
-        64 pixels (at 2x2, XLA's 3x3 convolution is 10x slower than at 3x3)."""
+        """Whether `_convolve` is a matmul (see the module docstring): on
+        JAX or torch on a CPU, a 1x1 kernel, or a stride-1 kernel whose
+        output has at most 64 pixels (at 2x2, XLA's 3x3 convolution is 10x
+        slower than at 3x3; Keras-torch copies every kernel it convolves)."""
+        if not _on_cpu(("jax", "torch"), self.kernel) or self.groups != 1:
+            return False
         if tuple(self.kernel_size) == (1, 1):
-            return _on_jax_cpu() and self.groups == 1
+            return True
         pixels = self._stride_one_output_pixels(input_shape)
         return pixels is not None and pixels <= 64
 
@@ -121,14 +128,16 @@ class Conv2D(_BroadcastBias, keras.layers.Conv2D):
         """Whether `_convolve`'s kernel gradient is a matmul per tap (see
         the module docstring): a stride-1 kernel whose output has at least
         32x32 pixels, on JAX on a CPU."""
+        if not _on_cpu(("jax",), self.kernel) or self.groups != 1:
+            return False
         pixels = self._stride_one_output_pixels(input_shape)
         return pixels is not None and pixels >= 32 * 32
 
     def _stride_one_output_pixels(self, input_shape):
-        """The number of output pixels of a stride-1, ungrouped convolution
-        of a known size on JAX on a CPU; None for any other."""
+        """The number of output pixels of a stride-1 convolution of a known
+        size; None for any other."""
         size = [input_shape[axis] for axis in spatial_axes(self.data_format)]
-        if not _on_jax_cpu() or self.groups != 1 or tuple(self.strides) != (1, 1) or None in size:
+        if tuple(self.strides) != (1, 1) or None in size:
             return None
         if self.padding == "valid":
             size = [s - (k - 1) * d for s, k, d in zip(size, self.kernel_size, self.dilation_rate)]
@@ -165,7 +174,7 @@ class DepthwiseConv2D(_BroadcastBias, keras.layers.DepthwiseConv2D):
     def _is_shifted_sum(self):
         """Whether `_convolve` is a sum of shifted copies (see the module
         docstring): stride 1, on JAX on a CPU."""
-        return _on_jax_cpu() and tuple(self.strides) == (1, 1)
+        return _on_cpu(("jax",), self.kernel) and tuple(self.strides) == (1, 1)
 
 
 @keras.saving.register_keras_serializable(package="keras_cvlec")
@@ -199,20 +208,24 @@ class Conv2DTranspose(_BroadcastBias, keras.layers.Conv2DTranspose):
         kernel that does not overlap itself, on JAX on a CPU. `"same"` and
         `"valid"` padding agree when the kernel size is the stride."""
         return (
-            _on_jax_cpu()
+            _on_cpu(("jax",), self.kernel)
             and tuple(self.kernel_size) == tuple(self.strides)
             and tuple(self.dilation_rate) == (1, 1)
             and self.output_padding is None
         )
 
 
-def _on_jax_cpu():
-    """Whether the layers run on JAX on CPUs, where XLA's convolutions are
-    slow (see the module docstring); on an accelerator XLA calls cuDNN's or
-    the TPU's, which were not measured."""
-    return keras.backend.backend() == "jax" and all(
-        device.startswith("cpu") for device in keras.distribution.list_devices()
-    )
+def _on_cpu(backends, variable):
+    """Whether Keras runs one of `backends` on CPUs, where the expressions of
+    the module docstring were measured (on an accelerator XLA calls cuDNN's
+    or the TPU's convolutions, which were not). torch has no
+    `keras.distribution`: its device is that of the layer's `variable`."""
+    backend = keras.backend.backend()
+    if backend not in backends:
+        return False
+    if backend == "torch":
+        return str(variable.value.device).startswith("cpu")
+    return all(device.startswith("cpu") for device in keras.distribution.list_devices())
 
 
 def _same_pads(padding, kernel_size, dilation_rate):

@@ -212,8 +212,8 @@ def _assert_as_reference(layer, formula, reference, x, kernel):
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_conv_as_matmul(kernel_size, strides, padding, dilation_rate, size, is_matmul, data_format):
     """A 1x1 kernel, or a stride-1 kernel of at most 64 output pixels, is a
-    matmul on JAX on a CPU: the outputs and gradients (input, kernel) of
-    `ops.conv`."""
+    matmul on JAX and torch on a CPU: the outputs and gradients (input,
+    kernel) of `ops.conv`."""
     arguments = dict(
         strides=strides, padding=padding, dilation_rate=dilation_rate, data_format=data_format
     )
@@ -223,7 +223,7 @@ def test_conv_as_matmul(kernel_size, strides, padding, dilation_rate, size, is_m
     layer.build(shape)
     kernel = RNG.normal(size=(kernel_size, kernel_size, 3, 4)).astype("float32")
     layer.set_weights([kernel])
-    assert layer._is_matmul(shape) == (is_matmul and keras.backend.backend() == "jax")
+    assert layer._is_matmul(shape) == (is_matmul and keras.backend.backend() in ("jax", "torch"))
     matmul = functools.partial(
         convolution._convolution_as_matmul,
         strides=(strides, strides),
