@@ -167,6 +167,30 @@ def test_transpose_with_kernel_size_equal_to_stride(size, padding, data_format):
     assert_allclose(from_layer(to_numpy(keras_op)), expected, atol=1e-5)
 
 
+def _built(layer, size, channels, data_format, kernel_shape):
+    """`layer` built for 2 images of `size` pixels and `channels` channels,
+    with a random kernel; returns `(input shape, images, kernel)`."""
+    shape = (2, *size, channels) if data_format == "channels_last" else (2, channels, *size)
+    x = RNG.normal(size=shape).astype("float32")
+    layer.build(shape)
+    kernel = RNG.normal(size=kernel_shape).astype("float32")
+    layer.set_weights([kernel])
+    return shape, x, kernel
+
+
+def _expression(function, arguments, **more):
+    """`function(x, kernel)` of `keras_cvlec.layers.convolution` with a
+    test's `arguments` of `ops.conv` (padding, dilation rate, data format)."""
+    rate = arguments["dilation_rate"]
+    return functools.partial(
+        function,
+        padding=arguments["padding"],
+        dilation_rate=(rate, rate),
+        data_format=arguments["data_format"],
+        **more,
+    )
+
+
 def _assert_as_reference(layer, formula, reference, x, kernel):
     """`layer(x)` and its input gradient equal `reference(x, kernel)`'s;
     `formula(x, kernel)` (None: not checked), the layer's JAX-on-CPU
@@ -218,19 +242,9 @@ def test_conv_as_matmul(kernel_size, strides, padding, dilation_rate, size, is_m
         strides=strides, padding=padding, dilation_rate=dilation_rate, data_format=data_format
     )
     layer = cvlec_layers.Conv2D(4, kernel_size, use_bias=False, **arguments)
-    shape = (2, *size, 3) if data_format == "channels_last" else (2, 3, *size)
-    x = RNG.normal(size=shape).astype("float32")
-    layer.build(shape)
-    kernel = RNG.normal(size=(kernel_size, kernel_size, 3, 4)).astype("float32")
-    layer.set_weights([kernel])
+    shape, x, kernel = _built(layer, size, 3, data_format, (kernel_size, kernel_size, 3, 4))
     assert layer._is_matmul(shape) == (is_matmul and keras.backend.backend() in ("jax", "torch"))
-    matmul = functools.partial(
-        convolution._convolution_as_matmul,
-        strides=(strides, strides),
-        padding=padding,
-        dilation_rate=(dilation_rate, dilation_rate),
-        data_format=data_format,
-    )
+    matmul = _expression(convolution._convolution_as_matmul, arguments, strides=(strides, strides))
     _assert_as_reference(
         layer, matmul if is_matmul else None, functools.partial(ops.conv, **arguments), x, kernel
     )
@@ -255,19 +269,12 @@ def test_conv_with_matmul_kernel_gradient(
     (input, kernel) of `ops.conv`."""
     arguments = dict(padding=padding, dilation_rate=dilation_rate, data_format=data_format)
     layer = cvlec_layers.Conv2D(4, kernel_size, use_bias=False, **arguments)
-    shape = (2, *size, 3) if data_format == "channels_last" else (2, 3, *size)
-    x = RNG.normal(size=shape).astype("float32")
-    layer.build(shape)
-    kernel = RNG.normal(size=(kernel_size, kernel_size, 3, 4)).astype("float32")
-    layer.set_weights([kernel])
+    shape, x, kernel = _built(layer, size, 3, data_format, (kernel_size, kernel_size, 3, 4))
     on_jax = keras.backend.backend() == "jax"
     assert not layer._is_matmul(shape)
     assert layer._has_matmul_kernel_gradient(shape) == (has_matmul_gradient and on_jax)
-    with_matmul_gradient = functools.partial(
-        convolution._convolution_with_matmul_kernel_gradient,
-        padding=padding,
-        dilation_rate=(dilation_rate, dilation_rate),
-        data_format=data_format,
+    with_matmul_gradient = _expression(
+        convolution._convolution_with_matmul_kernel_gradient, arguments
     )
     _assert_as_reference(
         layer,
@@ -299,18 +306,11 @@ def test_depthwise_of_stride_one(
     layer = cvlec_layers.DepthwiseConv2D(
         kernel_size, depth_multiplier=depth_multiplier, use_bias=False, **arguments
     )
-    shape = (2, 9, 8, 3) if data_format == "channels_last" else (2, 3, 9, 8)
-    x = RNG.normal(size=shape).astype("float32")
-    layer.build(shape)
-    kernel = RNG.normal(size=(kernel_size, kernel_size, 3, depth_multiplier)).astype("float32")
-    layer.set_weights([kernel])
-    assert layer._is_shifted_sum() == (keras.backend.backend() == "jax")
-    shifted = functools.partial(
-        convolution._shifted_depthwise,
-        padding=padding,
-        dilation_rate=(dilation_rate, dilation_rate),
-        data_format=data_format,
+    _, x, kernel = _built(
+        layer, (9, 8), 3, data_format, (kernel_size, kernel_size, 3, depth_multiplier)
     )
+    assert layer._is_shifted_sum() == (keras.backend.backend() == "jax")
+    shifted = _expression(convolution._shifted_depthwise, arguments)
     _assert_as_reference(
         layer, shifted, functools.partial(ops.depthwise_conv, **arguments), x, kernel
     )
