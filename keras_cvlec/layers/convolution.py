@@ -228,7 +228,7 @@ def _on_cpu(backends, variable):
     return all(device.startswith("cpu") for device in keras.distribution.list_devices())
 
 
-def _same_pads(padding, kernel_size, dilation_rate):
+def _stride_one_pads(padding, kernel_size, dilation_rate):
     """The `(before, after)` padding of each spatial axis of a stride-1
     convolution (`"same"`: the extra pixel of an even kernel after)."""
     if padding == "valid":
@@ -299,7 +299,7 @@ def _shifted_depthwise(inputs, kernel, padding, dilation_rate, data_format):
     input's is the same sum over the upstream gradient with the kernel
     flipped, the kernel's a matmul per channel (`_depthwise_kernel_gradient`)."""
     kernel_height, kernel_width, channels, multiplier = kernel.shape
-    pads = _same_pads(padding, (kernel_height, kernel_width), dilation_rate)
+    pads = _stride_one_pads(padding, (kernel_height, kernel_width), dilation_rate)
     back_pads = _back_pads(pads, (kernel_height, kernel_width), dilation_rate)
 
     def input_gradient(upstream, kernel):
@@ -399,7 +399,7 @@ def _convolution_as_matmul(inputs, kernel, strides, padding, dilation_rate, data
     windows = _shifted_windows(
         inputs,
         (kernel_height, kernel_width),
-        _same_pads(padding, (kernel_height, kernel_width), dilation_rate),
+        _stride_one_pads(padding, (kernel_height, kernel_width), dilation_rate),
         dilation_rate,
         data_format,
     )
@@ -415,7 +415,7 @@ def _convolution_with_matmul_kernel_gradient(inputs, kernel, padding, dilation_r
     a tenth of TensorFlow's speed on large maps; the input gradient is the
     convolution of the upstream gradient with the flipped kernel."""
     kernel_height, kernel_width, channels, filters = kernel.shape
-    pads = _same_pads(padding, (kernel_height, kernel_width), dilation_rate)
+    pads = _stride_one_pads(padding, (kernel_height, kernel_width), dilation_rate)
     back_pads = _back_pads(pads, (kernel_height, kernel_width), dilation_rate)
     arguments = dict(strides=1, dilation_rate=dilation_rate, data_format=data_format)
     if data_format == "channels_first":  # the windows' pixels as rows
