@@ -2,7 +2,7 @@
 
 `Conv2D`, `DepthwiseConv2D` and `Conv2DTranspose` are drop-in replacements
 of the Keras layers of the same names: same arguments, weights (`kernel`,
-`bias`) and config. They differ in two ways, and in speed on JAX:
+`bias`) and config. They differ in three ways, and in speed on JAX:
 
 - The bias is added as `bias + outputs`, a plain broadcasting add. Keras
   3.15's TensorFlow backend turns the `ops.add(outputs, bias)` of Keras's own
@@ -14,6 +14,9 @@ of the Keras layers of the same names: same arguments, weights (`kernel`,
 - A `"valid"` convolution of an input smaller than its (dilated) kernel
   raises a `ValueError` naming the layer and both sizes, where the backends
   fail later with an unrelated shape error.
+- A `"channels_first"` `Conv2D` or `Conv2DTranspose` runs on TensorFlow on
+  any CPU: its input is transposed to `"channels_last"` and back where
+  TensorFlow's CPU kernels take NHWC only (`_in_supported_format`).
 
 On JAX on a CPU they compute some convolutions as matmuls or fused
 element-wise sums, which XLA's CPU code runs far faster than its
@@ -110,7 +113,15 @@ class Conv2D(_BroadcastBias, keras.layers.Conv2D):
             return _convolution_as_matmul(inputs, self.kernel, self.strides, *arguments)
         if self._has_matmul_kernel_gradient(inputs.shape):
             return _convolution_with_matmul_kernel_gradient(inputs, self.kernel, *arguments)
-        return self.convolution_op(inputs, self.kernel)
+        return _in_supported_format(
+            ops.conv,
+            inputs,
+            self.data_format,
+            kernel=self.kernel,
+            strides=list(self.strides),
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+        )
 
     def _is_matmul(self, input_shape):
         """Whether `_convolve` is a matmul (see the module docstring): on
@@ -193,14 +204,15 @@ class Conv2DTranspose(_BroadcastBias, keras.layers.Conv2DTranspose):
     def _convolve(self, inputs):
         if self._is_matmul():
             return _non_overlapping_transpose(inputs, self.kernel, self.data_format)
-        return ops.conv_transpose(
+        return _in_supported_format(
+            ops.conv_transpose,
             inputs,
-            self.kernel,
+            self.data_format,
+            kernel=self.kernel,
             strides=list(self.strides),
             padding=self.padding,
             output_padding=self.output_padding,
             dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
         )
 
     def _is_matmul(self):
@@ -226,6 +238,23 @@ def _on_cpu(backends, variable):
     if backend == "torch":
         return str(variable.value.device).startswith("cpu")
     return all(device.startswith("cpu") for device in keras.distribution.list_devices())
+
+
+def _in_supported_format(convolution, inputs, data_format, **arguments):
+    """`convolution(inputs, data_format=data_format, **arguments)`, with a
+    `"channels_first"` input transposed to `"channels_last"` and back on
+    TensorFlow on a CPU: TensorFlow's CPU `Conv2D` and
+    `Conv2DBackpropInput` take NHWC only unless oneDNN is on, which it is by
+    default only on CPUs with AVX-512 features such as VNNI (an AVX2 CPU
+    fails with "UnimplementedError: The Conv2D op currently only supports the NHWC
+    tensor format on the CPU"). Keras transposes so for depthwise
+    convolutions and pooling, not for these."""
+    if data_format == "channels_first" and _on_cpu(("tensorflow",), None):
+        outputs = convolution(
+            ops.transpose(inputs, (0, 2, 3, 1)), data_format="channels_last", **arguments
+        )
+        return ops.transpose(outputs, (0, 3, 1, 2))
+    return convolution(inputs, data_format=data_format, **arguments)
 
 
 def _stride_one_pads(padding, kernel_size, dilation_rate):
@@ -417,7 +446,7 @@ def _convolution_with_matmul_kernel_gradient(inputs, kernel, padding, dilation_r
     kernel_height, kernel_width, channels, filters = kernel.shape
     pads = _stride_one_pads(padding, (kernel_height, kernel_width), dilation_rate)
     back_pads = _back_pads(pads, (kernel_height, kernel_width), dilation_rate)
-    arguments = dict(strides=1, dilation_rate=dilation_rate, data_format=data_format)
+    arguments = dict(strides=1, dilation_rate=dilation_rate)
     if data_format == "channels_first":  # the windows' pixels as rows
         channels_last = functools.partial(ops.transpose, axes=(0, 2, 3, 1))
     else:
@@ -426,7 +455,9 @@ def _convolution_with_matmul_kernel_gradient(inputs, kernel, padding, dilation_r
     def input_gradient(upstream, kernel):
         flipped = ops.transpose(ops.flip(kernel, axis=(0, 1)), (0, 1, 3, 2))
         upstream = _pad_spatial(upstream, back_pads, data_format)
-        return ops.conv(upstream, flipped, padding="valid", **arguments)
+        return _in_supported_format(
+            ops.conv, upstream, data_format, kernel=flipped, padding="valid", **arguments
+        )
 
     def kernel_gradient(upstream, inputs):
         upstream = ops.reshape(channels_last(upstream), (-1, filters))
@@ -443,7 +474,9 @@ def _convolution_with_matmul_kernel_gradient(inputs, kernel, padding, dilation_r
         return ops.reshape(ops.stack(taps), kernel.shape)
 
     return _with_gradients(
-        lambda inputs, kernel: ops.conv(inputs, kernel, padding=padding, **arguments),
+        lambda inputs, kernel: _in_supported_format(
+            ops.conv, inputs, data_format, kernel=kernel, padding=padding, **arguments
+        ),
         input_gradient,
         kernel_gradient,
         inputs,

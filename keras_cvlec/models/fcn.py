@@ -184,7 +184,7 @@ def build_fcn(
         )(features[stride])
 
     def upscore(tensor, factor, name, dtype=None):
-        return layers.Conv2DTranspose(
+        return convolution.Conv2DTranspose(
             num_classes,
             2 * factor,
             strides=factor,

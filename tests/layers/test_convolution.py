@@ -161,10 +161,8 @@ def test_transpose_with_kernel_size_equal_to_stride(size, padding, data_format):
     assert_allclose(from_layer(outputs), expected * upstream, atol=1e-5)
     blocks = upstream.reshape(2, 3, size, 4, size, 5)
     assert_allclose(from_layer(gradient), np.einsum("nhiwjo,ijoc->nhwc", blocks, kernel), atol=1e-5)
-    keras_op = ops.conv_transpose(
-        to_layer(x), kernel, strides=size, padding=padding, data_format=data_format
-    )
-    assert_allclose(from_layer(to_numpy(keras_op)), expected, atol=1e-5)
+    keras_op = ops.conv_transpose(x, kernel, strides=size, padding=padding)
+    assert_allclose(to_numpy(keras_op), expected, atol=1e-5)
 
 
 def _built(layer, size, channels, data_format, kernel_shape):
@@ -188,6 +186,18 @@ def _expression(function, arguments, **more):
         dilation_rate=(rate, rate),
         data_format=arguments["data_format"],
         **more,
+    )
+
+
+def _keras_op(op, data_format, **arguments):
+    """Keras's `op(x, kernel, **arguments)` for `x` in `data_format`, run
+    on channels-last tensors: TensorFlow's CPU convolutions take no other
+    without oneDNN (see `convolution._in_supported_format`)."""
+    if data_format == "channels_last":
+        return functools.partial(op, data_format=data_format, **arguments)
+    return lambda x, kernel: ops.transpose(
+        op(ops.transpose(x, (0, 2, 3, 1)), kernel, data_format="channels_last", **arguments),
+        (0, 3, 1, 2),
     )
 
 
@@ -246,7 +256,7 @@ def test_conv_as_matmul(kernel_size, strides, padding, dilation_rate, size, is_m
     assert layer._is_matmul(shape) == (is_matmul and keras.backend.backend() in ("jax", "torch"))
     matmul = _expression(convolution._convolution_as_matmul, arguments, strides=(strides, strides))
     _assert_as_reference(
-        layer, matmul if is_matmul else None, functools.partial(ops.conv, **arguments), x, kernel
+        layer, matmul if is_matmul else None, _keras_op(ops.conv, **arguments), x, kernel
     )
 
 
@@ -279,7 +289,7 @@ def test_conv_with_matmul_kernel_gradient(
     _assert_as_reference(
         layer,
         with_matmul_gradient if has_matmul_gradient else None,
-        functools.partial(ops.conv, **arguments),
+        _keras_op(ops.conv, **arguments),
         x,
         kernel,
     )
@@ -311,9 +321,7 @@ def test_depthwise_of_stride_one(
     )
     assert layer._is_shifted_sum() == (keras.backend.backend() == "jax")
     shifted = _expression(convolution._shifted_depthwise, arguments)
-    _assert_as_reference(
-        layer, shifted, functools.partial(ops.depthwise_conv, **arguments), x, kernel
-    )
+    _assert_as_reference(layer, shifted, _keras_op(ops.depthwise_conv, **arguments), x, kernel)
 
 
 # --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_cvlec import layers as cvlec_layers
 from keras_cvlec.models.fcn import FCN_VARIANTS, BilinearUpsamplingKernel, build_fcn
 from keras_cvlec.models.registry import build_model, list_models
 from tests import harness
@@ -148,7 +149,7 @@ def _bilinear_reference(x, factor):
 @pytest.mark.parametrize("factor", [2, 8])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_bilinear_kernel_interpolates(factor, data_format):
-    layer = keras.layers.Conv2DTranspose(
+    layer = cvlec_layers.Conv2DTranspose(
         2,
         2 * factor,
         strides=factor,

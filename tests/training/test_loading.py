@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_cvlec import layers as cvlec_layers
 from keras_cvlec.training import load_trained_model, predict
 
 SAVED = os.path.join(
@@ -22,7 +23,7 @@ def _channels_first_segmenter(path):
     model = keras.Sequential(
         [
             keras.Input((3, 16, 20)),
-            keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first"),
+            cvlec_layers.Conv2D(4, 3, padding="same", data_format="channels_first"),
         ]
     )
     model.save(path)
@@ -55,7 +56,7 @@ def test_a_bare_classifier_with_a_softmax_outputs_probabilities(tmp_path):
     keras.Sequential(
         [
             keras.Input((3, 8, 8)),
-            keras.layers.Conv2D(2, 1, data_format="channels_first"),
+            cvlec_layers.Conv2D(2, 1, data_format="channels_first"),
             keras.layers.GlobalAveragePooling2D(data_format="channels_first"),
             keras.layers.Dense(5, activation="softmax"),
         ]
