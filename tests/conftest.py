@@ -12,25 +12,31 @@ if keras.backend.backend() == "jax":
     jax.config.update("jax_threefry_partitionable", False)
 
 
-# The slowest modules, slowest first (JAX run, `--durations`, 2026-11-29).
-# `scripts/test` gives xdist workers whole modules in collection order
-# (`--no-loadscope-reorder`), so these start first and the short modules fill
-# in the end of the run: no worker draws a long module when the other is done.
+# The slowest modules, slowest first (the three backends' `--junitxml` times
+# summed, 2026-12-03). `scripts/test` gives xdist workers whole modules in
+# collection order (`--no-loadscope-reorder`), so these start first and the
+# short modules fill in the end of the run: no worker draws a long module
+# when the other is done.
 SLOW_MODULES = (
-    "models/test_unet.py",
-    "models/test_resnet.py",
     "test_export.py",
+    "models/test_unet.py",
+    "training/test_precision.py",
+    "training/test_distribution.py",
+    "test_lecture.py",
+    "models/test_resnet.py",
     "training/test_run.py",
-    "layers/test_unpooling.py",
-    "test_weights.py",
-    "test_examples.py",
-    "utils/test_flops.py",
     "training/test_resume.py",
     "models/test_convnext.py",
+    "test_weights.py",
+    "models/test_fcn.py",
+    "test_doctests.py",
+    "layers/test_unpooling.py",
+    "test_examples.py",
+    "layers/test_resnet_blocks.py",
+    "models/test_registry.py",
+    "layers/test_convolution.py",
+    "utils/test_flops.py",
     "test_benchmarks.py",
-    "test_lecture.py",
-    "training/test_distribution.py",
-    "test_throughput.py",
 )
 
 

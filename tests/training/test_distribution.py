@@ -342,51 +342,20 @@ def _wait_for_files(paths, processes, folder, timeout=240):
         time.sleep(0.05)
 
 
-def test_two_processes_train_like_one(tmp_path):
-    """JAX and TensorFlow: two processes on 127.0.0.1 train the weights of
-    one process on the same global batch; only the chief writes the run
-    folder (complete, one log row) and prints; the other's temporary folder
-    is gone. PyTorch: refused before anything is written."""
+def test_two_processes_train_like_one_and_resume_after_a_kill(tmp_path):
+    """JAX and TensorFlow: both processes of a 2-epoch run on 127.0.0.1
+    killed (SIGKILL) once the first epoch has ended, then started again
+    with resume=True, train the weights of one process's uninterrupted run
+    on the same global batch; only the chief writes the run folder
+    (complete, each epoch logged once) and prints; the other's temporary
+    folder is gone. PyTorch: refused before anything is written."""
     output = str(tmp_path / "run")
-    arguments = _two_process_arguments(output, epochs=1)
+    arguments = _two_process_arguments(output, epochs=2)
     if keras.backend.backend() == "torch":
         with pytest.raises(ValueError, match=r"jax or tensorflow backend.*num_processes=2"):
             train(**arguments, job_addresses="127.0.0.1:1", num_processes=2, process_id=0)
         assert not os.path.exists(output)
         return
-    temporary = tmp_path / "tmp"
-    temporary.mkdir()
-    with _two_processes(arguments, temporary) as processes:
-        initial, one_process = _weights_of_one_process(
-            {**arguments, "output_dir": None, "distribution": "none"}
-        )
-        chief, other = _printed_lines(processes, temporary)
-    assert "recipe 'unet' resolved for this run" in chief[0] and chief[-2].startswith("2/2 ")
-    assert len(other) == 1 and json.loads(other[0]) == json.loads(chief[-1])  # no progress
-    assert sorted(os.listdir(output)) == RUN_FOLDER
-    assert len(read_json(os.path.join(output, "metrics.json"))["per_class"]["test"]) > 0
-    run = read_json(os.path.join(output, "run.json"))
-    assert run["distribution"] == {"kind": "data-parallel", "num_devices": 2, "num_processes": 2}
-    with open(os.path.join(output, "log.csv")) as log:
-        assert len(log.readlines()) == 2  # the header and epoch 0, once
-    assert not [name for name in os.listdir(temporary) if name.startswith("keras_cvlec")]
-    two_processes = _saved_weights(os.path.join(output, "last.keras"))
-    assert _largest_difference(initial, one_process) > 1e-3
-    assert _largest_difference(one_process, two_processes) < 1e-5
-
-
-@pytest.mark.skipif(
-    keras.backend.backend() == "torch",
-    reason="Keras has no multi-process fit on torch: test_two_processes_train_like_one "
-    "tests that it is refused",
-)
-def test_two_processes_killed_after_an_epoch_resume(tmp_path):
-    """JAX and TensorFlow: both processes of a 2-epoch run killed (SIGKILL)
-    once the first epoch has ended, then started again with resume=True,
-    train the weights of one process's uninterrupted run; the log has each
-    epoch once."""
-    output = str(tmp_path / "run")
-    arguments = _two_process_arguments(output, epochs=2)
     killed, resumed = tmp_path / "killed", tmp_path / "resumed"
     killed.mkdir()
     resumed.mkdir()
@@ -400,10 +369,16 @@ def test_two_processes_killed_after_an_epoch_resume(tmp_path):
     assert [row["epoch"] for row in read_log(os.path.join(output, "log.csv"))] == [0]
     assert backup_epoch(os.path.join(output, "backup")) == 1
     with _two_processes({**arguments, "resume": True}, resumed) as processes:
-        chief, _ = _printed_lines(processes, resumed)
+        chief, other = _printed_lines(processes, resumed)
+    assert "recipe 'unet' resolved for this run" in chief[0] and chief[-2].startswith("2/2 ")
     assert "Epoch 2/2" in chief and "Epoch 1/2" not in chief  # continued from the backup
+    assert len(other) == 1 and json.loads(other[0]) == json.loads(chief[-1])  # no progress
     assert [row["epoch"] for row in read_log(os.path.join(output, "log.csv"))] == [0, 1]
     assert sorted(os.listdir(output)) == RUN_FOLDER
+    assert len(read_json(os.path.join(output, "metrics.json"))["per_class"]["test"]) > 0
+    run = read_json(os.path.join(output, "run.json"))
+    assert run["distribution"] == {"kind": "data-parallel", "num_devices": 2, "num_processes": 2}
+    assert not [name for name in os.listdir(resumed) if name.startswith("keras_cvlec")]
     two_processes = _saved_weights(os.path.join(output, "last.keras"))
     assert _largest_difference(initial, one_process) > 1e-3
     assert _largest_difference(one_process, two_processes) < 1e-5
