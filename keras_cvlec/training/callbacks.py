@@ -9,10 +9,12 @@ import re
 
 import keras
 
+from keras_cvlec.data import set_epoch
 from keras_cvlec.training.files import atomic_write_text
 
 __all__ = [
     "AtomicModelCheckpoint",
+    "EpochOrder",
     "ResumableBackup",
     "StopOnNonFiniteLoss",
     "TrainingDivergedError",
@@ -21,6 +23,27 @@ __all__ = [
     "remove_partial_checkpoints",
     "truncate_log",
 ]
+
+
+class EpochOrder(keras.callbacks.Callback):
+    """Orders each epoch of a loader's `tf.data` split as its pass `epoch`
+    (`keras_cvlec.data.set_epoch`) when the epoch begins.
+
+    A seeded split orders a pass by the passes read before it. Under a
+    `tf.distribute` strategy `fit` first reads a batch to build the model,
+    which would order every epoch as the next one: a run on several devices
+    or processes would take other batches than one on one device.
+
+    Args:
+        dataset: a `tf.data.Dataset` from a keras_cvlec loader.
+    """
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        set_epoch(self.dataset, epoch)
 
 
 class ResumableBackup(keras.callbacks.BackupAndRestore):

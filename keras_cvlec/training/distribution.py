@@ -20,8 +20,9 @@ Several processes (machines), every one running the same program with its own
 `process_id`: JAX joins them with `keras.distribution.initialize` (CPU
 collectives through gloo) and `DataParallel` spans every process's devices;
 each process feeds its own part of every global batch (`distribute_data`).
-TensorFlow runs a `MultiWorkerMirroredStrategy` over the processes, which
-splits the batches itself. Process 0 is the chief.
+TensorFlow runs a `MultiWorkerMirroredStrategy` over the processes, fed the
+same way from a `tf.data` split (a PyDataset's batches it splits itself).
+Process 0 is the chief.
 """
 
 import contextlib
@@ -78,8 +79,9 @@ class Distribution:
 
         Data-parallel: every batch cut to a multiple of `num_devices` (a
         last batch of fewer examples is left out: JAX cannot split it, and
-        TensorFlow fails on a device left without examples); on JAX, this
-        process's part of each (TensorFlow's strategies split the batches
+        TensorFlow fails on a device left without examples); on JAX, and on
+        TensorFlow across processes for a `tf.data.Dataset`, this process's
+        part of each (TensorFlow's strategies split the other batches
         themselves).
         """
         if self.kind == "none":
@@ -90,7 +92,37 @@ class Distribution:
             return shard_batches(
                 dataset, self.num_processes, self.process_id, multiple=self.num_devices
             )
-        return shard_batches(dataset, 1, 0, multiple=self.num_devices)
+        if self.num_processes == 1 or isinstance(dataset, keras.utils.PyDataset):
+            return shard_batches(dataset, 1, 0, multiple=self.num_devices)
+        return self._fed_per_replica(dataset)
+
+    def _fed_per_replica(self, dataset):
+        """TensorFlow across processes, a `tf.data.Dataset`: this process's
+        part of every batch (as on JAX), one piece per local device. TF's
+        auto-shard would rewrite the pipeline otherwise: it drops the split's
+        `assert_cardinality` (with a warning), and it shards a pipeline that
+        reads files (tensorflow-datasets' records) by file, which gives each
+        process other examples than one process's batches hold."""
+        import tensorflow as tf
+
+        from keras_cvlec.data import shard_batches
+
+        local_devices = self.num_devices // self.num_processes
+        part = shard_batches(
+            dataset, self.num_processes, self.process_id, multiple=self.num_devices
+        )
+
+        def pieces(*batch):
+            return tf.data.Dataset.from_tensor_slices(
+                tuple(
+                    tf.reshape(tensor, tf.concat([[local_devices, -1], tf.shape(tensor)[1:]], 0))
+                    for tensor in batch
+                )
+            )
+
+        return self.engine.distribute_datasets_from_function(
+            lambda context: part.flat_map(pieces).prefetch(local_devices)
+        )
 
     def scope(self):
         """A context manager in which models are built, compiled and fit on

@@ -581,6 +581,8 @@ def _callbacks(run):
             double_checkpoint=True,
         ),
     ]
+    if not isinstance(run.data["train"], ArrayDataset):  # a loader's tf.data split
+        callbacks.append(run_callbacks.EpochOrder(run.data["train"]))
     if run.plan.recipe.ema_momentum is not None:
         # Validation and the checkpoints see the averaged weights.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
