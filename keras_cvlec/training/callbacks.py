@@ -26,16 +26,19 @@ __all__ = [
 
 
 class EpochOrder(keras.callbacks.Callback):
-    """Orders each epoch of a loader's `tf.data` split as its pass `epoch`
+    """Orders each epoch of a training split as its pass `epoch`
     (`keras_cvlec.data.set_epoch`) when the epoch begins.
 
-    A seeded split orders a pass by the passes read before it. Under a
-    `tf.distribute` strategy `fit` first reads a batch to build the model,
-    which would order every epoch as the next one: a run on several devices
-    or processes would take other batches than one on one device.
+    A shuffled split moves on one pass at every pass Keras starts, and
+    `fit` starts some before the first epoch: on every backend it reads a
+    batch of a PyDataset and ends its epoch, and under a `tf.distribute`
+    strategy it reads a batch of a `tf.data` split to build the model. The
+    order of an epoch then depended on the backend and the distribution,
+    and a resumed run had to count them.
 
     Args:
-        dataset: a `tf.data.Dataset` from a keras_cvlec loader.
+        dataset: an `ArrayDataset`, or a `tf.data.Dataset` from a keras_cvlec
+            loader.
     """
 
     def __init__(self, dataset):

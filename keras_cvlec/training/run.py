@@ -28,7 +28,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, set_epoch, shard_batches
+from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, shard_batches
 from keras_cvlec.data.options import resolve_transform
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.tasks import TRAINABLE_TASKS
@@ -581,8 +581,9 @@ def _callbacks(run):
             double_checkpoint=True,
         ),
     ]
-    if not isinstance(run.data["train"], ArrayDataset):  # a loader's tf.data split
-        callbacks.append(run_callbacks.EpochOrder(run.data["train"]))
+    # Epoch e takes the training split in the order of its pass e, also in a
+    # resumed run (whose first epoch is the backup's).
+    callbacks.append(run_callbacks.EpochOrder(run.data["train"]))
     if run.plan.recipe.ema_momentum is not None:
         # Validation and the checkpoints see the averaged weights.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -675,10 +676,6 @@ def _fit(run, verbose):
                 "keras_version": keras.__version__,
             },
         )
-    if run.resume:
-        # The order of the epoch the backup restarts at, as in a run not stopped:
-        # the training split moves on one epoch at every pass over it.
-        set_epoch(run.data["train"], run_callbacks.backup_epoch(run.path("backup")))
     distribute = run.distribution.distribute_data
     try:
         run.model.fit(

@@ -370,6 +370,32 @@ def _wait_for_files(paths, processes, folder, timeout=240):
         time.sleep(0.05)
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch",
+    reason="Keras has no multi-process fit on torch: "
+    "test_two_processes_train_like_one_and_resume_after_a_kill tests that it is refused",
+)
+def test_two_processes_train_like_one_on_the_shapes_data(tmp_path):
+    """The shapes data, a PyDataset (JAX takes each process's part of every
+    batch; TensorFlow splits them): two processes train the weights of one
+    process on the same global batch, and only the chief writes."""
+    output = str(tmp_path / "run")
+    arguments = {**_two_process_arguments(output, 1, "shapes"), "num_images": 16}
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    with _two_processes(arguments, temporary) as processes:
+        initial, one_process = _weights_of_one_process(
+            {**arguments, "output_dir": None, "distribution": "none"}
+        )
+        chief, other = _printed_lines(processes, temporary)
+    assert chief[-2].startswith("2/2 ") and len(other) == 1
+    with open(os.path.join(output, "log.csv")) as log:
+        assert len(log.readlines()) == 2  # the header and epoch 0, once
+    two_processes = _saved_weights(os.path.join(output, "last.keras"))
+    assert _largest_difference(initial, one_process) > 1e-3
+    assert _largest_difference(one_process, two_processes) < 1e-5
+
+
 def test_two_processes_train_like_one_and_resume_after_a_kill(tmp_path):
     """JAX and TensorFlow: both processes of a 2-epoch run on 127.0.0.1
     killed (SIGKILL) once the first epoch has ended, then started again

@@ -220,3 +220,38 @@ def test_a_resumed_run_on_a_tf_data_split_trains_the_weights_of_a_run_not_stoppe
         for a, b in zip(_last_weights(stopped), _last_weights(str(tmp_path / "not_stopped")))
     )
     assert difference < 1e-5
+
+
+def test_epoch_order_gives_each_epoch_its_pass():
+    """`fit` reads a PyDataset before its first epoch and ends a pass there;
+    with `EpochOrder`, epoch e still takes pass e's order `(seed, e)`."""
+    from keras_cvlec.data import ArrayDataset
+    from keras_cvlec.training.callbacks import EpochOrder
+
+    seen = []
+
+    def record(images, targets):
+        seen[-1].extend(np.asarray(targets)[:, 0].astype(int).tolist())
+        return images, targets
+
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append([])
+
+    rows = np.arange(12)
+    dataset = ArrayDataset(
+        rows[:, None].astype("float32"),
+        rows[:, None].astype("float32"),
+        batch_size=4,
+        shuffle=True,
+        seed=3,
+        transform=record,
+    )
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    seen.append([])  # what fit reads before its first epoch
+    model.fit(
+        dataset, epochs=3, shuffle=False, verbose=0, callbacks=[Epochs(), EpochOrder(dataset)]
+    )
+    for epoch, order in enumerate(seen[1:]):
+        assert order == np.random.default_rng([3, epoch]).permutation(12).tolist(), epoch
