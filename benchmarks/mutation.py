@@ -452,17 +452,13 @@ def apply(mutant, root):
 
 
 def environment(root, backend):
-    env = dict(
+    return dict(
         os.environ,
         KERAS_BACKEND=backend,
         PYTHONPATH=root,
         TF_CPP_MIN_LOG_LEVEL="2",
         PYTHONHASHSEED="0",
     )
-    if backend == "jax":  # as scripts/test: tiny tensors, compile fast
-        flags = env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
-        env["XLA_FLAGS"] = flags.strip()
-    return env
 
 
 def check_shadowing(root, backend):

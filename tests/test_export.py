@@ -228,10 +228,7 @@ def test_cli(tmp_path, monkeypatch, capsys):
 
 
 def _backend_env(backend):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
-    # JAX compiles every weight initializer here; unoptimized, 5-10x faster.
-    env.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
-    return env
+    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
 
 
 # Round the three backend runs, each backend loads another's `.keras` file.
