@@ -84,7 +84,7 @@ def model(data):
         model = keras.Model(inputs, outputs + _tiny_classifiers(inputs), name="zoo")
     randomize_weights(model)
     if lazy:
-        keras.backend.clear_session()  # forgets the pending initializers
+        keras.backend.clear_session(free_memory=False)  # forgets the pending initializers
     images, masks, labels = data
     model.compile(
         optimizer=keras.optimizers.SGD(1e-2),

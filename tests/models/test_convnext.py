@@ -19,8 +19,6 @@ for ConvNeXt-XLarge took 20-40 s on the TensorFlow CPU backend here, the
 symbolic build about 1 s. Everything else runs ConvNeXt-atto at 32-70 pixels.
 """
 
-import contextlib
-
 import keras
 import numpy as np
 import pytest
@@ -48,19 +46,6 @@ KERAS_APPLICATIONS_COUNTS = {
 }
 # timm's param_count (millions, two decimals) of convnext_atto ... nano.
 TIMM_COUNTS_MILLIONS = {"atto": 3.70, "femto": 5.22, "pico": 9.05, "nano": 15.59}
-
-
-@contextlib.contextmanager
-def shapes_only():
-    """Builds inside this block create variables without values (the real
-    builder, no initialisation cost); such models can be inspected, not run.
-    The pending variables are dropped on exit (`clear_session`), so that no
-    later stateless scope initialises them."""
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            yield
-    finally:
-        keras.backend.clear_session()
 
 
 def _random_images(shape, seed=0):
@@ -140,7 +125,7 @@ def test_tiny_parameter_count(tiny_model):
 
 def test_parameter_counts_of_every_variant():
     counts = {}
-    with shapes_only():
+    with harness.shapes_only():
         for variant in CONVNEXT_VARIANTS:
             if variant == "tiny":
                 continue  # built for real by the fixture
@@ -183,7 +168,7 @@ def test_variant_table_and_recipe_drop_path_rates():
 
 
 def test_layer_names_and_heads():
-    with shapes_only():
+    with harness.shapes_only():
         model = keras_cvlec.build_convnext("atto", num_classes=7, input_shape=(64, 96, 3))
         names = [layer.name for layer in model.layers]
         expected_order = [
@@ -278,7 +263,7 @@ def test_channels_first_equals_channels_last():
 
 
 def test_default_channels_first_input_shape():
-    with shapes_only():
+    with harness.shapes_only():
         keras.config.set_image_data_format("channels_first")
         model = keras_cvlec.build_convnext("atto", include_top=False)
         assert model.input_shape == (None, 3, None, None)
@@ -286,7 +271,7 @@ def test_default_channels_first_input_shape():
 
 
 def test_drop_path_rates_grow_linearly():
-    with shapes_only():
+    with harness.shapes_only():
         model = keras_cvlec.build_convnext("atto", drop_path_rate=0.3, input_shape=(32, 32, 3))
         blocks = _blocks(model)
         names = [block.name for block in blocks]
@@ -301,7 +286,7 @@ def test_drop_path_rates_grow_linearly():
 
 
 def test_layer_scale_gelu_and_options_reach_blocks():
-    with shapes_only():
+    with harness.shapes_only():
         model = keras_cvlec.build_convnext(
             "atto",
             layer_scale_init_value=None,
@@ -408,7 +393,7 @@ def test_transfer_converts_depthwise_kernels(tiny_model, tiny_source):
 
 
 def test_transfer_mismatches(tiny_source):
-    with shapes_only():
+    with harness.shapes_only():
         small = keras_cvlec.build_convnext("small", input_shape=(32, 32, 3))
         with pytest.raises(ValueError, match=r"no layer 'convnext_tiny_stage_2_block_9_"):
             keras_cvlec.weights.from_keras_applications(small, tiny_source)
@@ -566,7 +551,7 @@ def test_bad_arguments(kwargs, error, match, monkeypatch):
     ):
         monkeypatch.setattr(keras.applications, name, no_download)
     kwargs = {"variant": "tiny", **kwargs}
-    with shapes_only(), pytest.raises(error, match=match):
+    with harness.shapes_only(), pytest.raises(error, match=match):
         keras_cvlec.build_convnext(kwargs.pop("variant"), **kwargs)
 
 
@@ -574,7 +559,7 @@ def test_registry():
     names = keras_cvlec.list_models()
     for variant in CONVNEXT_VARIANTS:
         assert f"convnext_{variant}" in names
-    with shapes_only():
+    with harness.shapes_only():
         model = keras_cvlec.build_model("convnext_pico", num_classes=4, input_shape=(32, 32, 3))
         assert model.name == "convnext_pico"
         assert model.output_shape == (None, 4)

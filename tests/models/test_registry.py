@@ -23,6 +23,7 @@ import keras_cvlec
 from keras_cvlec.models.registry import build_model, list_models, model_info, model_task
 from keras_cvlec.tasks import TASKS
 from keras_cvlec.weights import WeightsUnavailableError
+from tests.harness import shapes_only
 
 SIZE = 64
 # Keras count_params() at 1000 classes, as keras.applications counts them
@@ -113,25 +114,22 @@ def test_registry_sweep(name):
     built model."""
     info = model_info(name)
     assert info.name == name and info.task in TASKS
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            model = build_model(name, input_shape=(SIZE, SIZE, 3))
-            config = keras.saving.serialize_keras_object(model)
-            clone = keras.saving.deserialize_keras_object(config)
-            assert model.output_shape == _output_shape(info)
-            assert model.count_params() == EXPECTED_COUNTS[name]
-            assert clone.count_params() == model.count_params()
-            assert clone.output_shape == model.output_shape
-            assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
-            # `feature_strides` are the strides of the stage{k}_output layers.
-            for level, stride in enumerate(info.feature_strides, start=1):
-                shape = model.get_layer(f"stage{level}_output").output.shape
-                assert tuple(shape[1:3]) == (SIZE // stride, SIZE // stride), (level, stride)
-            if info.feature_strides:
-                with pytest.raises(ValueError):
-                    model.get_layer(f"stage{len(info.feature_strides) + 1}_output")
-    finally:
-        keras.backend.clear_session()
+    with shapes_only():
+        model = build_model(name, input_shape=(SIZE, SIZE, 3))
+        config = keras.saving.serialize_keras_object(model)
+        clone = keras.saving.deserialize_keras_object(config)
+        assert model.output_shape == _output_shape(info)
+        assert model.count_params() == EXPECTED_COUNTS[name]
+        assert clone.count_params() == model.count_params()
+        assert clone.output_shape == model.output_shape
+        assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
+        # `feature_strides` are the strides of the stage{k}_output layers.
+        for level, stride in enumerate(info.feature_strides, start=1):
+            shape = model.get_layer(f"stage{level}_output").output.shape
+            assert tuple(shape[1:3]) == (SIZE // stride, SIZE // stride), (level, stride)
+        if info.feature_strides:
+            with pytest.raises(ValueError):
+                model.get_layer(f"stage{len(info.feature_strides) + 1}_output")
     if info.input_size is not None:
         assert info.input_size % max(info.feature_strides, default=1) == 0
 

@@ -135,11 +135,8 @@ def test_parameter_count(variant, version, total, trainable, shared_models):
         model = shared_models(variant, version)
     else:
         # Shapes only: drawing 60 M initial values costs more than the build.
-        try:
-            with keras.StatelessScope(initialize_variables=False):
-                model = keras_cvlec.build_resnet(variant, version=version)
-        finally:
-            keras.backend.clear_session()
+        with harness.shapes_only():
+            model = keras_cvlec.build_resnet(variant, version=version)
     assert model.name == f"{variant}_{version}"
     assert model.output_shape == (None, 1000)
     trainable_count = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
