@@ -18,8 +18,8 @@ os.environ["XLA_FLAGS"] = " ".join(
 # pytest-xdist runs one worker per core (scripts/test), so a worker's OpenMP
 # threads (torch's CPU kernels) only compete with the other workers' and spin
 # while they wait: one thread a worker took tests/models + tests/layers on
-# torch from 136 to 79 s with 2 workers on 2 cores (the whole torch run, whose
-# other worker is often in a TensorFlow subprocess: 395 -> 362 s). XLA's own
+# torch from 136 to 79 s with 2 workers on 2 cores (A/B twice; the whole run
+# gains less: its other worker is often in a TensorFlow subprocess). XLA's own
 # pool is left alone: one thread a worker doubled the same JAX run (323 -> 621 s).
 os.environ.setdefault(
     "OMP_NUM_THREADS",
