@@ -15,13 +15,11 @@ os.environ["XLA_FLAGS"] = " ".join(
         "--xla_cpu_use_fusion_emitters=false",
     )
 ).strip()
-# pytest-xdist runs one worker per core (scripts/test: `nproc`), so a worker's OpenMP
-# threads (torch's CPU kernels) only compete with the other workers' and spin
-# while they wait: one thread a worker took tests/models + tests/layers on
-# torch from 136 to 79 s with 2 workers on 2 cores (A/B twice; the whole run
-# gains less: its other worker is often in a TensorFlow subprocess). XLA's own
+# One OpenMP thread per xdist worker when scripts/test runs a worker per core:
+# more would only spin on the other workers' cores (torch's CPU kernels;
+# tests/models + tests/layers on torch, 2 workers on 2 cores: 140 -> 79 s).
+# Set in the workers, as they inherit the controller's environment. XLA's own
 # pool is left alone: one thread a worker doubled the same JAX run (323 -> 621 s).
-# Set in the workers only: they inherit the controller's environment.
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
     _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     os.environ.setdefault(
