@@ -199,6 +199,7 @@ def test_a_resumed_run_on_a_tf_data_split_trains_the_weights_of_a_run_not_stoppe
     arguments = dict(
         epochs=2,
         batch_size=4,
+        image_size=16,
         recipe_options={"augment": False},
         model_options={"filters": 4, "depth": 1},
         verbose=0,

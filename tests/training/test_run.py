@@ -420,7 +420,12 @@ def test_train_on_a_folder_with_void_pixels_bad_files_and_no_test_split(tmp_path
     Image.fromarray(np.zeros((16, 16), "uint8")).save(folder / "masks" / "broken.png")
     output_dir = tmp_path / "run"
     arguments = dict(
-        epochs=1, batch_size=8, model_options=UNET, verbose=0, output_dir=str(output_dir)
+        epochs=1,
+        batch_size=8,
+        image_size=16,
+        model_options=UNET,
+        verbose=0,
+        output_dir=str(output_dir),
     )
     with pytest.raises(ValueError, match="(?s)broken.png.*skip_bad_files=True"):
         train("unet", str(folder), **arguments)
@@ -433,7 +438,7 @@ def test_train_on_a_folder_with_void_pixels_bad_files_and_no_test_split(tmp_path
     assert stored["ignore_class"] == 255 and stored["num_classes"] == 3
     assert stored["splits"] == ["train", "validation"]
     # Void pixels are not counted: the report covers the other pixels only.
-    validation, _ = load_dataset(str(folder), "validation", skip_bad_files=True)
+    validation, _ = load_dataset(str(folder), "validation", image_size=16, skip_bad_files=True)
     masks = np.concatenate([y.numpy() for _, y in validation])
     assert 255 in masks
     matrix = np.array(metrics["per_class"]["validation"]["confusion_matrix"])
