@@ -16,14 +16,13 @@ def _model_costs(name, image_size):
     import keras
 
     from keras_cvlec.models.registry import build_model
-    from keras_cvlec.utils.flops import count_macs
+    from keras_cvlec.utils import count_macs, structure_only
 
-    model = build_model(name)
     channels_last = keras.config.image_data_format() == "channels_last"
     shape = (image_size, image_size, 3) if channels_last else (3, image_size, image_size)
-    costs = model.count_params(), count_macs(model, input_shape=shape) / 1e9
-    keras.backend.clear_session()
-    return costs
+    with structure_only():
+        model = build_model(name)
+        return model.count_params(), count_macs(model, input_shape=shape) / 1e9
 
 
 def _check_names(names):

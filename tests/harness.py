@@ -19,7 +19,6 @@ Public API (other tests depend on these exact signatures):
     fit_one_step(model, inputs, targets, loss="mse")
     value_and_gradient(fn, x)        # extra: backend-dispatching gradient
     count_seed_generators(layer)     # extra: as run_layer_test counts them
-    shapes_only()                    # extra: builds without initial values
 
 Conventions of `run_layer_test`:
 
@@ -42,7 +41,6 @@ Conventions of `run_layer_test`:
   `[<LayerName>: <check name>]`.
 """
 
-import contextlib
 import inspect
 import json
 import math
@@ -186,20 +184,6 @@ def fit_one_step(model, inputs, targets, loss="mse", jit_compile=None):
                 f"[fit_one_step] weight {weight.path} is not finite after one step"
             )
     return history
-
-
-@contextlib.contextmanager
-def shapes_only():
-    """Builds inside this block create variables without values (the real
-    builder, no initialisation cost); such models can be inspected, not run.
-    The pending variables are dropped on exit, so that no later stateless
-    scope initialises them: `clear_session` without its `gc.collect`, which
-    takes 0.3-1 s with the backends' objects in memory."""
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            yield
-    finally:
-        keras.backend.clear_session(free_memory=False)
 
 
 def randomize_weights(model, seed=0):

@@ -28,7 +28,8 @@ from keras_cvlec import layers as cvlec_layers
 from keras_cvlec.data import make_shapes
 from keras_cvlec.export import FORMATS, VerificationError, export_model, exporter, verify
 from keras_cvlec.export.samples import default_samples
-from tests.harness import backend_name, randomize_weights, shapes_only, to_numpy
+from keras_cvlec.utils import structure_only
+from tests.harness import backend_name, randomize_weights, to_numpy
 
 UPSAMPLINGS = ("transpose", "bilinear", "nearest", "max_unpool")
 SEGMENTERS = [f"unet_{kind}" for kind in UPSAMPLINGS] + ["segnet"]
@@ -70,7 +71,7 @@ def model(data):
     # there the models are built without drawing initial values (TensorFlow
     # and torch cannot assign such variables), then all get NumPy weights.
     lazy = backend_name() == "jax"
-    with shapes_only() if lazy else contextlib.nullcontext():
+    with structure_only() if lazy else contextlib.nullcontext():
         inputs = keras.Input((None, None, 3), name="image")
         segmenters = [
             keras_cvlec.build_unet(num_classes=4, depth=2, filters=4, upsampling=kind)

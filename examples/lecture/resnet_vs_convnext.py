@@ -53,7 +53,7 @@ import keras_cvlec  # noqa: E402
 from keras_cvlec.models.convnext import CONVNEXT_VARIANTS  # noqa: E402
 from keras_cvlec.models.resnet import RESNET_VARIANTS  # noqa: E402
 from keras_cvlec.training import make_optimizer, prepare_training  # noqa: E402
-from keras_cvlec.utils import count_macs  # noqa: E402
+from keras_cvlec.utils import count_macs, structure_only  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lecture_common import (  # noqa: E402
@@ -121,7 +121,8 @@ def build_variant(name, size):
 
 def count_variants(size, smallest_only):
     """Parameters and MACs of every ResNet and ConvNeXt variant (or the
-    smallest of each family) at `size` x `size` pixels."""
+    smallest of each family) at `size` x `size` pixels. Counting needs no
+    weight values: the models are built without drawing them."""
     families = {
         "resnet": list(RESNET_VARIANTS),
         "convnext": [f"convnext_{name}" for name in CONVNEXT_VARIANTS],
@@ -129,7 +130,8 @@ def count_variants(size, smallest_only):
     rows = []
     for family, names in families.items():
         for name in names[:1] if smallest_only else names:
-            model = build_variant(name, size)
+            with structure_only():
+                model = build_variant(name, size)
             rows.append(
                 {
                     "name": name,
@@ -140,8 +142,6 @@ def count_variants(size, smallest_only):
                     "macs": int(count_macs(model)),
                 }
             )
-            del model
-            keras.backend.clear_session()
     return rows
 
 
@@ -167,18 +167,19 @@ def matched_resnet_filters(size, target_macs, num_classes):
     coefficients `(a, b)` of its MACs `a f^2 + b f` (every layer's cost is
     a product of two widths, or of a width and the 3 input channels or the
     classes: a quadratic in f without a constant, fitted at f = 1 and 2)."""
-    m1, m2 = (
-        count_macs(
-            keras_cvlec.build_resnet(
-                RESNET,
-                version=RESNET_VERSION,
-                filters=f,
-                num_classes=num_classes,
-                input_shape=(size, size, 3),
+    with structure_only():
+        m1, m2 = (
+            count_macs(
+                keras_cvlec.build_resnet(
+                    RESNET,
+                    version=RESNET_VERSION,
+                    filters=f,
+                    num_classes=num_classes,
+                    input_shape=(size, size, 3),
+                )
             )
+            for f in (1, 2)
         )
-        for f in (1, 2)
-    )
     a, b = (m2 - 2 * m1) / 2, (4 * m1 - m2) / 2
     root = (-b + math.sqrt(b * b + 4 * a * target_macs)) / (2 * a)
     best = min(

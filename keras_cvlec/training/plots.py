@@ -90,8 +90,6 @@ def plot_predictions(images, targets, predictions, class_names, path):
         class_names: the class names, indexed by class id.
         path: where the PNG goes.
     """
-    from matplotlib.figure import Figure
-
     images = np.clip(images, 0.0, 1.0)
     if images.shape[-1] == 1:
         images = images[..., 0]

@@ -32,6 +32,7 @@ from keras_cvlec.models.convnext import (
     IMAGENET_STD,
 )
 from keras_cvlec.training.recipes import recipe_for
+from keras_cvlec.utils import structure_only
 from tests import harness
 
 STAGE_NAMES = tuple(f"stage{level}_output" for level in range(1, 5))
@@ -125,7 +126,7 @@ def test_tiny_parameter_count(tiny_model):
 
 def test_parameter_counts_of_every_variant():
     counts = {}
-    with harness.shapes_only():
+    with structure_only():
         for variant in CONVNEXT_VARIANTS:
             if variant == "tiny":
                 continue  # built for real by the fixture
@@ -168,7 +169,7 @@ def test_variant_table_and_recipe_drop_path_rates():
 
 
 def test_layer_names_and_heads():
-    with harness.shapes_only():
+    with structure_only():
         model = keras_cvlec.build_convnext("atto", num_classes=7, input_shape=(64, 96, 3))
         names = [layer.name for layer in model.layers]
         expected_order = [
@@ -263,7 +264,7 @@ def test_channels_first_equals_channels_last():
 
 
 def test_default_channels_first_input_shape():
-    with harness.shapes_only():
+    with structure_only():
         keras.config.set_image_data_format("channels_first")
         model = keras_cvlec.build_convnext("atto", include_top=False)
         assert model.input_shape == (None, 3, None, None)
@@ -271,7 +272,7 @@ def test_default_channels_first_input_shape():
 
 
 def test_drop_path_rates_grow_linearly():
-    with harness.shapes_only():
+    with structure_only():
         model = keras_cvlec.build_convnext("atto", drop_path_rate=0.3, input_shape=(32, 32, 3))
         blocks = _blocks(model)
         names = [block.name for block in blocks]
@@ -286,7 +287,7 @@ def test_drop_path_rates_grow_linearly():
 
 
 def test_layer_scale_gelu_and_options_reach_blocks():
-    with harness.shapes_only():
+    with structure_only():
         model = keras_cvlec.build_convnext(
             "atto",
             layer_scale_init_value=None,
@@ -393,7 +394,7 @@ def test_transfer_converts_depthwise_kernels(tiny_model, tiny_source):
 
 
 def test_transfer_mismatches(tiny_source):
-    with harness.shapes_only():
+    with structure_only():
         small = keras_cvlec.build_convnext("small", input_shape=(32, 32, 3))
         with pytest.raises(ValueError, match=r"no layer 'convnext_tiny_stage_2_block_9_"):
             keras_cvlec.weights.from_keras_applications(small, tiny_source)
@@ -551,7 +552,7 @@ def test_bad_arguments(kwargs, error, match, monkeypatch):
     ):
         monkeypatch.setattr(keras.applications, name, no_download)
     kwargs = {"variant": "tiny", **kwargs}
-    with harness.shapes_only(), pytest.raises(error, match=match):
+    with structure_only(), pytest.raises(error, match=match):
         keras_cvlec.build_convnext(kwargs.pop("variant"), **kwargs)
 
 
@@ -559,7 +560,7 @@ def test_registry():
     names = keras_cvlec.list_models()
     for variant in CONVNEXT_VARIANTS:
         assert f"convnext_{variant}" in names
-    with harness.shapes_only():
+    with structure_only():
         model = keras_cvlec.build_model("convnext_pico", num_classes=4, input_shape=(32, 32, 3))
         assert model.name == "convnext_pico"
         assert model.output_shape == (None, 4)

@@ -18,6 +18,7 @@ import pytest
 from keras_cvlec import layers as cvlec_layers
 from keras_cvlec.models.fcn import FCN_VARIANTS, BilinearUpsamplingKernel, build_fcn
 from keras_cvlec.models.registry import build_model, list_models
+from keras_cvlec.utils import structure_only
 from tests import harness
 
 RESNET18_STAGE_WIDTHS = {2: 128, 3: 256, 4: 512}
@@ -98,7 +99,8 @@ def test_any_input_size_through_one_model():
 
 def test_parameter_count():
     n = 3
-    models = {v: build_fcn(backbone="resnet18", variant=v, num_classes=n) for v in FCN_VARIANTS}
+    with structure_only():
+        models = {v: build_fcn(backbone="resnet18", variant=v, num_classes=n) for v in FCN_VARIANTS}
     # torchvision ResNet-18 without its 512 x 1000 classifier, plus the biases of
     # the 20 convolutions of the v1 (keras.applications-style) ResNet.
     conv_biases = 64 + 4 * 64 + (4 * 128 + 128) + (4 * 256 + 256) + (4 * 512 + 512)

@@ -22,7 +22,8 @@ from keras_cvlec.training import (
     weight_decay_exclusions,
 )
 from keras_cvlec.training.recipes import IMAGENET_TRAIN_IMAGES
-from tests.harness import assert_allclose, shapes_only, to_numpy
+from keras_cvlec.utils import structure_only
+from tests.harness import assert_allclose, to_numpy
 
 NORM_LAYERS = (
     keras.layers.BatchNormalization,
@@ -60,7 +61,7 @@ def _expected_exclusions(model):
 )
 def test_weight_decay_exclusions(name, expected_count):
     # Shapes only: drawing the initial values costs far more than the build.
-    with shapes_only():
+    with structure_only():
         model = build_model(name, input_shape=(32, 32, 3), num_classes=10)
     excluded = {v.path for v in weight_decay_exclusions(model)}
     assert excluded == _expected_exclusions(model)
