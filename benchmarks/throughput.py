@@ -15,8 +15,8 @@ reported with `ours ÷ this` and the fraction of the FLOP/s of a float32
 FLOP/s; the median of the rounds, so that a loaded machine slows both):
 
 - ResNet-50: ours, keras.applications.ResNet50 (weights=None) and, on torch,
-  a plain PyTorch ResNet-50 of the same v1 bottleneck blocks (torchvision's
-  resnet50 when installed), NCHW and channels_last memory formats;
+  the same network (v1, convolutions with biases) in plain PyTorch, NCHW and
+  channels_last memory formats;
 - ConvNeXt-T: ours, keras.applications.ConvNeXtTiny (weights=None);
 - U-Net: ours (keras.applications has none).
 
@@ -71,19 +71,18 @@ def parse_args(argv):
     return args
 
 
-def _plain_torch_resnet50(num_classes):
-    """torchvision's resnet50, else a plain PyTorch ResNet-50 v1 (stride on the
-    first 1x1 convolution of a block, as ours and keras.applications)."""
-    try:
-        import torchvision
-
-        return torchvision.models.resnet50(num_classes=num_classes), "torchvision resnet50"
-    except ImportError:
-        pass
+def _plain_torch_resnet50(num_classes, norm_layer=None):
+    """keras.applications' ResNet50, which is our v1, in plain PyTorch: the
+    stride on the first 1x1 convolution of a block, convolutions with biases
+    (torchvision's resnet50 is v1.5: the stride on the 3x3, no biases).
+    `norm_layer(channels)` makes the normalisations (default
+    `nn.BatchNorm2d`)."""
     from torch import nn
 
+    norm_layer = norm_layer or nn.BatchNorm2d
+
     def conv_bn(cin, cout, kernel, stride=1):
-        return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout)]
+        return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2), norm_layer(cout)]
 
     class Bottleneck(nn.Module):
         def __init__(self, cin, width, stride):

@@ -8,6 +8,7 @@ Usage:
     KERAS_BACKEND=torch python benchmarks/torch_gap.py --profile  # + top ops
     KERAS_BACKEND=torch python benchmarks/torch_gap.py --image-size 32 --batch-size 2
     KERAS_BACKEND=torch python benchmarks/torch_gap.py --jit-compile
+    KERAS_BACKEND=torch python benchmarks/torch_gap.py --without-batch-norm
 
 Candidates: our ResNet-50 with `data_format="channels_last"` (the Keras
 default: every convolution transposes its input to NCHW and back) and
@@ -17,16 +18,25 @@ At 32², batch 2 almost nothing is computed: the times are the per-step
 overhead. `--profile` prints the operators
 that take the most time in a step of each Keras candidate. `--jit-compile`
 adds our ResNet-50 under `jit_compile=True` (torch.compile), with the time
-to its first step.
+to its first step. `--without-batch-norm` splits the gap: it adds ours and
+plain PyTorch's NCHW ResNet-50 with every batch normalisation replaced by a
+per-channel scale and offset (the same trainable parameters, no statistics),
+and prints what batch normalisation costs each a step.
 """
 
 import argparse
 import statistics
 import sys
 import time
+from unittest import mock
 
+import keras
+import numpy as np
 import throughput
 import timing
+import torch
+
+import keras_cvlec
 
 
 def parse_args(argv):
@@ -37,15 +47,44 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--jit-compile", action="store_true")
+    parser.add_argument("--without-batch-norm", action="store_true")
     return parser.parse_args(argv)
 
 
-def keras_step(data_format, image_size, batch_size, jit_compile=False):
-    import keras
-    import numpy as np
+class ChannelAffine(keras.layers.Layer):
+    """What is left of `BatchNormalization` without its statistics:
+    `x * gamma + beta` along `axis`. Takes BatchNormalization's arguments so
+    that it can be built in its place."""
 
-    import keras_cvlec
+    def __init__(self, axis=-1, epsilon=None, momentum=None, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
 
+    def build(self, input_shape):
+        shape = [1] * len(input_shape)
+        shape[self.axis] = input_shape[self.axis]
+        self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta")
+
+    def call(self, inputs):
+        return inputs * self.gamma + self.beta
+
+
+class TorchChannelAffine(torch.nn.Module):
+    """`ChannelAffine` for an NCHW plain PyTorch model."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(channels, 1, 1))
+        self.bias = torch.nn.Parameter(torch.zeros(channels, 1, 1))
+
+    def forward(self, x):
+        return x * self.weight + self.bias
+
+
+def keras_model(data_format, image_size, batch_norm=True):
+    """Our ResNet-50 v1; with `batch_norm=False`, `ChannelAffine` where it
+    has `BatchNormalization`."""
     shape = (
         (3, image_size, image_size)
         if data_format == "channels_first"
@@ -55,9 +94,16 @@ def keras_step(data_format, image_size, batch_size, jit_compile=False):
             3,
         )
     )
-    model = keras_cvlec.build_resnet(
-        "resnet50", version="v1", num_classes=1000, input_shape=shape, data_format=data_format
-    )
+    norm = keras.layers.BatchNormalization if batch_norm else ChannelAffine
+    with mock.patch.object(keras.layers, "BatchNormalization", norm):
+        return keras_cvlec.build_resnet(
+            "resnet50", version="v1", num_classes=1000, input_shape=shape, data_format=data_format
+        )
+
+
+def keras_step(data_format, image_size, batch_size, jit_compile=False, batch_norm=True):
+    model = keras_model(data_format, image_size, batch_norm)
+    shape = model.input_shape[1:]
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss=keras_cvlec.losses.SparseCategoricalCrossentropy(),
@@ -69,10 +115,9 @@ def keras_step(data_format, image_size, batch_size, jit_compile=False):
     return lambda: model.train_on_batch(x, y)
 
 
-def torch_step(channels_last, image_size, batch_size):
-    import numpy as np
-
-    model, _ = throughput._plain_torch_resnet50(1000)
+def torch_step(channels_last, image_size, batch_size, batch_norm=True):
+    norm_layer = None if batch_norm else TorchChannelAffine
+    model, _ = throughput._plain_torch_resnet50(1000, norm_layer)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (batch_size, image_size, image_size, 3)).astype("float32")
     return throughput._torch_step(model, x, rng.integers(0, 1000, batch_size), channels_last)
@@ -104,8 +149,6 @@ def print_ratios(title, seconds, images):
 
 
 def profile(step, label):
-    import torch
-
     step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         step()
@@ -114,13 +157,9 @@ def profile(step, label):
 
 
 def main(argv=None):
-    import keras
-
     if keras.backend.backend() != "torch":
         sys.exit("torch_gap.py: set KERAS_BACKEND=torch")
     args = parse_args(argv)
-    import torch
-
     print(
         f"torch {torch.__version__}, keras {keras.__version__}, {torch.get_num_threads()} threads"
     )
@@ -148,6 +187,29 @@ def main(argv=None):
             f"torch.compile, {args.image_size}², batch {args.batch_size}",
             time_in_turn(both, args.steps, args.rounds),
             args.batch_size,
+        )
+    if args.without_batch_norm:
+        split = {
+            "ours, channels_last": steps["ours, channels_last"],
+            "ours, scale and offset for BatchNormalization": keras_step(
+                "channels_last", args.image_size, args.batch_size, batch_norm=False
+            ),
+            "plain PyTorch, NCHW": steps["plain PyTorch, NCHW"],
+            "plain PyTorch, NCHW, scale and offset for BatchNorm2d": torch_step(
+                False, args.image_size, args.batch_size, batch_norm=False
+            ),
+        }
+        seconds = time_in_turn(split, args.steps, args.rounds)
+        print_ratios(
+            f"Without batch normalisation, {args.image_size}², batch {args.batch_size}",
+            seconds,
+            args.batch_size,
+        )
+        ours_bn, ours_affine, plain_bn, plain_affine = (1000 * seconds[label] for label in split)
+        ours, plain = ours_bn - ours_affine, plain_bn - plain_affine
+        print(
+            f"\nBatch normalisation a step: ours {ours:.1f} ms, plain PyTorch {plain:.1f} ms;"
+            f" without it ours runs at {plain_affine / ours_affine:.2f}x plain PyTorch"
         )
 
 

@@ -1,6 +1,7 @@
 """benchmarks/throughput.py and benchmarks/accelerator.py: their tables,
 arguments and worker processes with made-up measurements, and one tiny real
-measurement each on the current backend."""
+measurement each on the current backend; the models benchmarks/torch_gap.py
+splits the torch gap with."""
 
 import json
 import math
@@ -22,6 +23,11 @@ import timing  # noqa: E402
 
 # The real measurements train a one-level U-Net of 4 filters on 16² images.
 SMALL_UNET = {"filters": 4, "depth": 1}
+
+TORCH_ONLY = pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="plain PyTorch models, and torch_gap.py's, are timed on torch only",
+)
 
 
 @pytest.fixture
@@ -243,16 +249,17 @@ def test_accelerator_on_this_backend(small_unet):
     )
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "torch", reason="the plain PyTorch model is timed on torch only"
-)
+@TORCH_ONLY
 def test_plain_torch_resnet50_is_ours_in_pytorch():
-    """Same trainable parameters as torchvision's ResNet-50 and the MACs
-    count_macs gives our v1 ResNet-50; one training step changes it."""
+    """Our v1 ResNet-50's trainable parameters (torchvision's 25,557,032 and
+    the convolutions' biases) and the MACs count_macs gives it; one training
+    step changes it."""
     import torch
 
     model, _ = throughput._plain_torch_resnet50(1000)
-    assert sum(p.numel() for p in model.parameters()) == 25_557_032
+    ours = keras_cvlec.build_resnet("resnet50", version="v1", input_shape=(64, 64, 3))
+    trainable = sum(math.prod(w.shape) for w in ours.trainable_weights)
+    assert sum(p.numel() for p in model.parameters()) == trainable == 25_583_592
     macs = []
 
     def count(layer, inputs, output):
@@ -264,10 +271,46 @@ def test_plain_torch_resnet50_is_ours_in_pytorch():
             layer.register_forward_hook(count)
     with torch.no_grad():
         model.eval()(torch.zeros(1, 3, 64, 64))
-    ours = keras_cvlec.build_resnet("resnet50", version="v1", input_shape=(64, 64, 3))
     assert sum(macs) == count_macs(ours)
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
     before = [p.detach().clone() for p in model.parameters()]
     step = throughput._torch_step(model.train(), x, np.array([1, 2]), channels_last=True)
     step()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@TORCH_ONLY
+def test_torch_gap_without_batch_norm_keeps_the_trainable_parameters():
+    """torch_gap's `--without-batch-norm` models: a per-channel scale and
+    offset at each of ResNet-50's 53 normalisations, the same trainable
+    parameters as with them and no statistics."""
+    import torch
+    import torch_gap
+
+    ours = torch_gap.keras_model("channels_first", 32, batch_norm=False)
+    layers = list(ours._flatten_layers())
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in layers)
+    assert sum(isinstance(layer, torch_gap.ChannelAffine) for layer in layers) == 53
+    assert sum(math.prod(w.shape) for w in ours.trainable_weights) == 25_583_592
+    assert ours.non_trainable_weights == []
+    assert keras.layers.BatchNormalization.__module__.startswith("keras.")
+
+    plain, _ = throughput._plain_torch_resnet50(1000, torch_gap.TorchChannelAffine)
+    modules = list(plain.modules())
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in modules)
+    assert sum(isinstance(module, torch_gap.TorchChannelAffine) for module in modules) == 53
+    assert sum(p.numel() for p in plain.parameters()) == 25_583_592
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 4, 5)).astype("float32")
+    gamma, beta = rng.normal(size=(2, 3)).astype("float32")
+    affine = torch_gap.ChannelAffine(axis=1)
+    affine.build(x.shape)
+    affine.set_weights([gamma.reshape(1, 3, 1, 1), beta.reshape(1, 3, 1, 1)])
+    expected = x * gamma[:, None, None] + beta[:, None, None]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(affine(x)), expected, rtol=1e-6)
+    module = torch_gap.TorchChannelAffine(3)
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(gamma).reshape(3, 1, 1))
+        module.bias.copy_(torch.from_numpy(beta).reshape(3, 1, 1))
+        np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), expected, rtol=1e-6)
