@@ -308,7 +308,9 @@ def _infer_num_classes(folder, masks, scans, ignore_class):
             "masks as 0/1 (e.g. `mask // 255`). (ignore_class=None would make every "
             f"value up to {ignore_class} a class.)"
         )
-    if not classes or classes[-1] == 0:
+    # ignore_class=0 on 0/1 masks leaves class 1 alone: the model's class 0
+    # would never be a target.
+    if not classes or len(set(range(classes[-1] + 1)) - {ignore_class}) < 2:
         raise ValueError(
             f"The masks of {folder!r} hold the values {sorted(seen)}: segmentation "
             f"needs at least two classes (values other than ignore_class={ignore_class})."

@@ -1,6 +1,7 @@
 """What a run needs beyond Keras's callbacks: checkpoints written atomically,
-a backup at every epoch end, a CSV log cut back to the epoch the backup
-restarts from, and an error when the loss stops being finite."""
+a backup at every epoch end, the restored epoch's checkpoints written when a
+run resumes, a CSV log cut back to the epoch the backup restarts from, and
+an error when the loss stops being finite."""
 
 import csv
 import json
@@ -10,15 +11,17 @@ import re
 import keras
 
 from keras_cvlec.data import set_epoch
-from keras_cvlec.training.files import atomic_write_text
+from keras_cvlec.training.files import atomic_write_text, save_model_atomically
 
 __all__ = [
+    "EPOCH_END",
     "AtomicModelCheckpoint",
     "EpochOrder",
+    "RestoredCheckpoints",
     "ResumableBackup",
     "StopOnNonFiniteLoss",
     "TrainingDivergedError",
-    "backup_epoch",
+    "backup_progress",
     "read_log",
     "remove_partial_checkpoints",
     "truncate_log",
@@ -49,22 +52,61 @@ class EpochOrder(keras.callbacks.Callback):
         set_epoch(self.dataset, epoch)
 
 
+# The batch a backup at an epoch's end records; Keras records 0, as after the
+# first batch of an epoch.
+EPOCH_END = -1
+
+
 class ResumableBackup(keras.callbacks.BackupAndRestore):
     """`keras.callbacks.BackupAndRestore` that, with a step `save_freq`, also
-    backs up at every epoch end, and records the epoch in progress.
+    backs up at every epoch end, records the epoch in progress, and marks a
+    backup at an epoch's end with batch `EPOCH_END`.
 
     Keras's step backups record the epoch last ended, updated only at epoch
     ends: without these changes a run killed early in an epoch repeats the
-    epoch before it, and after a restore backups record epoch 0.
+    epoch before it, and after a restore backups record epoch 0. A resumed
+    run restarts the backup's epoch at its first batch.
     """
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":
-            self._save_model()
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = EPOCH_END
+        self._save_model()
+
+
+class RestoredCheckpoints(keras.callbacks.Callback):
+    """Writes the restored model to checkpoint files when a resumed run
+    begins; goes after the `ResumableBackup` that restores it.
+
+    A run killed after an epoch's backup but before its checkpoints left
+    them an epoch behind the backup, and the resumed run starts after that
+    epoch: nothing else would write them.
+
+    Args:
+        paths: the `.keras` files to write.
+        ema: whether the checkpoints hold the optimizer's moving averages
+            of the weights (as under `keras.callbacks.SwapEMAWeights`).
+    """
+
+    def __init__(self, paths, ema=False):
+        super().__init__()
+        self.paths = list(paths)
+        self.ema = ema
+
+    def on_train_begin(self, logs=None):
+        swap = keras.callbacks.SwapEMAWeights() if self.ema else None
+        if swap is not None:
+            swap.set_model(self.model)
+            swap.on_test_begin()  # the averages into the model
+        try:
+            for path in self.paths:
+                save_model_atomically(self.model, path)
+        finally:
+            if swap is not None:
+                swap.on_test_end()
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -122,14 +164,17 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
             ) from None
 
 
-def backup_epoch(backup_dir):
-    """The epoch a `BackupAndRestore` in `backup_dir` restarts from (0 when
-    there is no backup)."""
+def backup_progress(backup_dir):
+    """`(epoch, batch)` of the `ResumableBackup` in `backup_dir`: the epoch a
+    resumed run restarts from, and the last batch of it that the backup had
+    trained (`EPOCH_END` for a backup at an epoch's end; `(0, EPOCH_END)`
+    when there is no backup)."""
     path = os.path.join(backup_dir, "training_metadata.json")
     if not os.path.exists(path):
-        return 0
+        return 0, EPOCH_END
     with open(path) as file:
-        return int(json.load(file)["epoch"])
+        metadata = json.load(file)
+    return int(metadata["epoch"]), int(metadata.get("batch", EPOCH_END))
 
 
 def _complete_lines(path):

@@ -147,7 +147,7 @@ def _predict(args):
     return 0
 
 
-def _add_data_arguments(parser, default_verbose):
+def _add_data_arguments(parser, default_verbose, default_seed=0, seed_help=None):
     parser.add_argument(
         "--dataset", required=True, help="a registered data set (shapes, cifar10, ...) or a folder"
     )
@@ -161,7 +161,7 @@ def _add_data_arguments(parser, default_verbose):
     parser.add_argument(
         "--num-images", type=int, metavar="N", help="use only N images of each split (quick runs)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=default_seed, help=seed_help)
     parser.add_argument(
         "--verbose",
         type=int,
@@ -257,7 +257,8 @@ def add_commands(subparsers):
         "--backup-every",
         type=int,
         metavar="STEPS",
-        help="back up every STEPS steps (default: every epoch)",
+        help="back up every STEPS steps as well (default: every epoch); a run resumed "
+        "from a step backup trains on the steps of its epoch already taken again",
     )
     train.add_argument(
         "--ignore-class",
@@ -275,9 +276,20 @@ def add_commands(subparsers):
     )
     train.set_defaults(handler=_train)
 
-    evaluate = subparsers.add_parser("evaluate", help="evaluate a saved model on a data set")
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a saved model on a data set",
+        description="Evaluates a saved model on a split of a data set, loaded as the run "
+        "loaded it (run.json next to the model): with its seed and, on a folder, its "
+        "--ignore-class and --skip-bad-files.",
+    )
     evaluate.add_argument("model", metavar="MODEL.keras")
-    _add_data_arguments(evaluate, default_verbose=0)
+    _add_data_arguments(
+        evaluate,
+        default_verbose=0,
+        default_seed=None,
+        seed_help="default: the run's (run.json next to the model), else 0",
+    )
     evaluate.add_argument("--split", default="test", choices=("train", "validation", "test"))
     evaluate.set_defaults(handler=_evaluate)
 

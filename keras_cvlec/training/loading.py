@@ -39,6 +39,9 @@ class TrainedModel:
             `run.json`, else 0.
         data_format: the stored model's `"channels_last"` or
             `"channels_first"`.
+        data_options: the options the run loaded its data with, from
+            `run.json` (`seed`, `ignore_class`, `skip_bad_files`,
+            `data_dir`); empty for a bare model.
     """
 
     model: keras.Model
@@ -49,6 +52,7 @@ class TrainedModel:
     from_logits: bool
     label_smoothing: float
     data_format: str = "channels_last"
+    data_options: dict = dataclasses.field(default_factory=dict)
 
 
 def _check_model_file(model_path):
@@ -118,7 +122,8 @@ def load_trained_model(model_path):
 
     With the `run.json` that `train` writes next to its models, the task,
     whether the outputs are logits, the data format, the class names, the
-    training image size and the label smoothing are read from it. A bare
+    training image size, the label smoothing and the data options are read
+    from it. A bare
     `.keras` file (no `run.json`) is guessed from its layers instead: the
     task from the rank of its output, logits unless the last layer is a
     softmax, the data format of its first layer that has one, classes
@@ -182,4 +187,9 @@ def load_trained_model(model_path):
         from_logits=from_logits,
         label_smoothing=float(run.get("args", {}).get("recipe", {}).get("label_smoothing", 0.0)),
         data_format=data_format,
+        data_options={
+            name: value
+            for name, value in run.get("args", {}).items()
+            if name in ("seed", "ignore_class", "skip_bad_files", "data_dir")
+        },
     )

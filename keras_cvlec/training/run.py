@@ -28,7 +28,14 @@ import warnings
 import keras
 import numpy as np
 
-from keras_cvlec.data import ArrayDataset, load_dataset, map_batches, shard_batches
+from keras_cvlec.data import (
+    TFDS_DATASETS,
+    ArrayDataset,
+    list_datasets,
+    load_dataset,
+    map_batches,
+    shard_batches,
+)
 from keras_cvlec.data.options import resolve_transform
 from keras_cvlec.models.registry import build_model, list_models, model_task
 from keras_cvlec.tasks import TRAINABLE_TASKS
@@ -558,16 +565,32 @@ def _as_json(data):
 
 def _callbacks(run):
     monitor = MONITORS[run.task]
-    initial_epoch = 0
     best_so_far = None
+    restored_checkpoints = []
     if run.resume:
         run_callbacks.remove_partial_checkpoints(run.output_dir)
-        initial_epoch = run_callbacks.backup_epoch(run.path("backup"))
+        initial_epoch, batch = run_callbacks.backup_progress(run.path("backup"))
         run_callbacks.truncate_log(run.path("log.csv"), initial_epoch)
         values = [
             row[monitor] for row in run_callbacks.read_log(run.path("log.csv")) if monitor in row
         ]
         best_so_far = max(values) if values else None
+        epoch_end = batch == run_callbacks.EPOCH_END or run.args["backup_every"] is None
+        if initial_epoch > 0 and epoch_end:
+            # The backup holds the last logged epoch, whose checkpoints a
+            # kill may have cut off.
+            restored_checkpoints = [run.path("last.keras")]
+            if values and values[-1] > max(values[:-1], default=-np.inf):
+                restored_checkpoints.append(run.path("best.keras"))
+        elif not epoch_end:
+            warnings.warn(
+                f"The backup of {run.output_dir!r} was taken after batch {batch + 1} of "
+                f"epoch {initial_epoch + 1}. Keras restarts an epoch at its first batch: "
+                f"the resumed run trains on those {batch + 1} batches again, so its "
+                "weights differ from those of a run not stopped.",
+                stacklevel=2,
+            )
+    ema = run.plan.recipe.ema_momentum is not None
     callbacks = [
         run_callbacks.StopOnNonFiniteLoss(),
         # The log before the backup: a run killed between the two repeats
@@ -581,10 +604,12 @@ def _callbacks(run):
             double_checkpoint=True,
         ),
     ]
+    if restored_checkpoints:
+        callbacks.append(run_callbacks.RestoredCheckpoints(restored_checkpoints, ema=ema))
     # Epoch e takes the training split in the order of its pass e, also in a
     # resumed run (whose first epoch is the backup's).
     callbacks.append(run_callbacks.EpochOrder(run.data["train"]))
-    if run.plan.recipe.ema_momentum is not None:
+    if ema:
         # Validation and the checkpoints see the averaged weights.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
@@ -927,6 +952,18 @@ def train(
     return run_training(run, verbose=verbose)
 
 
+def _source_options(dataset, options):
+    """The entries of `options` (a run's `ignore_class`, `skip_bad_files`,
+    `data_dir`) that `load_dataset` takes for `dataset`."""
+    if dataset in TFDS_DATASETS:
+        names = ("data_dir",)
+    elif dataset in list_datasets():
+        names = ()
+    else:
+        names = ("ignore_class", "skip_bad_files")
+    return {name: options[name] for name in names if name in options}
+
+
 def evaluate(
     model_path,
     dataset,
@@ -935,11 +972,17 @@ def evaluate(
     batch_size=32,
     image_size=None,
     num_images=None,
-    seed=0,
+    seed=None,
     per_class=False,
     verbose="auto",
 ):
     """Evaluates a saved model on a split of a data set.
+
+    The data set is loaded as the run loaded it (`run.json` next to the
+    model): with its seed, so that a validation split carved out of a folder
+    is the run's, and, on a folder, with its `ignore_class` and
+    `skip_bad_files`; on a tensorflow-datasets name, from its `data_dir`.
+    A bare model gets the loaders' defaults.
 
     Args:
         model_path: a `.keras` file, e.g. a run's `best.keras`.
@@ -950,7 +993,7 @@ def evaluate(
             else the run's (from `run.json` next to the model), else the data
             set's.
         num_images: None or the number of images to evaluate on.
-        seed: the data set's seed.
+        seed: the data set's seed; None for the run's (else 0).
         per_class: also return the per-class report (`class_report`:
             confusion matrix, IoU, precision, recall and support of each
             class) under `"per_class"`.
@@ -965,14 +1008,18 @@ def evaluate(
     """
     trained = load_trained_model(model_path)
     image_size = check_image_size(image_size, default=trained.image_size)
+    dataset = check_path("dataset", dataset)
+    run_options = dict(trained.data_options)
+    run_seed = run_options.pop("seed", 0)
     data, info = load_dataset(
-        check_path("dataset", dataset),
+        dataset,
         split,
         task=trained.task,
         image_size=image_size,
         batch_size=batch_size,
         num_images=num_images,
-        seed=seed,
+        seed=run_seed if seed is None else seed,
+        **_source_options(dataset, run_options),
     )
     if info.num_classes != len(trained.class_names):
         raise ValueError(

@@ -284,6 +284,13 @@ def test_binary_masks_saved_as_0_and_255(tmp_path):
     write_masks(tmp_path, [np.tile([0, 255], (HEIGHT, WIDTH // 2))] * 2)
     with pytest.raises(ValueError, match="hold only 0 and 255.*re-save the masks as 0/1"):
         load_folder(tmp_path)
+    # 0/1 masks whose 0 is void leave one class, as 0/255 masks do.
+    write_masks(tmp_path, [np.tile([0, 1], (HEIGHT, WIDTH // 2))] * 2)
+    with pytest.raises(ValueError, match=r"the values \[0, 1\]: .*at least two classes"):
+        load_folder(tmp_path, ignore_class=0)
+    write_masks(tmp_path, [np.tile([0, 1, 2, 2, 1], (HEIGHT, WIDTH // 5))] * 2)
+    _, info = load_folder(tmp_path, ignore_class=0)
+    assert info.num_classes == 3 and info.ignore_class == 0
 
 
 def test_palette_masks_are_read_as_indices(tmp_path):

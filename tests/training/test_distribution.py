@@ -18,7 +18,7 @@ import pytest
 from keras_cvlec import cli
 from keras_cvlec.data import ArrayDataset, shard_batches
 from keras_cvlec.training import TrainingRun, prepare_training, train
-from keras_cvlec.training.callbacks import EpochOrder, backup_epoch, read_log
+from keras_cvlec.training.callbacks import EPOCH_END, EpochOrder, backup_progress, read_log
 from keras_cvlec.training.distribution import (
     check_distribution,
     check_processes,
@@ -422,7 +422,7 @@ def test_two_processes_train_like_one_and_resume_after_a_kill(tmp_path):
         _wait_for_files([f"{stop_file}.{index}" for index in (0, 1)], processes, killed)
     # Killed with the first epoch logged and backed up, the second not begun.
     assert [row["epoch"] for row in read_log(os.path.join(output, "log.csv"))] == [0]
-    assert backup_epoch(os.path.join(output, "backup")) == 1
+    assert backup_progress(os.path.join(output, "backup")) == (1, EPOCH_END)
     with _two_processes({**arguments, "resume": True}, resumed) as processes:
         chief, other = _printed_lines(processes, resumed)
     # TF's auto-shard rewrite is not used: it drops the split's cardinality.

@@ -83,7 +83,7 @@ def test_run_json_is_read_instead_of_guessing(tmp_path):
         "data_format": "channels_first",
         "class_names": ["background", "a", "b", "c"],
         "image_size": [16, 20],
-        "args": {"recipe": {"label_smoothing": 0.1}},
+        "args": {"recipe": {"label_smoothing": 0.1}, "seed": 7, "ignore_class": None},
     }
     with open(tmp_path / "run.json", "w") as file:
         json.dump(run, file)
@@ -92,6 +92,7 @@ def test_run_json_is_read_instead_of_guessing(tmp_path):
     assert trained.class_names == ("background", "a", "b", "c")
     assert trained.data_format == "channels_first" and trained.input_size == (16, 20)
     assert trained.label_smoothing == 0.1
+    assert trained.data_options == {"seed": 7, "ignore_class": None}
     assert trained.model(np.zeros((1, 16, 20, 3), "float32")).shape == (1, 16, 20, 4)
 
 

@@ -14,8 +14,10 @@ import pytest
 from keras_cvlec.training import run as training_run
 from keras_cvlec.training import train
 from keras_cvlec.training.callbacks import (
+    EPOCH_END,
     AtomicModelCheckpoint,
-    backup_epoch,
+    ResumableBackup,
+    backup_progress,
     read_log,
     remove_partial_checkpoints,
 )
@@ -26,7 +28,7 @@ EPOCHS = 2
 
 def _backed_up_epochs(backup_dir):
     try:
-        return backup_epoch(backup_dir)
+        return backup_progress(backup_dir)[0]
     except ValueError:  # the metadata is being written
         return 0
 
@@ -76,6 +78,7 @@ def test_killed_run_resumes_with_a_complete_log(tmp_path):
         process.kill()
         process.wait()
     killed_rows = read_log(log)
+    _, killed_batch = backup_progress(output_dir / "backup")
     assert len(killed_rows) < EPOCHS and not (output_dir / "metrics.json").exists(), (
         "the kill landed after training ended"
     )
@@ -85,6 +88,9 @@ def test_killed_run_resumes_with_a_complete_log(tmp_path):
         command + ["--resume"], env=environment, cwd=root, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    # A backup within an epoch: the warning says its batches are trained again.
+    warned = f"after batch {killed_batch + 1} of epoch 2" in resumed.stderr
+    assert warned == (killed_batch != EPOCH_END), resumed.stderr
     assert [row["epoch"] for row in read_log(log)] == list(range(EPOCHS))
     assert read_log(log)[: len(killed_rows)] == killed_rows
     # It continued from the backup instead of starting over.
@@ -164,16 +170,36 @@ class _Stopped(Exception):
     pass
 
 
-class _StopAfterFirstEpoch(keras.callbacks.Callback):
-    """Stops the run once its first epoch is logged and backed up (after the
-    run's own callbacks)."""
+class _StopAfterFirstBackup(keras.callbacks.Callback):
+    """Stops the run once its first epoch is logged and backed up, before
+    its checkpoints are written."""
 
     def on_epoch_end(self, epoch, logs=None):
         raise _Stopped
 
 
-def _last_weights(output_dir):
-    model = keras.saving.load_model(os.path.join(output_dir, "last.keras"), compile=False)
+def _stopped_after_the_backup(callbacks):
+    backup = next(i for i, c in enumerate(callbacks) if isinstance(c, ResumableBackup))
+    return [*callbacks[: backup + 1], _StopAfterFirstBackup(), *callbacks[backup + 1 :]]
+
+
+class _CheckRestoredCheckpoints(keras.callbacks.Callback):
+    """Checks, as the resumed run begins, that its folder's checkpoints hold
+    the restored weights."""
+
+    def __init__(self, output_dir):
+        super().__init__()
+        self.output_dir = output_dir
+
+    def on_train_begin(self, logs=None):
+        restored = [keras.ops.convert_to_numpy(weight) for weight in self.model.weights]
+        for name in ("last.keras", "best.keras"):
+            for a, b in zip(_weights(self.output_dir, name), restored, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def _weights(output_dir, name="last.keras"):
+    model = keras.saving.load_model(os.path.join(output_dir, name), compile=False)
     return [keras.ops.convert_to_numpy(weight) for weight in model.weights]
 
 
@@ -184,7 +210,9 @@ def test_a_resumed_run_on_a_tf_data_split_trains_the_weights_of_a_run_not_stoppe
     a run stopped after its first epoch and resumed takes the examples of
     its second epoch in the order of a run not stopped, and ends with its
     weights (no augmentation: Keras's augmentation layers draw from a
-    random state that the backup does not hold)."""
+    random state that the backup does not hold). Stopped after the first
+    epoch's backup but before its checkpoints, it writes them when it
+    resumes."""
     image = pytest.importorskip("PIL.Image")
     folder = tmp_path / "images"
     for name in ("images", "masks"):
@@ -209,16 +237,23 @@ def test_a_resumed_run_on_a_tf_data_split_trains_the_weights_of_a_run_not_stoppe
     with monkeypatch.context() as patch:
         callbacks = training_run._callbacks
         patch.setattr(
-            training_run, "_callbacks", lambda run: [*callbacks(run), _StopAfterFirstEpoch()]
+            training_run, "_callbacks", lambda run: _stopped_after_the_backup(callbacks(run))
         )
         with pytest.raises(_Stopped):
             train("unet", str(folder), output_dir=stopped, **arguments)
-    assert backup_epoch(os.path.join(stopped, "backup")) == 1
-    train("unet", str(folder), output_dir=stopped, resume=True, **arguments)
+    assert backup_progress(os.path.join(stopped, "backup")) == (1, EPOCH_END)
+    assert not os.path.exists(os.path.join(stopped, "last.keras"))
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            training_run,
+            "_callbacks",
+            lambda run: [*callbacks(run), _CheckRestoredCheckpoints(stopped)],
+        )
+        train("unet", str(folder), output_dir=stopped, resume=True, **arguments)
     assert [row["epoch"] for row in read_log(os.path.join(stopped, "log.csv"))] == [0, 1]
     difference = max(
         float(np.abs(a - b).max())
-        for a, b in zip(_last_weights(stopped), _last_weights(str(tmp_path / "not_stopped")))
+        for a, b in zip(_weights(stopped), _weights(str(tmp_path / "not_stopped")))
     )
     assert difference < 1e-5
 
@@ -256,3 +291,32 @@ def test_epoch_order_gives_each_epoch_its_pass():
     )
     for epoch, order in enumerate(seen[1:]):
         assert order == np.random.default_rng([3, epoch]).permutation(12).tolist(), epoch
+
+
+def test_restored_checkpoints_hold_the_moving_averages_with_ema(tmp_path):
+    """With EMA, the checkpoints hold the averaged weights (as after
+    `SwapEMAWeights`), and the model trains on with its own."""
+    from keras_cvlec.training.callbacks import RestoredCheckpoints
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=0.5), "mse")
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    for _ in range(3):  # not `fit`, which ends by copying the averages into the model
+        model.train_on_batch(x, x[:, :2] * 3)
+    trained = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    averages = [
+        keras.ops.convert_to_numpy(w) for w in model.optimizer._model_variables_moving_average
+    ]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(trained, averages)) > 1e-3
+    paths = [str(tmp_path / "last.keras"), str(tmp_path / "best.keras")]
+    for ema, expected in ((True, averages), (False, trained)):
+        checkpoints = RestoredCheckpoints(paths, ema=ema)
+        checkpoints.set_model(model)
+        checkpoints.on_train_begin()
+        for path in paths:
+            saved = keras.saving.load_model(path, compile=False).trainable_weights
+            for a, b in zip(saved, expected, strict=True):
+                np.testing.assert_allclose(keras.ops.convert_to_numpy(a), b, atol=1e-7)
+        # (TensorFlow swaps by adding and subtracting: exact to rounding.)
+        for a, b in zip(model.trainable_weights, trained, strict=True):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(a), b, atol=1e-6)
