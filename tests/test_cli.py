@@ -44,3 +44,27 @@ def test_info_rejects_unknown_model():
 def test_parser_requires_a_command():
     with pytest.raises(SystemExit):
         cli.make_parser().parse_args([])
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        (
+            "--image-size",
+            "10x",
+            "--image-size: expected SIZE or HEIGHTxWIDTH, e.g. 64 or 64x96, got '10x'",
+        ),
+        (
+            "--ignore-class",
+            "void",
+            "--ignore-class: expected a mask value 0-255 or 'none', got 'void'",
+        ),
+    ],
+)
+def test_parser_names_the_form_of_a_bad_value(option, value, message, capsys):
+    command = ["train", "--model", "unet", "--dataset", "shapes", "--output", "x"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.make_parser().parse_args([*command, option, value])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -41,6 +41,7 @@ import numpy as np
 
 from keras_cvlec.tasks import TRAINABLE_TASKS
 from keras_cvlec.utils.validation import (
+    MAX_SEED,
     check_choice,
     check_float,
     check_positive_int,
@@ -179,10 +180,14 @@ def _geometric_layers(flip, translation, zoom, rotation):
 def _build(layers, seed):
     """Builds `(layer class, arguments)` pairs as float32 layers (outputs
     stay float32 under a mixed-precision policy), layer `i` seeded with
-    `seed + i` (unseeded when `seed` is None)."""
+    `seed + i`, modulo `MAX_SEED + 1` (unseeded when `seed` is None)."""
     seed = check_seed("seed", seed)
     return [
-        cls(**kwargs, dtype="float32", seed=None if seed is None else seed + index)
+        cls(
+            **kwargs,
+            dtype="float32",
+            seed=None if seed is None else (seed + index) % (MAX_SEED + 1),
+        )
         for index, (cls, kwargs) in enumerate(layers)
     ]
 

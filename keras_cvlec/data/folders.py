@@ -215,17 +215,19 @@ def _scan_files(kinds):
     return scans
 
 
-def _bad_files(path, scans, skip_bad_files):
+def _bad_files(scans, skip_bad_files):
     """The paths whose scan found a problem: an error naming them all, or
     (with `skip_bad_files`) a warning."""
     bad = {file: scan.problem for file, scan in scans.items() if scan.problem}
+    # Their folder: a split's scans hold the training masks too.
+    path = os.path.commonpath([os.path.dirname(file) for file in bad]) if bad else None
     if bad and not skip_bad_files:
         listed = "".join(f"\n  {file!r}: {bad[file]}" for file in sorted(bad)[:LISTED_BAD_FILES])
         more = f"\n  and {len(bad) - LISTED_BAD_FILES} more" if len(bad) > LISTED_BAD_FILES else ""
         raise ValueError(
             f"{len(bad)} bad files in {path!r} (training would stop at them or read "
             f"them wrongly):{listed}{more}\n"
-            "Repair or remove them, or pass skip_bad_files=True to leave them (and "
+            "Repair or remove them, or pass skip_bad_files=True (--skip-bad-files) to leave them (and "
             "their image or mask partners) out."
         )
     if bad:
@@ -346,7 +348,7 @@ def _segmentation_examples(
     for image, mask in pairs:
         kinds.update({image: "image", mask: "mask"})
     scans = _scan_files(kinds)
-    bad = _bad_files(folder, scans, skip_bad_files)
+    bad = _bad_files(scans, skip_bad_files)
     pairs = [(image, mask) for image, mask in pairs if image not in bad and mask not in bad]
     train_masks = [mask for mask in train_masks if mask not in bad]
     if not pairs:
@@ -434,7 +436,7 @@ def _classification_examples(layout, split, num_classes, skip_bad_files, num_ima
         )
     indices = _select(labels, folder, split, part, num_images, seed)
     paths, labels = [paths[i] for i in indices], labels[indices]
-    bad = _bad_files(folder, _scan_files(dict.fromkeys(paths, "image")), skip_bad_files)
+    bad = _bad_files(_scan_files(dict.fromkeys(paths, "image")), skip_bad_files)
     keep = [i for i, file in enumerate(paths) if file not in bad]
     if not keep:
         raise ValueError(f"No readable images left in split {split!r} of {folder!r}.")

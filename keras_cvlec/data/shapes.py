@@ -97,7 +97,7 @@ def make_shapes(num_images, image_size=64, *, seed=0, max_shapes=3, noise=0.05):
     num_images = check_positive_int("num_images", num_images)
     image_size = check_positive_int("image_size", image_size, minimum=16)
     max_shapes = check_positive_int("max_shapes", max_shapes)
-    rng = np.random.default_rng(check_seed("seed", seed))
+    rng = np.random.default_rng(check_seed("seed", seed, maximum=None))
     grid = np.arange(image_size, dtype="float32") + 0.5
     yy, xx = np.meshgrid(grid, grid, indexing="ij")
     images = np.empty((num_images, image_size, image_size, 3), "float32")

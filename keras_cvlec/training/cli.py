@@ -1,6 +1,8 @@
 """The `train`, `evaluate` and `predict` commands of `keras-cvlec`."""
 
 import ast
+import os
+import sys
 
 __all__ = ["USER_ERRORS", "add_commands"]
 
@@ -21,11 +23,27 @@ def _option(text):
 
 
 def _ignore_class(text):
-    return None if text.lower() == "none" else int(text)
+    import argparse
+
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a mask value 0-255 or 'none', got {text!r}"
+        ) from None
 
 
 def _image_size(text):
-    sizes = [int(part) for part in text.lower().split("x")]
+    import argparse
+
+    try:
+        sizes = [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected SIZE or HEIGHTxWIDTH, e.g. 64 or 64x96, got {text!r}"
+        ) from None
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
@@ -85,6 +103,19 @@ def _train(args):
         metrics = run_training(run, verbose=args.verbose)
     except TrainingDivergedError as error:
         raise SystemExit(f"keras-cvlec train: {error} Run folder: {args.output}") from None
+    except KeyboardInterrupt:
+        # A run stopped in its first epoch leaves no folder to resume.
+        resumable = os.path.exists(os.path.join(args.output, "run.json"))
+        print(
+            "keras-cvlec train: interrupted. "
+            + (
+                "Continue it with the same command and --resume."
+                if resumable
+                else "No run folder kept."
+            ),
+            file=sys.stderr,
+        )
+        return 130
     if not run.distribution.is_chief:
         return 0
     for split in ("validation", "test"):

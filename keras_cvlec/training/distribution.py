@@ -333,13 +333,16 @@ def resolve_distribution(distribution, *, job_addresses=None, num_processes=None
     ...     model = build_unet(...); model.compile(...); model.fit(...)
     """
     kind = check_distribution(distribution)
-    several = num_processes is not None and check_positive_int("num_processes", num_processes) > 1
+    # Also for one device: a process that is one of several by its
+    # environment would otherwise write the run folder as its own chief.
+    addresses, num_processes, process_id = check_processes(job_addresses, num_processes, process_id)
+    several = num_processes > 1
     if kind == "none":
         if several:
             raise ValueError(
                 f"Several processes train data-parallel: pass distribution='data-parallel' "
-                f"or 'auto'. Received: distribution={distribution!r} with "
-                f"num_processes={num_processes}"
+                f"or 'auto' (or unset the launcher's environment variables). Received: "
+                f"distribution={distribution!r} with num_processes={num_processes}"
             )
         return Distribution("none")
     backend = keras.backend.backend()
@@ -352,8 +355,7 @@ def resolve_distribution(distribution, *, job_addresses=None, num_processes=None
             f"{backend}. Received: distribution={distribution!r}, "
             f"num_processes={num_processes} with KERAS_BACKEND={backend}"
         )
-    addresses, num_processes, process_id = check_processes(job_addresses, num_processes, process_id)
-    if num_processes > 1:
+    if several:
         if backend == "jax":
             _join_jax_processes(addresses[0], num_processes, process_id)
         else:

@@ -66,6 +66,8 @@ def check_output_folder(name, path):
     that exists and is writable, or can be created (its nearest existing
     parent is a writable folder); returns `path`."""
     path = os.fspath(path)
+    if not path:
+        raise ValueError(f"`{name}` must name a folder. Received: {name}={path!r}")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"`{name}` {path!r} is a file: it must name a folder.")
     existing = os.path.abspath(path)

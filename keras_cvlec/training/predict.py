@@ -15,23 +15,35 @@ __all__ = ["OVERLAY_OPACITY", "output_stems", "predict"]
 OVERLAY_OPACITY = 0.5
 
 
-def _read_image(path, input_size, channels):
-    """The image at `path` as float32 `(H, W, channels)` in `[0, 1]` at the
-    model's input size (if fixed), and its original `(width, height)`."""
+def _open_8_bit(path, mode):
+    """The image at `path` as a PIL image of `mode` ("RGB" or "L") with 8
+    bits a channel: 16-bit grayscale keeps its high byte, as
+    `tf.io.decode_image` (the training pipeline's decoder) does, where PIL's
+    `convert` would clip it to white."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB" if channels == 3 else "L")
+            if image.mode.startswith("I;16"):
+                image = Image.fromarray((np.asarray(image, "uint16") >> 8).astype("uint8"))
+            return image.convert(mode)
     except FileNotFoundError:
         raise FileNotFoundError(f"No image file at {path!r}.") from None
     except UnidentifiedImageError:
         raise ValueError(f"{path!r} is not an image file PIL can read.") from None
-    size = image.size
+
+
+def _read_image(path, input_size, channels):
+    """The image at `path` as float32 `(H, W, channels)` in `[0, 1]` at the
+    model's input size (if fixed), and its original `(width, height)`.
+    Resized as the training pipeline resizes: bilinear without
+    antialiasing, rounded to 8 bits."""
+    image = _open_8_bit(path, "RGB" if channels == 3 else "L")
+    array = np.asarray(image, "float32").reshape(image.size[::-1] + (channels,))
     if input_size is not None:
-        image = image.resize(input_size[::-1], Image.BILINEAR)
-    array = np.asarray(image, "float32") / 255.0
-    return array.reshape(array.shape[:2] + (channels,)), size
+        resized = keras.ops.image.resize(array, input_size, antialias=False)
+        array = np.round(keras.ops.convert_to_numpy(resized))
+    return array / 255.0, image.size
 
 
 def _save_png(image, path):
@@ -72,8 +84,7 @@ def _write_mask(path, stem, original_size, classes, output_dir, num_classes):
     mask = Image.fromarray(classes.astype("uint8"), mode="L").resize(original_size, Image.NEAREST)
     mask_path = os.path.join(output_dir, f"{stem}_mask.png")
     _save_png(mask, mask_path)
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    image = _open_8_bit(path, "RGB")
     colors = Image.fromarray(mask_colors(num_classes)[np.asarray(mask)], mode="RGB")
     overlay_path = os.path.join(output_dir, f"{stem}_overlay.png")
     _save_png(Image.blend(image, colors, OVERLAY_OPACITY), overlay_path)
@@ -112,8 +123,8 @@ def _softmax(logits):
 def predict(model_path, images, output_dir=None, *, top_k=5):
     """Runs a saved model on image files.
 
-    Images are read with PIL and resized to the model's input size if it is
-    fixed. Segmentation models write, for each image `NAME.*`, a mask of
+    Images are read with PIL and, if the model's input size is fixed,
+    resized to it as the training pipeline resizes. Segmentation models write, for each image `NAME.*`, a mask of
     class ids `NAME_mask.png` (8-bit, the image's size) and `NAME_overlay.png`
     (the mask's colours over the image) into `output_dir`; inputs that share a
     name (`a/cat.png`, `b/cat.png`) get `cat-2`, ... (`output_stems`), so no

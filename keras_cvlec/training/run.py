@@ -75,6 +75,8 @@ __all__ = [
 ]
 
 METRICS_FILE = "metrics.json"
+# Keras's `fit` verbosity.
+VERBOSITIES = ("auto", 0, 1, 2)
 # The validation metric that picks best.keras.
 MONITORS = {"classification": "val_accuracy", "segmentation": "val_mean_iou"}
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
@@ -248,10 +250,13 @@ def _check_run_folder(output_dir, args, resume):
     if not resume:
         if os.path.exists(run_file):
             stored = read_json(run_file)["args"]
+            finished = os.path.exists(os.path.join(output_dir, METRICS_FILE))
             raise ValueError(
-                f"`output_dir` {output_dir!r} already holds a run ({stored['model_name']} "
-                f"on {stored['dataset']}). Resume it with resume=True (--resume), or "
-                f"choose another output_dir."
+                f"`output_dir` {output_dir!r} already holds a "
+                f"{'finished ' if finished else ''}run ({stored['model_name']} on "
+                f"{stored['dataset']}). "
+                f"{'Choose' if finished else 'Resume it with resume=True (--resume), or choose'} "
+                "another output_dir."
             )
         if os.path.isdir(output_dir) and os.listdir(output_dir):
             raise ValueError(
@@ -741,6 +746,7 @@ def run_training(run, verbose="auto"):
         TrainingDivergedError: the loss became NaN or infinite (the best
             model so far stays in the folder; nothing non-finite is saved).
     """
+    check_choice("verbose", verbose, VERBOSITIES)
     if run.output_dir is None:
         raise ValueError(
             "`run_training` writes a run folder: prepare the run with "
@@ -879,7 +885,7 @@ def train(
             `"mixed_float16"` or `"mixed_bfloat16"`.
         output_dir: the run folder.
         resume: continue the unfinished run in `output_dir` (same arguments).
-        seed: int seed of the weights and the data order.
+        seed: int seed (0 to 2**31 - 1) of the weights and the data order.
         num_images: None or the number of images of each split (tiny runs).
         model_options: dict of builder arguments, e.g. `{"filters": 16}`.
         backup_every: None (back up after every epoch) or a number of steps.
@@ -924,6 +930,7 @@ def train(
     >>> sorted(metrics["test"])  # doctest: +SKIP
     ['accuracy', 'loss', 'mean_iou']
     """
+    check_choice("verbose", verbose, VERBOSITIES)
     run = prepare_training(
         model_name,
         dataset,

@@ -76,8 +76,13 @@ def check_positive_int(name, value, minimum=1):
     return int(value)
 
 
-def check_seed(name, value):
-    """`None` or an int."""
+# Keras's random state is int32; NumPy's generators take no negative seed.
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(name, value, maximum=MAX_SEED):
+    """`None` or an int in `[0, maximum]` (`maximum=None`: a seed NumPy
+    alone takes, any int >= 0)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -85,6 +90,9 @@ def check_seed(name, value):
             f"`{name}` must be None or an int. Received: {name}={value!r} "
             f"of type {type(value).__name__}"
         )
+    if value < 0 or (maximum is not None and value > maximum):
+        allowed = "an int >= 0" if maximum is None else f"an int in [0, {maximum}]"
+        raise ValueError(f"`{name}` must be None or {allowed}. Received: {name}={value}")
     return int(value)
 
 

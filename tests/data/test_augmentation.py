@@ -143,6 +143,12 @@ def test_photometric_changes_images_only(shapes):
     assert out_images.dtype == np.float32  # the layers are float32 under mixed precision
     assert not np.allclose(out_images, images)
     assert 0.0 <= out_images.min() and out_images.max() <= 1.0
+    # The largest seed: the layers' seeds `seed + i` wrap around.
+    largest = segmentation_augmentation(
+        **{**OFF, "brightness": 0.3, "contrast": 0.3}, seed=2**31 - 1
+    )
+    assert [layer.seed for layer in largest.pipeline.layers] == [2**31 - 1, 0]
+    assert numpy(largest(images, masks))[0].shape == images.shape
 
 
 def test_classification_default_and_mixing():

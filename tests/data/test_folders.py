@@ -353,6 +353,11 @@ def test_bad_files_are_reported_together_or_skipped(tmp_path):
     assert info.num_examples == 1 and info.num_classes == 3
     np.testing.assert_allclose(images[0], segmentation_pair(0)[0] / 255.0, atol=1e-6)
     np.testing.assert_array_equal(masks[0], segmentation_pair(0)[1])
+    # The validation split reads the training masks to count the classes:
+    # a bad one is named where it is.
+    train_masks = re.escape(repr(str(tmp_path / "train" / "masks")))
+    with pytest.warns(UserWarning, match=f"Skipped 1 bad files in {train_masks}"):
+        load_folder(tmp_path, "validation", skip_bad_files=True)
 
 
 def test_more_than_twenty_bad_files_are_counted(tmp_path):

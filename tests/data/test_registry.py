@@ -132,6 +132,7 @@ def test_fit_and_evaluate_on_the_pydataset():
         (dict(one_hot=1), TypeError, "`one_hot` must be True or False. Received: one_hot=1"),
         (dict(one_hot=True), ValueError, "`one_hot` encodes class labels.*task='segmentation'"),
         (dict(seed=1.0), TypeError, "`seed` must be None or an int. Received: seed=1.0"),
+        (dict(seed=-1), ValueError, r"`seed` must be None or an int in \[0, 2147483647\]"),
         (
             dict(image_sizes=32),
             TypeError,

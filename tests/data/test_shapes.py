@@ -39,6 +39,14 @@ def test_deterministic_and_splits_disjoint():
     test = shapes_dataset("test", num_images=6, image_size=32, seed=1)
     for image in test[0]:
         assert not any(np.array_equal(image, train_image) for train_image in a[0])
+    # The largest seed: each split draws from a NumPy seed derived from it.
+    for split in ("train", "validation", "test"):
+        assert shapes_dataset(split, num_images=1, image_size=16, seed=2**31 - 1)[0].shape == (
+            1,
+            16,
+            16,
+            3,
+        )
 
 
 def test_classification_task_one_shape_labels_start_at_zero():

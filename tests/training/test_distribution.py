@@ -91,15 +91,17 @@ def test_the_cli_passes_the_processes(tmp_path):
     """--job-addresses, --num-processes and --process-id reach the checks,
     which refuse them before anything is written or connects."""
     command = ["train", "--model", "unet", "--dataset", "shapes", "--output",
-               str(tmp_path / "run"), "--job-addresses", "127.0.0.1:1"]  # fmt: skip
+               str(tmp_path / "run"), "--job-addresses", "127.0.0.1:1,127.0.0.1:2"]  # fmt: skip
     with pytest.raises(SystemExit, match=r"Several processes train data-parallel"):
         cli.main([*command, "--num-processes", "2", "--process-id", "1"])
-    if keras.backend.backend() == "torch":
-        message = r"needs the jax or tensorflow backend.*num_processes=2"
-    else:
-        message = r"`process_id` must be in \[0, 1\] with num_processes=2. Received: process_id=5"
+    message = r"`process_id` must be in \[0, 1\] with num_processes=2. Received: process_id=5"
     with pytest.raises(SystemExit, match=message):
         cli.main([*command, "--distribute", "auto", "--num-processes", "2", "--process-id", "5"])
+    if keras.backend.backend() == "torch":
+        with pytest.raises(SystemExit, match=r"needs the jax or tensorflow backend.*processes=2"):
+            cli.main(
+                [*command, "--distribute", "auto", "--num-processes", "2", "--process-id", "1"]
+            )
     assert not os.path.exists(tmp_path / "run")
 
 
@@ -165,11 +167,17 @@ def test_the_processes_default_to_the_environment(monkeypatch):
     for name in ("TF_CONFIG", "KERAS_DISTRIBUTION_JOB_ADDRESSES"):
         monkeypatch.delenv(name, raising=False)
     assert check_processes() == ([], 1, 0)
+    # Checked for one device too.
+    with pytest.raises(ValueError, match=r"`process_id` must be in \[0, 0\] with num_processes=1"):
+        resolve_distribution(None, process_id=1)
+    several = r"Several processes train data-parallel.*environment.*num_processes=3"
     if keras.backend.backend() == "tensorflow":
         cluster = {"chief": ["a:1"], "worker": ["b:2", "c:3"]}
         task = {"type": "worker", "index": 1}
         monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
         assert check_processes() == (["a:1", "b:2", "c:3"], 3, 2)
+        with pytest.raises(ValueError, match=several):
+            resolve_distribution(None)
         assert check_processes(process_id=0) == (["a:1", "b:2", "c:3"], 3, 0)
         task = {"type": "ps", "index": 0}
         monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
@@ -180,6 +188,8 @@ def test_the_processes_default_to_the_environment(monkeypatch):
         monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "3")
         monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "2")
         assert check_processes() == (["a:1"], 3, 2)
+        with pytest.raises(ValueError, match=several):
+            resolve_distribution(None)
         assert check_processes(job_addresses="d:4", process_id=0) == (["d:4"], 3, 0)
         monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "first")
         with pytest.raises(ValueError, match=r"KERAS_DISTRIBUTION_PROCESS_ID must be an int"):

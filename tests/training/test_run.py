@@ -195,6 +195,31 @@ def test_predict_writes_masks_and_overlays(unet_run, tmp_path, capsys):
     _check_png(out / "x-2_mask.png", size=(12, 10))
 
 
+def test_predict_reads_images_as_training_does(tmp_path):
+    """A 16-bit grayscale PNG (its high byte, not white) and a large image
+    shrunk bilinearly without antialiasing: the pixels the training
+    pipeline gives the model."""
+    from keras_cvlec.data import load_folder
+    from keras_cvlec.training.predict import _read_image
+
+    rng = np.random.default_rng(0)
+    for name in ("deep", "large"):
+        (tmp_path / name).mkdir()
+    Image.fromarray(rng.integers(0, 2**16, (20, 24), dtype="uint16")).save(
+        tmp_path / "deep" / "a.png"
+    )
+    Image.fromarray(rng.integers(0, 256, (90, 70, 3), dtype="uint8")).save(
+        tmp_path / "large" / "b.png"
+    )
+    dataset, _ = load_folder(tmp_path, "train", image_size=(16, 12), shuffle=False)
+    trained_on = np.concatenate([np.asarray(images) for images, _ in dataset])
+    for index, path in enumerate(("deep/a.png", "large/b.png")):
+        array, size = _read_image(str(tmp_path / path), (16, 12), 3)
+        assert size == ((24, 20), (70, 90))[index]
+        np.testing.assert_allclose(array, trained_on[index], atol=1e-6)
+    assert trained_on[0].max() < 1  # not clipped to white
+
+
 def _compile_config(path):
     with zipfile.ZipFile(path) as archive:
         return json.loads(archive.read("config.json"))["compile_config"]
@@ -282,6 +307,14 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
         (dict(recipe_options=[("augment", True)]), TypeError, "recipe_options.*dict"),
         (dict(model_options={"num_classes": 3}), ValueError, "cannot set num_classes"),
         (dict(resume=True), ValueError, "holds no run"),
+        (dict(seed=-1), ValueError, r"`seed` must be None or an int in \[0, 2147483647\]"),
+        (dict(seed=2**31), ValueError, r"int in \[0, 2147483647\]. Received: seed=2147483648"),
+        (dict(verbose=7), ValueError, r"Unknown `verbose`: 7\. Allowed values: 'auto', 0, 1, 2"),
+        (
+            dict(output_dir=""),
+            ValueError,
+            "`output_dir` must name a folder. Received: output_dir=''",
+        ),
         (
             dict(model_name="resnet18", dataset=masks_folder),
             ValueError,
@@ -301,10 +334,17 @@ def test_bad_input_fails_before_training(unet_run, tmp_path):
         with pytest.raises(error, match=message):
             train(arguments.pop("model_name"), arguments.pop("dataset"), **arguments)
         assert not os.path.exists(fresh), overrides
-    with pytest.raises(ValueError, match="already holds a run \\(unet on shapes\\).*resume"):
+    with pytest.raises(
+        ValueError, match=r"already holds a finished run \(unet on shapes\)\. Choose another"
+    ):
         _tiny("unet", existing)
     with pytest.raises(ValueError, match="has finished"):
         _tiny("unet", existing, resume=True)
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(existing, unfinished)
+    os.remove(unfinished / "metrics.json")
+    with pytest.raises(ValueError, match=r"holds a run \(unet on shapes\)\. Resume it with"):
+        _tiny("unet", str(unfinished))
     # resume a run folder of another model
     other = tmp_path / "other"
     other.mkdir()
@@ -481,3 +521,27 @@ def test_train_without_its_plotting_packages_fails_before_loading(tmp_path, monk
             ["train", "--model", "unet", "--dataset", "shapes", "--output", str(tmp_path / "run")]
         )
     assert not (tmp_path / "run").exists()
+
+
+def test_an_interrupted_command_says_whether_it_can_resume(tmp_path, monkeypatch, capsys):
+    """Ctrl-C: exit status 130 and one line, no traceback."""
+    from keras_cvlec.training import run as training_run
+
+    output = tmp_path / "run"
+    command = ["train", "--model", "unet", "--dataset", "shapes", "--image-size", "16",
+               "--num-images", "8", "--model-options", "filters=4", "depth=1",
+               "--output", str(output)]  # fmt: skip
+
+    def interrupted(run, verbose):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training_run, "run_training", interrupted)
+    assert cli.main(command) == 130
+    assert capsys.readouterr().err.endswith("interrupted. No run folder kept.\n")
+    output.mkdir()
+    (output / "run.json").write_text("{}")  # as a run stopped after its first epoch
+    monkeypatch.setattr(training_run, "_check_run_folder", lambda *args: None)
+    assert cli.main(command) == 130
+    assert capsys.readouterr().err.endswith(
+        "interrupted. Continue it with the same command and --resume.\n"
+    )
