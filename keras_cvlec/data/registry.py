@@ -61,6 +61,7 @@ def load_dataset(
     split="train",
     *,
     data_dir=None,
+    num_classes=None,
     ignore_class=255,
     skip_bad_files=False,
     **options,
@@ -72,6 +73,8 @@ def load_dataset(
             (see `keras_cvlec.data.folders.load_folder`).
         split: `"train"`, `"validation"` or `"test"`.
         data_dir: tensorflow-datasets data directory (tfds names only).
+        num_classes: folders only: the number of classes, None to infer it
+            (class sub-folders, or the largest training mask value + 1).
         ignore_class: folders only: the mask value of "void" pixels (in no
             class), None to read every value as a class.
         skip_bad_files: folders only: leave out, with a warning, image and
@@ -93,17 +96,21 @@ def load_dataset(
     """
     loader = _LOADERS.get(name_or_path) if isinstance(name_or_path, str) else None
     if loader is not None:
-        if ignore_class != 255 or skip_bad_files is not False:
+        if num_classes is not None or ignore_class != 255 or skip_bad_files is not False:
             raise ValueError(
-                "`ignore_class` and `skip_bad_files` are for folders of images only. "
-                f"Received: ignore_class={ignore_class!r}, skip_bad_files={skip_bad_files!r} "
-                f"with the {name_or_path!r} data set"
+                "`num_classes`, `ignore_class` and `skip_bad_files` are for folders of images "
+                f"only. Received: num_classes={num_classes!r}, ignore_class={ignore_class!r}, "
+                f"skip_bad_files={skip_bad_files!r} with the {name_or_path!r} data set"
             )
         source_options = {"data_dir": data_dir} if name_or_path in TFDS_DATASETS else {}
         source = f"the {name_or_path!r} data set"
     elif isinstance(name_or_path, (str, os.PathLike)) and os.path.isdir(name_or_path):
         loader = _load_folder
-        source_options = {"ignore_class": ignore_class, "skip_bad_files": skip_bad_files}
+        source_options = {
+            "num_classes": num_classes,
+            "ignore_class": ignore_class,
+            "skip_bad_files": skip_bad_files,
+        }
         source = f"the folder {os.fspath(name_or_path)!r}"
     else:
         raise ValueError(

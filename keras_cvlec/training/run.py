@@ -960,14 +960,15 @@ def train(
 
 
 def _source_options(dataset, options):
-    """The entries of `options` (a run's `ignore_class`, `skip_bad_files`,
-    `data_dir`) that `load_dataset` takes for `dataset`."""
+    """The entries of `options` (a model's `num_classes`, a run's
+    `ignore_class`, `skip_bad_files`, `data_dir`) that `load_dataset` takes
+    for `dataset`."""
     if dataset in TFDS_DATASETS:
         names = ("data_dir",)
     elif dataset in list_datasets():
         names = ()
     else:
-        names = ("ignore_class", "skip_bad_files")
+        names = ("num_classes", "ignore_class", "skip_bad_files")
     return {name: options[name] for name in names if name in options}
 
 
@@ -988,8 +989,9 @@ def evaluate(
     The data set is loaded as the run loaded it (`run.json` next to the
     model): with its seed, so that a validation split carved out of a folder
     is the run's, and, on a folder, with its `ignore_class` and
-    `skip_bad_files`; on a tensorflow-datasets name, from its `data_dir`.
-    A bare model gets the loaders' defaults.
+    `skip_bad_files` and the model's classes (masks need not hold every
+    class); on a tensorflow-datasets name, from its `data_dir`. A bare
+    model gets the loaders' defaults.
 
     Args:
         model_path: a `.keras` file, e.g. a run's `best.keras`.
@@ -1016,7 +1018,7 @@ def evaluate(
     trained = load_trained_model(model_path)
     image_size = check_image_size(image_size, default=trained.image_size)
     dataset = check_path("dataset", dataset)
-    run_options = dict(trained.data_options)
+    run_options = {**trained.data_options, "num_classes": len(trained.class_names)}
     run_seed = run_options.pop("seed", 0)
     data, info = load_dataset(
         dataset,

@@ -453,7 +453,9 @@ def test_bad_folder_arguments(classes_folder, kwargs, error, match):
 
 
 @pytest.mark.parametrize("name", ["shapes", "cifar10"])
-@pytest.mark.parametrize("kwargs", [dict(ignore_class=0), dict(skip_bad_files=True)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(num_classes=3), dict(ignore_class=0), dict(skip_bad_files=True)]
+)
 def test_folder_options_refused_for_named_data_sets(name, kwargs):
     with pytest.raises(
         ValueError, match=f"are for folders of images only. .* with the '{name}' data set"

@@ -489,6 +489,16 @@ def test_train_on_a_folder_with_void_pixels_bad_files_and_no_test_split(tmp_path
     # validation images (seed 0 would take others).
     results = evaluate(str(output_dir / "best.keras"), str(folder), split="validation")
     assert results == pytest.approx(metrics["validation"], abs=1e-6)
+    # A folder whose masks lack the model's last class has the model's classes.
+    no_squares = tmp_path / "no_squares"
+    _segmentation_folder(no_squares, count=4)
+    for mask_file in (no_squares / "masks").iterdir():
+        mask = np.asarray(Image.open(mask_file))
+        Image.fromarray(np.where(mask == 2, 1, mask).astype("uint8")).save(mask_file)
+    report = evaluate(
+        str(output_dir / "best.keras"), str(no_squares), split="train", per_class=True
+    )
+    assert report["per_class"]["per_class"]["2"]["support"] == 0
     with pytest.raises(SystemExit, match="^keras-cvlec train: .*ignore_class.*folders"):
         cli.main(
             [
