@@ -227,8 +227,8 @@ def _bad_files(scans, skip_bad_files):
         raise ValueError(
             f"{len(bad)} bad files in {path!r} (training would stop at them or read "
             f"them wrongly):{listed}{more}\n"
-            "Repair or remove them, or pass skip_bad_files=True (--skip-bad-files) to leave them (and "
-            "their image or mask partners) out."
+            "Repair or remove them, or pass skip_bad_files=True (--skip-bad-files) to "
+            "leave them (and their image or mask partners) out."
         )
     if bad:
         warnings.warn(

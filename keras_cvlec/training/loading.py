@@ -123,11 +123,10 @@ def load_trained_model(model_path):
     With the `run.json` that `train` writes next to its models, the task,
     whether the outputs are logits, the data format, the class names, the
     training image size, the label smoothing and the data options are read
-    from it. A bare
-    `.keras` file (no `run.json`) is guessed from its layers instead: the
-    task from the rank of its output, logits unless the last layer is a
-    softmax, the data format of its first layer that has one, classes
-    `"0"`, `"1"`, ...
+    from it. A bare `.keras` file (no `run.json`) is guessed from its layers
+    instead: the task from the rank of its output, logits unless the last
+    layer is a softmax, the data format of its first layer that has one,
+    classes `"0"`, `"1"`, ...
 
     Args:
         model_path: path of a `.keras` file.

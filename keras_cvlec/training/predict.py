@@ -124,13 +124,13 @@ def predict(model_path, images, output_dir=None, *, top_k=5):
     """Runs a saved model on image files.
 
     Images are read with PIL and, if the model's input size is fixed,
-    resized to it as the training pipeline resizes. Segmentation models write, for each image `NAME.*`, a mask of
-    class ids `NAME_mask.png` (8-bit, the image's size) and `NAME_overlay.png`
-    (the mask's colours over the image) into `output_dir`; inputs that share a
-    name (`a/cat.png`, `b/cat.png`) get `cat-2`, ... (`output_stems`), so no
-    output is written twice. Classification
-    models return the `top_k` classes of each image (names from the run's
-    `run.json`, else class indices), also written to
+    resized to it as the training pipeline resizes. Segmentation models
+    write, for each image `NAME.*`, a mask of class ids `NAME_mask.png`
+    (8-bit, the image's size) and `NAME_overlay.png` (the mask's colours over
+    the image) into `output_dir`; inputs that share a name (`a/cat.png`,
+    `b/cat.png`) get `cat-2`, ... (`output_stems`), so no output is written
+    twice. Classification models return the `top_k` classes of each image
+    (names from the run's `run.json`, else class indices), also written to
     `output_dir/predictions.json` when `output_dir` is given.
 
     Args:
