@@ -349,8 +349,8 @@ MUTANTS = (
     M(
         "augmentation-layers-share-a-seed",
         "keras_cvlec/data/augmentation.py",
-        "seed=None if seed is None else seed + index)",
-        "seed=seed)",
+        "seed=None if seed is None else (seed + index) % (MAX_SEED + 1),",
+        "seed=seed,",
         ("tests/data/test_augmentation.py",),
         "rand_augment_configuration",
     ),
